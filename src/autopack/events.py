@@ -1,0 +1,190 @@
+"""Typed events: the append-only record of everything a run did.
+
+An :class:`Event` is the envelope the store keeps (run, sequence number, time, type,
+payload). Each payload type below documents one fact; run and phase state are
+derived from them by :mod:`autopack.projection` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STEPS: tuple[str, ...] = ("build", "apply", "verify", "audit", "gate", "commit")
+"""The pipeline of one phase attempt, in order."""
+
+
+class Payload(BaseModel):
+    """Base of every event payload; ``TYPE`` is the event's name in the log."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    TYPE: ClassVar[str] = ""
+
+
+class RunCreated(Payload):
+    """A validated plan became a run against a repository."""
+
+    TYPE: ClassVar[str] = "run_created"
+    plan: dict[str, Any]
+    plan_digest: str
+    plan_source: str
+    repo: str
+    base_commit: str
+    branch: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunStarted(Payload):
+    """An executor took the run (first start or resume)."""
+
+    TYPE: ClassVar[str] = "run_started"
+    executor: str
+    resumed: bool = False
+
+
+class RunFinished(Payload):
+    """The run reached SUCCEEDED, FAILED or CANCELLED."""
+
+    TYPE: ClassVar[str] = "run_finished"
+    state: str
+    reason: str = ""
+
+
+class RunPaused(Payload):
+    """The run stopped without finishing (Ctrl-C, lost executor); it can be resumed."""
+
+    TYPE: ClassVar[str] = "run_paused"
+    reason: str = ""
+
+
+class CancelRequested(Payload):
+    """A person asked the run to stop at the next safe point."""
+
+    TYPE: ClassVar[str] = "cancel_requested"
+    reason: str = ""
+
+
+class PhaseStarted(Payload):
+    """An attempt of a phase began, from a base commit of the run branch."""
+
+    TYPE: ClassVar[str] = "phase_started"
+    phase_id: str
+    attempt: int
+    base_commit: str
+    models: dict[str, str] = Field(default_factory=dict)
+
+
+class StepStarted(Payload):
+    """A step of an attempt began (used for the live view and crash diagnosis)."""
+
+    TYPE: ClassVar[str] = "step_started"
+    phase_id: str
+    attempt: int
+    step: str
+
+
+class StepCompleted(Payload):
+    """A step of an attempt finished; ``result`` is what resume relies on instead of redoing it."""
+
+    TYPE: ClassVar[str] = "step_completed"
+    phase_id: str
+    attempt: int
+    step: str
+    result: dict[str, Any]
+
+
+class ModelCalled(Payload):
+    """One model call went through the door: what it cost."""
+
+    TYPE: ClassVar[str] = "model_called"
+    phase_id: str | None = None
+    attempt: int | None = None
+    role: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration_ms: int = 0
+
+
+class PhaseFailed(Payload):
+    """A phase ended without landing."""
+
+    TYPE: ClassVar[str] = "phase_failed"
+    phase_id: str
+    attempt: int
+    reason: str
+
+
+class PhaseSkipped(Payload):
+    """A phase was not attempted because what it needs did not land."""
+
+    TYPE: ClassVar[str] = "phase_skipped"
+    phase_id: str
+    reason: str
+
+
+class ApprovalGranted(Payload):
+    """A person approved a phase that waited for approval."""
+
+    TYPE: ClassVar[str] = "approval_granted"
+    phase_id: str
+    attempt: int
+    note: str = ""
+    by: str = ""
+
+
+class ApprovalRejected(Payload):
+    """A person rejected a waiting phase; ``fail`` ends it, otherwise the note is feedback."""
+
+    TYPE: ClassVar[str] = "approval_rejected"
+    phase_id: str
+    attempt: int
+    note: str
+    by: str = ""
+    fail: bool = False
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        RunCreated,
+        RunStarted,
+        RunFinished,
+        RunPaused,
+        CancelRequested,
+        PhaseStarted,
+        StepStarted,
+        StepCompleted,
+        ModelCalled,
+        PhaseFailed,
+        PhaseSkipped,
+        ApprovalGranted,
+        ApprovalRejected,
+    )
+}
+
+
+class Event(BaseModel):
+    """One entry of a run's event log. ``seq`` and ``ts`` are assigned by the store."""
+
+    model_config = ConfigDict(frozen=True)
+    run_id: str
+    seq: int = 0
+    ts: str = ""
+    type: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, run_id: str, payload: Payload) -> Event:
+        return cls(run_id=run_id, type=payload.TYPE, data=payload.model_dump(mode="json"))
+
+    def payload(self) -> Payload:
+        """The typed payload; raises ``KeyError`` for an unknown event type."""
+        return PAYLOAD_TYPES[self.type].model_validate(self.data)
+
+    @property
+    def phase_id(self) -> str | None:
+        value = self.data.get("phase_id")
+        return value if isinstance(value, str) else None
