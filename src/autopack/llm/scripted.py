@@ -98,7 +98,9 @@ class ScriptedModel:
         prompt_chars = sum(len(message.content) for message in request.messages)
         usage = Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, len(text) // 4))
         stop = "tool_use" if calls else "end_turn"
-        return ModelResponse(text=text, tool_calls=calls, usage=usage, stop_reason=stop, model=self.spec)
+        return ModelResponse(
+            text=text, tool_calls=calls, usage=usage, stop_reason=stop, model=self.spec
+        )
 
 
 def _render(reply: Any, index: int) -> tuple[str, tuple[ToolCall, ...]]:
@@ -108,7 +110,11 @@ def _render(reply: Any, index: int) -> tuple[str, tuple[ToolCall, ...]]:
         return json.dumps(reply, sort_keys=True), ()
     if isinstance(reply, dict):
         calls = tuple(
-            ToolCall(id=f"call_{index}_{n}", name=str(c["name"]), arguments=dict(c.get("arguments", {})))
+            ToolCall(
+                id=f"call_{index}_{n}",
+                name=str(c["name"]),
+                arguments=dict(c.get("arguments", {})),
+            )
             for n, c in enumerate(reply.get("tool_calls", []))
         )
         return str(reply.get("text", "")), calls

@@ -1,0 +1,132 @@
+"""Anthropic's Messages API, with tool use, through the official ``anthropic`` SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import anthropic
+
+from autopack.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from autopack.llm.errors import AuthError, MalformedReply
+from autopack.llm.sdk_errors import ProviderInfo, classify
+
+DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
+DEFAULT_TIMEOUT_SECONDS = 600.0
+SCHEMA_INSTRUCTION = (
+    "Reply with only a JSON value that matches this JSON schema, with no prose and no "
+    "code fence:\n{schema}"
+)
+
+
+class AnthropicModel:
+    """A :class:`~autopack.llm.base.Model` backed by Anthropic's Messages API.
+
+    The SDK's own retries are off: the door retries with the run's policy. A JSON
+    schema is asked for in the system prompt; the door validates the reply.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key_env: str = DEFAULT_KEY_ENV,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self.spec = f"anthropic:{name}"
+        self.name = name
+        self.info = ProviderInfo("anthropic", name, api_key_env, base_url)
+        self._key = os.environ.get(api_key_env)
+        self._client = anthropic.Anthropic(
+            api_key=self._key or "missing",
+            base_url=base_url,
+            timeout=timeout_seconds,
+            max_retries=0,
+        )
+
+    def complete(self, request: ModelRequest) -> ModelResponse:
+        if not self._key:
+            raise AuthError(f"anthropic: no API key: {self.info.key_hint()}")
+        system, messages = to_anthropic_messages(request.messages)
+        if request.json_schema is not None:
+            schema = SCHEMA_INSTRUCTION.format(schema=json.dumps(request.json_schema, indent=2))
+            system = f"{system}\n\n{schema}" if system else schema
+        kwargs: dict[str, Any] = {
+            "model": self.name,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
+        if system:
+            kwargs["system"] = system
+        if request.tools:
+            kwargs["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in request.tools
+            ]
+        try:
+            reply = self._client.messages.create(**kwargs)
+        except anthropic.AnthropicError as exc:
+            raise classify(exc, self.info, anthropic) from exc
+        return self._response(reply)
+
+    def _response(self, reply: Any) -> ModelResponse:
+        texts, calls, bad = [], [], []
+        for block in reply.content:
+            if block.type == "text":
+                texts.append(block.text)
+            elif block.type == "tool_use":
+                if isinstance(block.input, dict):
+                    calls.append(ToolCall(block.id, block.name, dict(block.input)))
+                else:
+                    bad.append(f"tool call {block.name!r} has arguments that are not an object")
+        usage = reply.usage
+        response = ModelResponse(
+            text="".join(texts),
+            tool_calls=tuple(calls),
+            usage=Usage(
+                input_tokens=usage.input_tokens
+                + (getattr(usage, "cache_creation_input_tokens", None) or 0)
+                + (getattr(usage, "cache_read_input_tokens", None) or 0),
+                output_tokens=usage.output_tokens,
+            ),
+            stop_reason=reply.stop_reason or "end_turn",
+            model=self.spec,
+        )
+        if calls and response.stop_reason == "max_tokens":
+            bad.append("the reply was cut off at max_tokens inside a tool call")
+        if bad:
+            raise MalformedReply(f"anthropic: {'; '.join(bad)}", response=response)
+        return response
+
+
+def to_anthropic_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:
+    """System text and Messages API turns; tool results join the user turn that follows."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks: list[dict[str, Any]] = []
+        if message.role == "tool":
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id,
+                    "content": message.content,
+                }
+            )
+        elif message.content:
+            blocks.append({"type": "text", "text": message.content})
+        blocks.extend(
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+            for c in message.tool_calls
+        )
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        elif blocks:
+            turns.append({"role": role, "content": blocks})
+    return system, turns

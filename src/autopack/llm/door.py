@@ -1,0 +1,258 @@
+"""The one door every model call goes through.
+
+For each call :class:`ModelDoor` counts the prompt, reserves the worst case from the
+:class:`BudgetLedger`, calls the model, retries infrastructure failures with capped
+exponential backoff and jitter (re-reserving each time), shrinks a prompt the model
+says is too long, reconciles the ledger with the reported usage, appends the exchange
+to the cassette and reports a :class:`~autopack.events.ModelCalled` to the engine.
+Replies bound to a JSON schema are validated, and a reply that does not parse gets
+one repair turn before it counts as a model failure. Roles never talk to a provider
+any other way.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jsonschema
+
+from autopack.events import ModelCalled
+from autopack.llm.base import Message, Model, ModelRequest, ModelResponse
+from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
+from autopack.llm.cassette import Cassette
+from autopack.llm.errors import ContextTooLong, MalformedReply, ModelError
+from autopack.llm.pricing import Price, PriceTable
+from autopack.llm.selection import choose_model, resolve_model
+from autopack.llm.tokens import estimate_prompt_tokens
+
+__all__ = [
+    "BudgetLedger",
+    "Caps",
+    "ModelDoor",
+    "Reservation",
+    "RetryPolicy",
+    "Spent",
+    "choose_model",
+    "estimate_prompt_tokens",
+    "resolve_model",
+    "shrink_request",
+]
+
+_ELIDED = "\n[... {n} characters elided to fit the model's context ...]\n"
+_MIN_SHRINKABLE = 256
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How the door retries retryable failures, shrinks long prompts and repairs replies."""
+
+    max_retries: int = 6
+    """Retries of one call after rate limits, overload, timeouts or dropped connections."""
+    base_delay: float = 1.0
+    """Seconds before the first retry; doubles on each further retry."""
+    max_delay: float = 60.0
+    """Cap on one backoff wait (a provider's ``retry-after`` may ask for longer)."""
+    max_retry_after: float = 300.0
+    """Cap on a provider's ``retry-after``, so a misbehaving server cannot stall a run."""
+    jitter: float = 0.5
+    """Fraction of each backoff drawn at random, so parallel phases do not retry in step."""
+    context_shrinks: int = 3
+    """How many times a too-long prompt is halved before the call fails."""
+    repair_turns: int = 1
+    """Turns a model gets to fix an unparseable reply before it is a model failure."""
+
+    def delay(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        backoff = min(self.max_delay, self.base_delay * 2.0**retry)
+        return backoff * (1 - self.jitter) + backoff * self.jitter * random.random()
+
+
+def shrink_request(request: ModelRequest) -> ModelRequest | None:
+    """The request with its longest non-system message cut to half, middle elided.
+
+    The start of a message (what it is) and its end (the latest output) are kept. Returns
+    ``None`` when nothing is long enough to be worth cutting.
+    """
+    candidates = [(len(m.content), i) for i, m in enumerate(request.messages) if m.role != "system"]
+    if not candidates or max(candidates)[0] < _MIN_SHRINKABLE:
+        return None
+    length, index = max(candidates)
+    content = request.messages[index].content
+    keep = length // 4
+    cut = content[:keep] + _ELIDED.format(n=length - 2 * keep) + content[length - keep :]
+    messages = list(request.messages)
+    messages[index] = replace(messages[index], content=cut)
+    return replace(request, messages=tuple(messages))
+
+
+class ModelDoor:
+    """Budgeted, retried, recorded model calls for one run. Safe to share between threads."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        ledger: BudgetLedger,
+        prices: PriceTable,
+        on_call: Callable[[ModelCalled], None],
+        cassette: Cassette | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.run_id = run_id
+        self.ledger = ledger
+        self.prices = prices
+        self.on_call = on_call
+        self.cassette = cassette
+        self.retry = retry
+        self.sleep = sleep
+
+    def complete(self, model: Model, request: ModelRequest) -> ModelResponse:
+        """One logical call: budgeted, retried, and repaired once if the reply does not parse.
+
+        Raises :class:`BudgetExceeded` when the worst case does not fit, the last
+        retryable error when retries run out, :class:`MalformedReply` when the repair
+        failed too, and environment errors (bad key, unknown price) at once.
+        """
+        price = self.prices.price_for(model.spec)
+        for turn in range(self.retry.repair_turns + 1):
+            try:
+                response = self._call(model, request, price)
+                _check_schema(request, response)
+                return response
+            except MalformedReply as exc:
+                if turn == self.retry.repair_turns:
+                    raise
+                request = _repair_request(request, exc)
+        raise AssertionError("unreachable: the last repair turn returns or raises")
+
+    def _call(self, model: Model, request: ModelRequest, price: Price) -> ModelResponse:
+        retries = shrinks = 0
+        while True:
+            prompt, most = estimate_prompt_tokens(request), request.max_tokens
+            reservation = self.ledger.reserve(
+                request.phase_id, prompt + most, price.cost(prompt, most)
+            )
+            started = time.monotonic()
+            try:
+                response = model.complete(request)
+            except MalformedReply as exc:
+                self._settle(model, request, reservation, price, exc.response, started, exc)
+                raise
+            except ContextTooLong as exc:
+                self.ledger.release(reservation)
+                self._record(model, request, None, exc)
+                smaller = shrink_request(request)
+                if smaller is None or shrinks >= self.retry.context_shrinks:
+                    raise
+                request, shrinks = smaller, shrinks + 1
+                continue
+            except ModelError as exc:
+                self.ledger.release(reservation)
+                if not exc.retryable or retries >= self.retry.max_retries:
+                    raise
+                self.sleep(self.retry.delay(retries, getattr(exc, "retry_after", None)))
+                retries += 1
+                continue
+            except BaseException:
+                self.ledger.release(reservation)
+                raise
+            self._settle(model, request, reservation, price, response, started, None)
+            return response
+
+    def _settle(
+        self,
+        model: Model,
+        request: ModelRequest,
+        reservation: Reservation,
+        price: Price,
+        response: ModelResponse | None,
+        started: float,
+        error: ModelError | None,
+    ) -> None:
+        if response is None:
+            self.ledger.release(reservation)
+            self._record(model, request, None, error)
+            return
+        usage = response.usage
+        cost = price.cost(usage.input_tokens, usage.output_tokens)
+        self.ledger.reconcile(reservation, usage.input_tokens, usage.output_tokens, cost)
+        self._record(model, request, response, error)
+        self.on_call(
+            ModelCalled(
+                phase_id=request.phase_id,
+                attempt=request.attempt,
+                role=request.role,
+                model=model.spec,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=cost,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+
+    def _record(
+        self,
+        model: Model,
+        request: ModelRequest,
+        response: ModelResponse | None,
+        error: ModelError | None,
+    ) -> None:
+        if self.cassette is not None:
+            self.cassette.record(request, response, model=model.spec, error=error)
+
+
+def _check_schema(request: ModelRequest, response: ModelResponse) -> None:
+    if request.json_schema is None:
+        return
+    try:
+        value: Any = json.loads(_strip_fence(response.text))
+    except json.JSONDecodeError as exc:
+        raise MalformedReply(f"the reply is not JSON: {exc}", response=response) from exc
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(request.json_schema).iter_errors(value)
+    )
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise MalformedReply(
+            f"the reply does not match the schema at {where}: {error.message}", response=response
+        )
+
+
+def _strip_fence(text: str) -> str:
+    """Models often wrap JSON in a Markdown code fence even when told not to."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        return stripped.rsplit("```", 1)[0]
+    return stripped
+
+
+def _repair_request(request: ModelRequest, error: MalformedReply) -> ModelRequest:
+    """The request plus the bad reply and what was wrong with it.
+
+    The malformed reply was a completed call (it is in the event log), so the repair
+    is the role's next call and takes the next ``call_index``.
+    """
+    said = error.response.text if error.response is not None and error.response.text else ""
+    feedback = f"Your last reply could not be used: {error}. " + (
+        "Reply again with only a JSON value that matches the schema."
+        if request.json_schema is not None
+        else "Make the call again with arguments that are valid JSON for the tool."
+    )
+    return replace(
+        request,
+        call_index=request.call_index + 1,
+        messages=(
+            *request.messages,
+            Message(role="assistant", content=said or "(a reply that could not be parsed)"),
+            Message(role="user", content=feedback),
+        ),
+    )

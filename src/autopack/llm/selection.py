@@ -1,0 +1,104 @@
+"""Which model a call uses, and how a model spec becomes a :class:`Model`.
+
+A spec is ``provider:name``: ``anthropic:claude-sonnet-4-5``, ``openai:gpt-4.1``,
+``openai-compatible:qwen2.5-coder`` (or ``<provider>:<name>`` for any provider given a
+``base_url`` under ``[models.providers.<provider>]``), ``scripted:path/to/script.yaml``.
+``settings`` is the ``[models]`` table of the configuration::
+
+    [models]
+    planner = "anthropic:claude-sonnet-4-5"
+    builder = "anthropic:claude-sonnet-4-5"
+    auditor = "openai:gpt-4.1"
+    [models.escalation]
+    low = ["anthropic:claude-haiku-4-5", "anthropic:claude-sonnet-4-5"]
+    high = ["anthropic:claude-sonnet-4-5", "anthropic:claude-opus-4-5"]
+    [models.providers.ollama]
+    base_url = "http://127.0.0.1:11434/v1"
+    api_key_env = "OLLAMA_API_KEY"   # optional for compatible servers
+    timeout_seconds = 300
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autopack.llm.base import Model
+from autopack.llm.errors import NoModelConfigured, UnknownProvider
+from autopack.llm.scripted import Script, ScriptedModel
+
+_PROVIDER_KEYS = ("base_url", "api_key_env", "timeout_seconds")
+
+
+def choose_model(
+    role: str,
+    risk: str,
+    attempt: int,
+    settings: Mapping[str, Any] | None,
+    override: str | None = None,
+) -> str:
+    """The spec for ``role`` on attempt ``attempt`` (from 1) of a phase of risk ``risk``.
+
+    An override (``--model`` or the phase's ``models``) wins; else the escalation chain
+    of the risk level, one step per attempt and staying on its last model; else the
+    role's configured model.
+    """
+    if override:
+        return override
+    settings = settings or {}
+    chain = (settings.get("escalation") or {}).get(risk) or []
+    if chain:
+        return str(chain[min(max(attempt, 1), len(chain)) - 1])
+    configured = settings.get(role)
+    if not configured:
+        raise NoModelConfigured(
+            f"no model for the {role}: set models.{role} in autopack.toml, "
+            f"or pass --model provider:name"
+        )
+    return str(configured)
+
+
+def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Model:
+    """The :class:`Model` a spec names. SDKs are imported only for the providers used.
+
+    Provider settings come from ``settings["providers"][provider]``; keys given at the top
+    level of ``settings`` (``base_url``, ``api_key_env``, ``timeout_seconds``) apply too.
+    """
+    provider, sep, name = spec.partition(":")
+    if not sep or not name:
+        raise UnknownProvider(f"model spec {spec!r} is not provider:name")
+    options = _provider_options(provider, settings or {})
+    if provider == "scripted":
+        return ScriptedModel(Script.load(name), name=name)
+    if provider == "anthropic":
+        from autopack.llm.anthropic_provider import AnthropicModel
+
+        return AnthropicModel(name, **options)
+    if provider == "openai" or provider == "openai-compatible" or "base_url" in options:
+        from autopack.llm.openai_provider import OpenAIModel
+
+        if provider != "openai" and "base_url" not in options:
+            raise UnknownProvider(
+                f"{spec}: an OpenAI-compatible provider needs models.providers.{provider}.base_url"
+            )
+        options.setdefault("api_key_env", "OPENAI_API_KEY" if provider == "openai" else None)
+        return OpenAIModel(name, provider=provider, **options)
+    raise UnknownProvider(
+        f"unknown model provider {provider!r} in {spec!r}: use anthropic, openai, "
+        "openai-compatible, scripted, or configure models.providers."
+        f"{provider}.base_url for an OpenAI-compatible server"
+    )
+
+
+def _provider_options(provider: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    section = dict((settings.get("providers") or {}).get(provider) or {})
+    section.update({k: settings[k] for k in _PROVIDER_KEYS if k in settings})
+    unknown = set(section) - set(_PROVIDER_KEYS)
+    if unknown:
+        raise UnknownProvider(
+            f"models.providers.{provider} has unknown keys {sorted(unknown)}; "
+            f"known: {list(_PROVIDER_KEYS)}"
+        )
+    if "timeout_seconds" in section:
+        section["timeout_seconds"] = float(section["timeout_seconds"])
+    return section
