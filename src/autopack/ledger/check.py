@@ -1,0 +1,85 @@
+"""``tidy --check``: the ledgers are append-only, and this is where that is enforced.
+
+Compared with a reference commit, every entry that existed there must still exist with
+the same heading and text (trailing blank lines aside, so appending is free). On its
+own, each ledger must have unique, contiguous ids from 1 in file order, and every
+index row must name an entry (and every entry have a row).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from autopack.ledger.entries import FILE_NAME, Ledger, parse_ledger
+from autopack.ledger.tidy import DOCS, KINDS, TidyError, ledger_path
+
+
+def check_ledgers(repo: Path, against: str | None = None) -> list[str]:
+    """Every problem found in ``repo``'s ledgers, as readable lines; ``[]`` means ok."""
+    problems: list[str] = []
+    for kind in KINDS:
+        name = f"{DOCS / FILE_NAME[kind]}"
+        path = ledger_path(repo, kind)
+        current = parse_ledger(path.read_text(encoding="utf-8"), kind) if path.is_file() else None
+        if current is not None:
+            problems += [f"{name}: {p}" for p in structure_problems(current)]
+        if against is not None:
+            old_text = _show(repo, against, name)
+            if old_text is not None:
+                old = parse_ledger(old_text, kind)
+                problems += [f"{name}: {p}" for p in append_only_problems(old, current, against)]
+    return problems
+
+
+def structure_problems(ledger: Ledger) -> list[str]:
+    """Duplicate or non-contiguous ids, wrong prefixes, index rows without entries."""
+    problems = []
+    ids = [entry.id for entry in ledger.entries]
+    for entry_id, count in Counter(ids).items():
+        if count > 1:
+            problems.append(f"{entry_id} appears {count} times; ids must be unique")
+    for position, entry in enumerate(ledger.entries, start=1):
+        if not entry.id.startswith(f"{ledger.prefix}-"):
+            problems.append(f"{entry.id} does not belong in this ledger ({ledger.prefix}-NNN)")
+        elif entry.number != position:
+            expected = f"{ledger.prefix}-{position:03d}"
+            problems.append(f"{entry.id} is entry {position}; ids must be contiguous ({expected})")
+            break
+    indexed = {row.id for row in ledger.index}
+    problems += [f"index row {row.id} has no entry" for row in ledger.index if row.id not in ids]
+    problems += [f"{each} is missing from the index" for each in ids if each not in indexed]
+    return problems
+
+
+def append_only_problems(old: Ledger, new: Ledger | None, ref: str) -> list[str]:
+    """Entries of ``old`` (at ``ref``) that vanished from or changed in ``new``."""
+    if new is None:
+        return [f"the file was deleted; it had {len(old.entries)} entries at {ref}"]
+    now = {entry.id: entry for entry in new.entries}
+    problems = []
+    for entry in old.entries:
+        if entry.id not in now:
+            problems.append(f"{entry.id} vanished (it exists at {ref})")
+        elif now[entry.id].text() != entry.text():
+            problems.append(f"{entry.id} changed since {ref}; entries are append-only")
+    return problems
+
+
+def _show(repo: Path, ref: str, name: str) -> str | None:
+    """The file's text at ``ref``; ``None`` when it did not exist there."""
+    try:
+        subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+            capture_output=True,
+            check=True,
+        )
+    except FileNotFoundError as exc:
+        raise TidyError("git is not installed") from exc
+    except subprocess.CalledProcessError as exc:
+        raise ValueError(f"unknown reference {ref!r} in {repo}") from exc
+    done = subprocess.run(
+        ["git", "-C", str(repo), "show", f"{ref}:./{name}"], capture_output=True, text=True
+    )
+    return done.stdout if done.returncode == 0 else None
