@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_run
+from ledger_helpers import make_run
 
 from autopack.ledger import parse_ledger, read_ledgers, render_ledger
 from autopack.ledger.tidy import ledger_path, record_run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import make_run
+from ledger_helpers import make_run
 from sqlalchemy import create_engine, select
 
 from autopack.ledger import tidy

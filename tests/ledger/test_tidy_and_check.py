@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import typer
-from conftest import git, make_run
+from ledger_helpers import git, make_run
 from typer.testing import CliRunner
 
 from autopack.ledger import check_ledgers, load_run_summaries, tidy
