@@ -108,6 +108,7 @@ class RunView:
     reason: str = ""
     cancel_requested: bool = False
     last_seq: int = 0
+    last_proof_hash: str = ""
     created_at: str = ""
     updated_at: str = ""
     spend: Spend = field(default_factory=Spend)
@@ -217,6 +218,7 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
     phase.steps[done.step] = done.result
     phase.step = None
     if done.step == "gate":
+        view.last_proof_hash = str(done.result.get("proof_hash", view.last_proof_hash))
         decision = done.result.get("decision")
         if decision == "NEEDS_APPROVAL":
             phase.move(PhaseState.AWAITING_APPROVAL)

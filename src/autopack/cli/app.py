@@ -1,0 +1,271 @@
+"""Commands of the ``autopack`` CLI. Each one is thin: it parses, calls the engine, prints."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.syntax import Syntax
+from typer.core import TyperGroup
+
+from autopack.cli.view import live_run, run_table, runs_table
+from autopack.config import CONFIG_FILE, STATE_DIR, ConfigError, load_settings, render_default_config
+from autopack.engine import RepoProblem, create_run
+from autopack.engine.local import EnvironmentProblem, LocalExecutor
+from autopack.engine.runtime import Runtime
+from autopack.llm.errors import ModelError
+from autopack.plan import Plan, PlanError, load_plan
+from autopack.states import RunState
+from autopack.store import RunExists, RunNotFound
+from autopack.workspace import git
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.CANCELLED: 130}
+
+RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target git repository.")]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Model for every role, e.g. scripted:PATH.")
+]
+
+
+def fails_cleanly(func: F) -> F:
+    """Turn known failures into a one-line message and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PlanError as exc:
+            err.print(f"[red]invalid plan[/red] ({len(exc.issues)} problem(s)):")
+            for issue in exc.issues:
+                err.print(f"  {issue}", highlight=False, markup=False)
+            raise typer.Exit(2) from exc
+        except (ConfigError, RepoProblem, RunExists, RunNotFound) as exc:
+            err.print(f"[red]error:[/red] {_message(exc)}", highlight=False)
+            raise typer.Exit(2) from exc
+        except (EnvironmentProblem, git.GitError, ModelError) as exc:
+            err.print(f"[red]environment:[/red] {exc}", highlight=False)
+            raise typer.Exit(3) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, RunNotFound):
+        return f"no run {exc.args[0]!r} in this repository (see `autopack runs`)"
+    if isinstance(exc, RunExists):
+        return f"a run {exc.args[0]!r} already exists; give the plan another run.id"
+    return str(exc)
+
+
+class PlanGroup(TyperGroup):
+    """``autopack plan GOAL`` drafts a plan; ``autopack plan check PLAN`` validates one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["draft", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    name="autopack",
+    help="Autonomous builds: plans run phase by phase through Builder, Auditor and Quality Gate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+plan_app = typer.Typer(cls=PlanGroup, help="Check or draft plans.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+
+
+def _repo(repo: Path) -> Path:
+    repo = repo.resolve()
+    if not repo.is_dir() or not git.is_repo(repo):
+        raise RepoProblem(f"{repo} is not a git repository")
+    return git.toplevel(repo)
+
+
+def _check_model(spec: str | None) -> None:
+    """Resolve a --model spec before anything is written, so a typo exits 2 cleanly."""
+    if spec is None:
+        return
+    from autopack.llm.door import resolve_model
+
+    try:
+        resolve_model(spec)
+    except ModelError as exc:
+        raise ConfigError(f"--model {spec}: {exc}") from exc
+
+
+@plan_app.command("check")
+@fails_cleanly
+def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> None:
+    """Validate a plan; exit 2 with file, line and field for each problem."""
+    parsed = load_plan(plan)
+    count = sum(1 for _ in parsed.phases())
+    console.print(f"[green]ok[/green] {plan}: {len(parsed.tiers)} tiers, {count} phases")
+
+
+@app.command()
+@fails_cleanly
+def init(repo: RepoOption = Path(".")) -> None:
+    """Create .autopack/ and an autopack.toml with the detected test command."""
+    from autopack.verify import detect_test_command
+
+    root = _repo(repo)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    git.exclude_state_dir(root)
+    config = root / CONFIG_FILE
+    if config.exists():
+        console.print(f"{config} exists; left as it is")
+    else:
+        command = detect_test_command(root)
+        config.write_text(render_default_config(command), encoding="utf-8")
+        console.print(f"wrote {config} (test command: {command or 'none detected'})")
+    load_settings(root)
+
+
+@app.command()
+@fails_cleanly
+def run(
+    plan: Annotated[Path, typer.Argument(help="The plan file.")],
+    repo: RepoOption = Path("."),
+    model: ModelOption = None,
+) -> None:
+    """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
+    parsed = load_plan(plan)
+    root = _repo(repo)
+    load_settings(root)
+    _check_model(model)
+    rt = Runtime.open(root, model_override=model)
+    run_id = create_run(rt, parsed, plan_source=str(plan.resolve()))
+    raise typer.Exit(_execute(rt, run_id, parsed))
+
+
+@app.command()
+@fails_cleanly
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    repo: RepoOption = Path("."),
+    model: ModelOption = None,
+) -> None:
+    """Continue a stored run where it stopped; recorded steps are not redone."""
+    root = _repo(repo)
+    _check_model(model)
+    rt = Runtime.open(root, model_override=model)
+    view = rt.store.view(run_id)
+    raise typer.Exit(_execute(rt, run_id, view.plan))
+
+
+def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
+    console.print(f"run [bold]{run_id}[/bold]: {plan.run.goal}", highlight=False)
+    executor = LocalExecutor(rt)
+    try:
+        with live_run(console, rt.store, run_id):
+            state = executor.execute(run_id)
+    except KeyboardInterrupt:
+        executor.cancel.set()
+        err.print("interrupted")
+        return 130
+    view = rt.store.view(run_id)
+    if not console.is_terminal:
+        console.print(run_table(view))
+    console.print(f"branch: {view.branch}   details: autopack status {run_id}", highlight=False)
+    return EXIT.get(state, 1)
+
+
+@app.command()
+@fails_cleanly
+def runs(
+    repo: RepoOption = Path("."),
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    limit: int = 20,
+) -> None:
+    """List runs, newest first, with progress, spend and pending approvals."""
+    root = _repo(repo)
+    rt = Runtime.open(root)
+    wanted = RunState(state.upper()) if state else None
+    console.print(runs_table(rt.store.list_runs(wanted, limit=limit)))
+
+
+@app.command()
+@fails_cleanly
+def status(run_id: str, repo: RepoOption = Path(".")) -> None:
+    """Show a run: tiers, phases, attempts, steps, spend and why it ended."""
+    rt = Runtime.open(_repo(repo))
+    view = rt.store.view(run_id)
+    console.print(run_table(view))
+    if view.reason:
+        console.print(f"reason: {view.reason}", highlight=False)
+    console.print(f"branch: {view.branch}  base: {view.base_commit[:12]}", highlight=False)
+
+
+@app.command()
+@fails_cleanly
+def show(
+    run_id: str,
+    phase_id: str,
+    repo: RepoOption = Path("."),
+    attempt: Annotated[int | None, typer.Option(help="Default: the latest.")] = None,
+) -> None:
+    """A phase's evidence: the diff, the test result, the audit and the gate's decision."""
+    rt = Runtime.open(_repo(repo))
+    view = rt.store.view(run_id)
+    if phase_id not in view.phases:
+        raise RepoProblem(f"run {run_id} has no phase {phase_id!r}")
+    phase = view.phases[phase_id]
+    number = attempt or phase.attempt
+    found = {a["attempt"]: a["steps"] for a in phase.attempts} | {phase.attempt: phase.steps}
+    steps = found.get(number)
+    if steps is None:
+        raise RepoProblem(f"phase {phase_id} has no attempt {number}")
+    folder = rt.run_dir(run_id) / "phases" / phase_id / str(number)
+    console.rule(f"{phase_id} attempt {number}: {phase.state.value}")
+    _show_file(folder / "changes.diff", "diff")
+    _show_file(folder / "verify.json", "json")
+    for step in ("audit", "gate", "commit"):
+        if step in steps:
+            console.print(f"[bold]{step}[/bold]")
+            console.print_json(json.dumps(steps[step]))
+
+
+def _show_file(path: Path, lexer: str) -> None:
+    if path.exists():
+        console.print(f"[bold]{path.name}[/bold]")
+        console.print(Syntax(path.read_text(encoding="utf-8"), lexer, word_wrap=True))
+
+
+@app.command()
+@fails_cleanly
+def demo(
+    dir: Annotated[
+        Path | None, typer.Option("--dir", help="Where to create the demo repository.")
+    ] = None,
+) -> None:
+    """Run the bundled three-tier example with scripted model replies."""
+    from autopack.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(dir, console))
+
+
+@plan_app.command("draft", hidden=True)
+@fails_cleanly
+def plan_draft(
+    goal: Annotated[str, typer.Argument(help="What the plan should achieve.")],
+    repo: RepoOption = Path("."),
+    out: Annotated[Path, typer.Option(help="Where to write the draft.")] = Path("plan.yaml"),
+    model: ModelOption = None,
+) -> None:
+    """Draft a plan for GOAL from the repository; it is written for review, never run."""
+    from autopack.cli.planning import draft
+
+    draft(goal, _repo(repo), out, model, console)
+

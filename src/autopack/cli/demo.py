@@ -1,0 +1,85 @@
+"""``autopack demo``: the bundled example, run for real with scripted model replies."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from autopack.config import CONFIG_FILE, render_default_config
+from autopack.engine import create_run
+from autopack.engine.local import LocalExecutor
+from autopack.engine.runtime import Runtime
+from autopack.plan import load_plan
+from autopack.states import RunState
+from autopack.workspace import git
+
+DEMO = resources.files("autopack") / "examples" / "demo"
+
+
+def demo_files() -> tuple[Path, Path, Path]:
+    """The bundled project folder, plan and script."""
+    root = Path(str(DEMO))
+    return root / "project", root / "plan.yaml", root / "script.yaml"
+
+
+def prepare_demo_repo(target: Path) -> Path:
+    """Copy the example project into ``target`` as a fresh git repository on ``main``."""
+    project, _, _ = demo_files()
+    if target.exists() and any(target.iterdir()):
+        raise FileExistsError(f"{target} is not empty; choose another --dir")
+    shutil.copytree(project, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    (target / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n", encoding="utf-8")
+    (target / CONFIG_FILE).write_text(render_default_config("python -m pytest -q"), encoding="utf-8")
+    git.git(target, "init", "-q", "-b", "main")
+    git.git(target, "add", "-A")
+    git.git(target, "commit", "-q", "-m", "textkit: initial version")
+    return target
+
+
+def run_demo(directory: Path | None, console: Console) -> int:
+    target = (directory or Path(tempfile.mkdtemp(prefix="autopack-demo-"))).resolve()
+    _, plan_path, script_path = demo_files()
+    plan = load_plan(plan_path)
+    console.print(
+        "[bold]Autopack demo[/bold]: the model replies in this demo are scripted "
+        f"(read from {script_path.name}); no language model is called.\n"
+        f"repository: {target}",
+        highlight=False,
+    )
+    repo = prepare_demo_repo(target)
+    rt = Runtime.open(repo, model_override=f"scripted:{script_path}")
+    run_id = create_run(rt, plan, plan_source=str(plan_path))
+    from autopack.cli.view import live_run, run_table
+
+    with live_run(console, rt.store, run_id):
+        state = LocalExecutor(rt).execute(run_id)
+    view = rt.store.view(run_id)
+    console.print(run_table(view))
+    _explain(console, rt, run_id, state)
+    return 0 if state is RunState.SUCCEEDED else 1
+
+
+def _explain(console: Console, rt: Runtime, run_id: str, state: RunState) -> None:
+    view = rt.store.view(run_id)
+    commits = git.log_commits(rt.repo, view.base_commit, view.branch)
+    retried = [p.id for p in view.phases.values() if p.attempt > 1]
+    console.print(f"\nrun {run_id} {state.value}: {view.reason}", highlight=False)
+    console.print(f"{len(commits)} phase commits on {view.branch}; main is untouched.")
+    if retried:
+        console.print(
+            f"The gate sent {', '.join(retried)} back once: its first attempt broke an existing "
+            "test. See `autopack show` for the evidence."
+        )
+    console.print("\nWhere to look:", highlight=False)
+    for line in (
+        f"cd {rt.repo}",
+        f"git log --stat {view.branch}",
+        f"autopack status {run_id}",
+        f"autopack show {run_id} word-frequencies --attempt 1",
+        f"ls .autopack/runs/{run_id}/   # events.jsonl, cassette, proofs, per-attempt evidence",
+    ):
+        console.print(f"  {line}", highlight=False)

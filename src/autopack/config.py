@@ -1,0 +1,130 @@
+"""Settings: ``autopack.toml`` (or ``[tool.autopack]`` in ``pyproject.toml``), then ``AUTOPACK_*``.
+
+Every field has a one-line description; unknown keys are errors, so a typo in the
+config is reported (exit 2) instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_FILE = "autopack.toml"
+STATE_DIR = ".autopack"
+
+
+class ConfigError(ValueError):
+    """A config file or environment variable that cannot be used."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Section):
+    """Which model plays which role; specs are ``provider:name``."""
+
+    planner: str = Field("", description="Model that drafts plans.")
+    builder: str = Field("", description="Model that writes the code.")
+    auditor: str = Field("", description="Model that reviews each change.")
+    second_auditor: str = Field("", description="Second auditor for high-risk phases.")
+    escalation: dict[str, list[str]] = Field(
+        default_factory=dict, description="Builder model per attempt, per risk level."
+    )
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per provider: base_url, api_key_env, timeout."
+    )
+
+
+class Settings(_Section):
+    """All of Autopack's settings for one repository."""
+
+    db_url: str = Field("", description="SQLAlchemy URL; default SQLite in .autopack/.")
+    test_command: str | None = Field(None, description="Command that runs the tests.")
+    test_timeout_s: float = Field(900, gt=0, description="Timeout of one test command.")
+    sandbox: str = Field("auto", description="auto, bwrap or subprocess.")
+    max_parallel: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
+    )
+    protected_paths: list[str] = Field(
+        default_factory=list, description="Globs no phase may write."
+    )
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="USD per million tokens, per model spec."
+    )
+    gate: dict[str, Any] = Field(default_factory=dict, description="Gate policy overrides.")
+    builder: dict[str, Any] = Field(default_factory=dict, description="Builder limits.")
+    tidy_on_finish: bool = Field(False, description="Write ledgers when a run ends.")
+    enable_sot_memory_indexing: bool = Field(False, description="Index ledgers into memory.")
+    sot_retrieval_enabled: bool = Field(False, description="Give the Builder lessons.")
+    memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
+    approvals: dict[str, Any] = Field(
+        default_factory=dict, description="Approval timeout policy and webhook."
+    )
+
+    def database_url(self, repo: Path) -> str:
+        return self.db_url or f"sqlite:///{repo / STATE_DIR / 'autopack.db'}"
+
+
+_ENV_FIELDS = {
+    "DB_URL": "db_url",
+    "TEST_COMMAND": "test_command",
+    "SANDBOX": "sandbox",
+    "MAX_PARALLEL": "max_parallel",
+    "ENABLE_SOT_MEMORY_INDEXING": "enable_sot_memory_indexing",
+    "SOT_RETRIEVAL_ENABLED": "sot_retrieval_enabled",
+    "TIDY_ON_FINISH": "tidy_on_finish",
+}
+
+
+def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read the repository's settings; raise :class:`ConfigError` naming the bad key."""
+    environ = dict(os.environ if environ is None else environ)
+    data, source = _read_file(repo)
+    for suffix, field in _ENV_FIELDS.items():
+        value = environ.get(f"AUTOPACK_{suffix}")
+        if value is not None:
+            data[field] = value
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+
+
+def _read_file(repo: Path) -> tuple[dict[str, Any], str]:
+    own = repo / CONFIG_FILE
+    pyproject = repo / "pyproject.toml"
+    try:
+        if own.is_file():
+            return tomllib.loads(own.read_text(encoding="utf-8")), str(own)
+        if pyproject.is_file():
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            return dict(table.get("tool", {}).get("autopack", {})), str(pyproject)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{own if own.is_file() else pyproject}: {exc}") from exc
+    return {}, "defaults"
+
+
+def render_default_config(test_command: str | None) -> str:
+    """The ``autopack.toml`` that ``autopack init`` writes."""
+    command = f'"{test_command}"' if test_command else '""  # no tests detected'
+    return f"""# Autopack settings for this repository. Every key is optional.
+test_command = {command}
+# max_parallel = 2
+# protected_paths = [".github/**"]
+
+[models]
+# builder = "anthropic:claude-sonnet-4-5"
+# auditor = "openai:gpt-4.1"
+# planner = "anthropic:claude-sonnet-4-5"
+
+[gate]
+# risk_threshold = 60
+"""

@@ -1,0 +1,48 @@
+"""The engine: the pure decider, the phase steps, and the executors that carry them out.
+
+``create_run`` turns a validated plan into a stored run with its own branch; an
+executor (``local.LocalExecutor`` here, the Temporal driver elsewhere) runs it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+from autopack.engine.runtime import Runtime
+from autopack.events import RunCreated
+from autopack.plan import Plan
+from autopack.workspace import git
+
+
+class RepoProblem(RuntimeError):
+    """The target repository cannot host a run (not a git repo, no commits)."""
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    return f"run-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_run(
+    rt: Runtime, plan: Plan, *, plan_source: str, run_id: str | None = None, base: str = "HEAD"
+) -> str:
+    """Store a run for ``plan`` starting at ``base``, and create its branch."""
+    base_commit = git.rev_parse(rt.repo, base)
+    if base_commit is None:
+        raise RepoProblem(f"{rt.repo}: no commit at {base!r}; commit something first")
+    run_id = run_id or plan.run.id or new_run_id()
+    branch = f"autopack/{run_id}"
+    created = RunCreated(
+        plan=plan.model_dump(mode="json"),
+        plan_digest=plan.digest(),
+        plan_source=plan_source,
+        repo=str(rt.repo),
+        base_commit=base_commit,
+        branch=branch,
+        settings={"max_parallel": rt.settings.max_parallel},
+    )
+    rt.store.create_run(run_id, created)
+    git.create_branch(rt.repo, branch, base_commit)
+    git.exclude_state_dir(rt.repo)
+    return run_id

@@ -1,0 +1,235 @@
+"""The local executor: the embedded default engine, in this process, with a thread pool.
+
+Its loop is the whole engine: read the projected state, ask the pure decider what to
+do, carry the commands out (phase commands in worker threads, one phase at most once
+at a time), record each result as an event, repeat. Nothing else changes a run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from autopack.engine import steps
+from autopack.engine.decider import (
+    Command,
+    FailPhase,
+    FinishRun,
+    RunStep,
+    SkipPhase,
+    StartAttempt,
+    decide,
+)
+from autopack.engine.runtime import Runtime
+from autopack.events import (
+    ModelCalled,
+    PhaseFailed,
+    PhaseSkipped,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    StepCompleted,
+    StepStarted,
+)
+from autopack.llm.cassette import Cassette
+from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
+from autopack.llm.errors import BudgetExceeded, ModelError
+from autopack.llm.pricing import PriceTable
+from autopack.projection import RunView
+from autopack.states import RUN_TERMINAL, RunState
+from autopack.workspace import git
+
+
+class EnvironmentProblem(RuntimeError):
+    """Something outside the run is wrong (a key, a provider); the run stops, exit 3."""
+
+
+STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
+    "build": steps.build,
+    "apply": steps.apply,
+    "verify": steps.verify_step,
+    "audit": steps.audit,
+    "commit": steps.commit,
+}
+
+
+class LocalExecutor:
+    """Carries one run to its end (or to a wait for approval) in this process."""
+
+    def __init__(self, rt: Runtime, *, poll_s: float = 0.5) -> None:
+        self.rt = rt
+        self.poll_s = poll_s
+        self.name = f"local:{socket.gethostname()}:{os.getpid()}"
+        self.cancel = threading.Event()
+        self._gate_lock = threading.Lock()
+        self._budget_stop: str | None = None
+
+    def execute(self, run_id: str, *, wait_for_approvals: bool = True) -> RunState:
+        """Run until the run ends; returns its final state (or RUNNING when not waiting)."""
+        view = self.rt.store.view(run_id)
+        if view.state is RunState.SUCCEEDED:
+            return view.state
+        if view.state is not RunState.RUNNING or view.last_seq == 1:
+            self.rt.store.append(run_id, RunStarted(executor=self.name, resumed=view.last_seq > 1))
+        door = self._door(self.rt.store.view(run_id))
+        max_parallel = int(self.rt.store.view(run_id).settings.get("max_parallel", 1))
+        with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="phase") as pool:
+            return self._loop(run_id, door, pool, max_parallel, wait_for_approvals)
+
+    def _loop(
+        self,
+        run_id: str,
+        door: ModelDoor,
+        pool: ThreadPoolExecutor,
+        max_parallel: int,
+        wait_for_approvals: bool,
+    ) -> RunState:
+        in_flight: dict[str, Future[None]] = {}
+        while True:
+            view = self.rt.store.view(run_id)
+            if view.state in RUN_TERMINAL:
+                return view.state
+            commands = decide(view, max_parallel)
+            if self._budget_stop and not in_flight:
+                commands = [FinishRun(RunState.FAILED, self._budget_stop)]
+            finish = next((c for c in commands if isinstance(c, FinishRun)), None)
+            if finish is not None and not in_flight:
+                self._finish(view, finish)
+                continue
+            for command in commands:
+                phase_id = getattr(command, "phase_id", None)
+                if phase_id is None or phase_id in in_flight or self._budget_stop:
+                    continue
+                in_flight[phase_id] = pool.submit(self._carry_out, run_id, command, door)
+            if not in_flight:
+                if not wait_for_approvals:
+                    return view.state
+                time.sleep(self.poll_s)  # only approvals are pending
+                continue
+            done, _ = wait(list(in_flight.values()), return_when=FIRST_COMPLETED)
+            for phase_id, future in list(in_flight.items()):
+                if future in done:
+                    del in_flight[phase_id]
+                    self._raise_environment(future, in_flight)
+
+    def _raise_environment(self, future: Future[None], in_flight: dict[str, Future[None]]) -> None:
+        error = future.exception()
+        if error is None:
+            return
+        self.cancel.set()
+        wait(list(in_flight.values()))
+        raise error
+
+    def _finish(self, view: RunView, finish: FinishRun) -> None:
+        self._cleanup_worktrees(view)
+        self.rt.store.append(view.run_id, RunFinished(state=finish.state.value, reason=finish.reason))
+
+    def _cleanup_worktrees(self, view: RunView) -> None:
+        for phase_id in view.phases:
+            git.remove_worktree(self.rt.repo, self.rt.worktree(view.run_id, phase_id))
+
+    # -- carrying out one command ---------------------------------------------------
+
+    def _carry_out(self, run_id: str, command: Command, door: ModelDoor) -> None:
+        store = self.rt.store
+        if isinstance(command, SkipPhase):
+            store.append(run_id, PhaseSkipped(phase_id=command.phase_id, reason=command.reason))
+        elif isinstance(command, FailPhase):
+            failed = PhaseFailed(
+                phase_id=command.phase_id, attempt=command.attempt, reason=command.reason
+            )
+            store.append(run_id, failed)
+        elif isinstance(command, StartAttempt):
+            self._start_attempt(run_id, command)
+        elif isinstance(command, RunStep):
+            self._run_step(run_id, command, door)
+
+    def _start_attempt(self, run_id: str, command: StartAttempt) -> None:
+        view = self.rt.store.view(run_id)
+        head = git.rev_parse(self.rt.repo, f"refs/heads/{view.branch}")
+        if head is None:
+            raise EnvironmentProblem(f"the run branch {view.branch} is gone from {self.rt.repo}")
+        started = PhaseStarted(phase_id=command.phase_id, attempt=command.attempt, base_commit=head)
+        self.rt.store.append(run_id, started)
+
+    def _run_step(self, run_id: str, command: RunStep, door: ModelDoor) -> None:
+        store = self.rt.store
+        phase_id, attempt, step = command.phase_id, command.attempt, command.step
+        store.append(run_id, StepStarted(phase_id=phase_id, attempt=attempt, step=step))
+        view = store.view(run_id)
+        ctx = steps.StepContext(
+            rt=self.rt,
+            view=view,
+            phase=view.plan.phase(phase_id),
+            attempt=attempt,
+            door=door,
+            call_counter=self._call_counter(run_id, phase_id, attempt),
+            cancel=self.cancel,
+        )
+        try:
+            result = self._dispatch(ctx, step)
+        except steps.PhaseFailure as exc:
+            store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=str(exc)))
+            return
+        except BudgetExceeded as exc:
+            reason = f"budget: {exc}"
+            store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=reason))
+            if exc.scope == "run":
+                self._budget_stop = f"run budget exhausted ({exc.kind})"
+            return
+        except ModelError as exc:
+            if exc.environment:
+                raise EnvironmentProblem(str(exc)) from exc
+            raise
+        store.append(
+            run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
+        )
+
+    def _dispatch(self, ctx: steps.StepContext, step: str) -> dict[str, Any]:
+        if step == "gate":
+            with self._gate_lock:  # the proof chain is one sequence per run
+                prev = self.rt.store.view(ctx.run_id).last_proof_hash
+                return steps.gate_step(ctx, prev)
+        return STEP_FUNCTIONS[step](ctx)
+
+    def _call_counter(self, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
+        """Index of each model call, from calls recorded by earlier attempts (resume-safe)."""
+        earlier: Counter[str] = Counter()
+        for event in self.rt.store.events(run_id):
+            if event.type == ModelCalled.TYPE and event.phase_id == phase_id:
+                if (event.data.get("attempt") or 0) < attempt:
+                    earlier[str(event.data["role"])] += 1
+        lock = threading.Lock()
+
+        def next_index(role: str) -> int:
+            with lock:
+                index = earlier[role]
+                earlier[role] += 1
+                return index
+
+        return next_index
+
+    def _door(self, view: RunView) -> ModelDoor:
+        run_budget = view.plan.run.budget
+        phase_caps = {pid: Caps.of(view.plan.phase(pid).budget) for pid in view.phases}
+        spent_phases = {pid: _spent(p.spend) for pid, p in view.phases.items()}
+        ledger = BudgetLedger(Caps.of(run_budget), phase_caps, _spent(view.spend), spent_phases)
+        run_dir = self.rt.run_dir(view.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return ModelDoor(
+            run_id=view.run_id,
+            ledger=ledger,
+            prices=PriceTable.default(self.rt.settings.prices),
+            on_call=lambda call: self.rt.store.append(view.run_id, call),
+            cassette=Cassette(run_dir / "cassette.jsonl"),
+        )
+
+
+def _spent(spend: Any) -> Spent:
+    return Spent(tokens=spend.tokens, cost_usd=spend.cost_usd, model_calls=spend.model_calls)

@@ -1,0 +1,59 @@
+"""What an executor needs to carry out steps for one repository: paths, store, sandbox.
+
+The runtime is the only place that turns settings into live parts, so the local
+executor and the Temporal activities build steps from the same pieces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autopack.config import STATE_DIR, Settings, load_settings
+from autopack.store import Store
+from autopack.workspace.runner import Sandbox, make_sandbox
+
+
+@dataclass
+class Runtime:
+    """Live parts for one repository; share one per process."""
+
+    repo: Path
+    settings: Settings
+    store: Store
+    sandbox: Sandbox
+    model_override: str | None = None
+    state_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.repo / STATE_DIR
+
+    @classmethod
+    def open(
+        cls,
+        repo: Path,
+        *,
+        settings: Settings | None = None,
+        model_override: str | None = None,
+        db_url: str | None = None,
+    ) -> Runtime:
+        repo = repo.resolve()
+        settings = settings or load_settings(repo)
+        url = db_url or settings.database_url(repo)
+        store = Store(url, runs_dir=repo / STATE_DIR / "runs")
+        sandbox = make_sandbox(settings.sandbox)
+        return cls(repo, settings, store, sandbox, model_override)
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.state_dir / "runs" / run_id
+
+    def attempt_dir(self, run_id: str, phase_id: str, attempt: int) -> Path:
+        path = self.run_dir(run_id) / "phases" / phase_id / str(attempt)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def worktree(self, run_id: str, phase_id: str) -> Path:
+        return self.state_dir / "worktrees" / run_id / phase_id
+
+    def scratch(self, run_id: str, name: str) -> Path:
+        return self.state_dir / "worktrees" / run_id / f"_{name}"

@@ -1,0 +1,393 @@
+"""The steps of one phase attempt: build, apply, verify, audit, gate, commit.
+
+Each step is a function of a :class:`StepContext` that returns a JSON-ready result;
+the executor records it as a ``step_completed`` event, and a recorded step is never
+run again. Every step is safe to run twice: it starts from what earlier steps
+recorded (the base commit, the saved edits and diff), not from whatever a crashed
+process left in the worktree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopack import gate, roles, verify
+from autopack.edits import PathPolicy, apply_edit_text
+from autopack.engine.runtime import Runtime
+from autopack.llm.door import ModelDoor, choose_model, resolve_model
+from autopack.llm.errors import ModelError, ScriptExhausted
+from autopack.plan import Phase, path_matches
+from autopack.projection import PhaseView, RunView
+from autopack.workspace import git
+
+
+class PhaseFailure(Exception):
+    """The attempt cannot go on and retrying would not help (e.g. the script ran out)."""
+
+
+@dataclass
+class StepContext:
+    """Everything one step of one attempt needs."""
+
+    rt: Runtime
+    view: RunView
+    phase: Phase
+    attempt: int
+    door: ModelDoor
+    call_counter: Callable[[str], int]
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def run_id(self) -> str:
+        return self.view.run_id
+
+    @property
+    def pview(self) -> PhaseView:
+        return self.view.phases[self.phase.id]
+
+    @property
+    def worktree(self) -> Path:
+        return self.rt.worktree(self.run_id, self.phase.id)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.rt.attempt_dir(self.run_id, self.phase.id, self.attempt)
+
+    @property
+    def base(self) -> str:
+        return self.pview.base_commit
+
+    def recorded(self, step: str) -> dict[str, Any]:
+        return self.pview.steps[step]
+
+    def policy(self) -> PathPolicy:
+        return PathPolicy(
+            root=self.worktree,
+            scope=tuple(self.phase.scope.paths),
+            protected=tuple(self.rt.settings.protected_paths),
+        )
+
+    def model(self, role: str) -> Any:
+        override = self.rt.model_override
+        models = self.phase.models
+        if models is not None and getattr(models, role, None):
+            override = getattr(models, role)
+        spec = choose_model(
+            role, self.phase.risk, self.attempt, self.rt.settings.models.model_dump(), override
+        )
+        return resolve_model(spec, settings=self.rt.settings.models.model_dump())
+
+    def brief(self) -> roles.PhaseBrief:
+        return roles.PhaseBrief(
+            run_goal=self.view.plan.run.goal,
+            phase=self.phase,
+            attempt=self.attempt,
+            feedback=previous_feedback(self.pview),
+        )
+
+
+def previous_feedback(phase: PhaseView) -> str:
+    """What the Builder is told about the last attempt: the gate's compact feedback."""
+    if phase.rejection is not None and phase.rejection.get("attempt") == phase.attempt - 1:
+        return f"A reviewer rejected the previous attempt: {phase.rejection.get('note', '')}"
+    if not phase.attempts:
+        return ""
+    last = phase.attempts[-1]["steps"]
+    commit = last.get("commit", {})
+    if commit.get("conflict"):
+        return f"The previous attempt conflicted with the run branch: {commit['conflict']}"
+    return str(last.get("gate", {}).get("feedback", ""))
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ensure_worktree(ctx: StepContext, tree: str | None = None) -> Path:
+    """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given."""
+    worktree = ctx.worktree
+    if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
+        return worktree
+    if not (worktree / ".git").exists():
+        git.add_worktree(ctx.rt.repo, worktree, ctx.base)
+    else:
+        git.reset_worktree(worktree, ctx.base)
+    if tree is not None:
+        diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
+        git.apply_diff(worktree, diff)
+    return worktree
+
+
+# -- build -------------------------------------------------------------------------
+
+
+def build(ctx: StepContext) -> dict[str, Any]:
+    worktree = ensure_worktree(ctx)
+    try:
+        result = roles.build(
+            ctx.brief(),
+            worktree=worktree,
+            policy=ctx.policy(),
+            sandbox=ctx.rt.sandbox,
+            door=ctx.door,
+            model=ctx.model("builder"),
+            call_counter=ctx.call_counter,
+        )
+    except ScriptExhausted as exc:
+        raise PhaseFailure(str(exc)) from exc
+    except ModelError as exc:
+        if exc.environment or getattr(exc, "kind", None):
+            raise
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    _write(ctx.artifacts / "prompt.txt", result.prompt)
+    edits_sha = _write(ctx.artifacts / "edits.txt", result.edits_text)
+    tool_diff = git.diff_against(worktree, ctx.base)
+    _write(ctx.artifacts / "build.diff", tool_diff)
+    return {
+        "summary": result.summary,
+        "decisions": result.decisions,
+        "steps": result.steps,
+        "stop_reason": result.stop_reason,
+        "edits_sha256": edits_sha,
+        "wrote_through_tools": bool(tool_diff.strip()),
+    }
+
+
+# -- apply -------------------------------------------------------------------------
+
+
+def apply(ctx: StepContext) -> dict[str, Any]:
+    worktree = ensure_worktree(ctx)
+    if ctx.recorded("build").get("error"):
+        return {"applied": False, "reason": "the Builder produced no change"}
+    git.apply_diff(worktree, (ctx.artifacts / "build.diff").read_text(encoding="utf-8"))
+    edits_text = (ctx.artifacts / "edits.txt").read_text(encoding="utf-8")
+    report: dict[str, Any] = {}
+    if edits_text.strip():
+        edit_report = apply_edit_text(edits_text, ctx.policy())
+        report = edit_report.to_dict()
+        if not edit_report.applied:
+            git.reset_worktree(worktree, ctx.base)
+            return {"applied": False, "report": report, "feedback": edit_report.to_text()}
+    changed = git.changed_files(worktree, ctx.base)
+    outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
+    if outside:
+        git.reset_worktree(worktree, ctx.base)
+        feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
+        return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
+    diff = git.diff_against(worktree, ctx.base)
+    _write(ctx.artifacts / "changes.diff", diff)
+    return {
+        "applied": True,
+        "report": report,
+        "changed_files": changed,
+        "tree": git.tree_hash(worktree),
+    }
+
+
+# -- verify ------------------------------------------------------------------------
+
+
+def test_command(ctx: StepContext, worktree: Path) -> str | None:
+    return (
+        ctx.phase.tests.command
+        or ctx.rt.settings.test_command
+        or verify.detect_test_command(worktree)
+    )
+
+
+def verify_step(ctx: StepContext) -> dict[str, Any]:
+    applied = ctx.recorded("apply")
+    worktree = ensure_worktree(ctx, applied["tree"])
+    command = test_command(ctx, worktree)
+    checks = verify.run_checks(
+        worktree,
+        changed_files=applied["changed_files"],
+        deliverables=ctx.phase.deliverables,
+        edits_report=applied.get("report", {}),
+        ruff=bool(ctx.rt.settings.gate.get("ruff", False)),
+    )
+    checks_data = [check.to_dict() for check in checks]
+    checks_ok = all(check.passed for check in checks)
+    if command is None:
+        evidence = {"kind": "none", "passed": True, "note": "no test command configured or detected"}
+    else:
+        evidence = verify.verify_attempt(
+            worktree,
+            base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
+            command=command,
+            fail_to_pass=ctx.phase.tests.fail_to_pass,
+            changed_files=applied["changed_files"],
+            sandbox=ctx.rt.sandbox,
+            cache=StoreBaselineCache(ctx.rt),
+            base_checkout=lambda: base_checkout(ctx),
+            settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
+        ).to_dict()
+    (ctx.artifacts / "verify.json").write_text(json.dumps(evidence, indent=2), encoding="utf-8")
+    passed = bool(evidence.get("passed")) and checks_ok
+    return {"passed": passed, "tests_passed": bool(evidence.get("passed")), "checks": checks_data}
+
+
+class StoreBaselineCache:
+    """Baselines kept in the store, keyed by tree hash and command."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.store = rt.store
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.store.baseline_get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.store.baseline_put(key, value)
+
+
+def base_checkout(ctx: StepContext) -> Any:
+    """A scratch worktree at the attempt's base commit (for the baseline test run)."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def checkout() -> Any:
+        path = ctx.rt.scratch(ctx.run_id, f"baseline-{ctx.phase.id}")
+        git.add_worktree(ctx.rt.repo, path, ctx.base)
+        try:
+            yield path
+        finally:
+            git.remove_worktree(ctx.rt.repo, path)
+
+    return checkout()
+
+
+# -- audit -------------------------------------------------------------------------
+
+
+def _risk(ctx: StepContext, diff: str, changed: list[str]) -> Any:
+    return gate.score_risk(diff, changed, protected=ctx.rt.settings.protected_paths)
+
+
+def audit(ctx: StepContext) -> dict[str, Any]:
+    applied = ctx.recorded("apply")
+    diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
+    evidence = json.loads((ctx.artifacts / "verify.json").read_text(encoding="utf-8"))
+    risk = _risk(ctx, diff, applied["changed_files"])
+    models = [ctx.model("auditor")]
+    second = ctx.rt.settings.models.second_auditor
+    if ctx.phase.risk == "high" and second:
+        models.append(resolve_model(second, settings=ctx.rt.settings.models.model_dump()))
+    try:
+        verdict = roles.audit(
+            ctx.brief(),
+            diff=diff,
+            test_delta=evidence.get("delta", {}),
+            risk=risk.to_dict(),
+            door=ctx.door,
+            models=models,
+            call_counter=ctx.call_counter,
+        )
+    except ScriptExhausted as exc:
+        raise PhaseFailure(str(exc)) from exc
+    return dict(verdict)
+
+
+# -- gate --------------------------------------------------------------------------
+
+
+def gate_step(ctx: StepContext, prev_proof_hash: str) -> dict[str, Any]:
+    steps = ctx.pview.steps
+    applied = steps["apply"]
+    diff_path = ctx.artifacts / "changes.diff"
+    diff = diff_path.read_text(encoding="utf-8") if diff_path.exists() else ""
+    verify_path = ctx.artifacts / "verify.json"
+    verify_data = json.loads(verify_path.read_text()) if verify_path.exists() else None
+    evidence = gate.GateEvidence(
+        build_error=steps["build"].get("error", ""),
+        apply_ok=bool(applied.get("applied")),
+        apply_feedback=applied.get("feedback", ""),
+        edits_report=applied.get("report", {}),
+        verify=verify_data,
+        checks=steps.get("verify", {}).get("checks", []),
+        risk=_risk(ctx, diff, applied.get("changed_files", [])),
+        audit=steps.get("audit"),
+        approved=False,
+    )
+    decision = gate.decide(evidence, gate.load_policy(ctx.rt.settings.gate))
+    proof = gate.build_proof(
+        run_id=ctx.run_id,
+        phase=ctx.phase,
+        attempt=ctx.attempt,
+        base_commit=ctx.base,
+        base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
+        result_tree=applied.get("tree", ""),
+        diff=diff,
+        evidence=evidence,
+        decision=decision,
+        spend=vars(ctx.pview.spend),
+        prev_proof_hash=prev_proof_hash,
+    )
+    proof_hash = gate.proof_hash(proof)
+    proofs = ctx.rt.run_dir(ctx.run_id) / "proofs"
+    proofs.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(proof, indent=2, sort_keys=True)
+    (proofs / f"{ctx.phase.id}-{ctx.attempt}.json").write_text(text, encoding="utf-8")
+    return {
+        **decision.to_dict(),
+        "proof_hash": proof_hash,
+        "feedback": gate.render_feedback(proof),
+    }
+
+
+# -- commit ------------------------------------------------------------------------
+
+
+def commit(ctx: StepContext) -> dict[str, Any]:
+    repo, branch = ctx.rt.repo, ctx.view.branch
+    proof_hash = ctx.pview.steps["gate"]["proof_hash"]
+    head = git.rev_parse(repo, f"refs/heads/{branch}")
+    assert head is not None, f"run branch {branch} is missing"
+    if head != ctx.base:
+        landed = _already_landed(ctx, head, proof_hash)
+        if landed is not None:
+            return landed
+        return {"conflict": f"the run branch moved from {ctx.base[:12]} to {head[:12]}"}
+    tree = ctx.pview.steps["apply"]["tree"]
+    sha = git.commit_tree_object(repo, tree, ctx.base, _message(ctx, proof_hash))
+    git.add_note(repo, sha, _proof_note(ctx))
+    git.move_branch(repo, branch, sha, ctx.base)
+    git.remove_worktree(repo, ctx.worktree)
+    return {"commit": sha, "proof_hash": proof_hash, "tree": git.commit_tree(repo, sha)}
+
+
+def _already_landed(ctx: StepContext, head: str, proof_hash: str) -> dict[str, Any] | None:
+    """A crash between the commit and its event: the commit is there, do not make another."""
+    found = git.trailers(ctx.rt.repo, head)
+    if found.get("Autopack-Phase") == ctx.phase.id and found.get("Autopack-Proof") == proof_hash:
+        git.remove_worktree(ctx.rt.repo, ctx.worktree)
+        return {"commit": head, "proof_hash": proof_hash, "tree": git.commit_tree(ctx.rt.repo, head)}
+    return None
+
+
+def _message(ctx: StepContext, proof_hash: str) -> str:
+    summary = ctx.pview.steps["build"].get("summary") or ctx.phase.goal
+    return (
+        f"{ctx.phase.id}: {ctx.phase.goal}\n\n{summary}\n\n"
+        f"Autopack-Run: {ctx.run_id}\n"
+        f"Autopack-Phase: {ctx.phase.id}\n"
+        f"Autopack-Attempt: {ctx.attempt}\n"
+        f"Autopack-Proof: {proof_hash}\n"
+    )
+
+
+def _proof_note(ctx: StepContext) -> str:
+    proofs = ctx.rt.run_dir(ctx.run_id) / "proofs"
+    documents = []
+    for attempt in range(1, ctx.attempt + 1):
+        path = proofs / f"{ctx.phase.id}-{attempt}.json"
+        if path.exists():
+            documents.append(json.loads(path.read_text(encoding="utf-8")))
+    return json.dumps(documents, indent=2, sort_keys=True)

@@ -1,0 +1,340 @@
+"""The store: the event log and its projections, in one SQL database.
+
+Appending an event, moving the run's sequence number and updating the run and phase
+projection rows happen in one transaction, so readers never see an event without its
+effect or the reverse. ``runs/<run_id>/events.jsonl`` mirrors the log for people and
+tools; it is rebuilt from the database whenever it falls behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from autopack.events import Event, Payload, RunCreated
+from autopack.projection import RunView, apply, fold
+from autopack.states import PhaseState, RunState
+from autopack.store import tables
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class RunNotFound(KeyError):
+    """No run with that id in the store."""
+
+
+class RunExists(ValueError):
+    """A run with that id is already stored."""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One row of the runs projection, as lists and dashboards show it."""
+
+    id: str
+    state: str
+    goal: str
+    repo: str
+    branch: str
+    reason: str
+    phases_total: int
+    phases_complete: int
+    pending_approvals: int
+    tokens: int
+    cost_usd: float
+    model_calls: int
+    created_at: str
+    updated_at: str
+    last_seq: int
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """Event log plus projections. Safe to share between threads of one process."""
+
+    def __init__(self, url: str, runs_dir: Path | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self.runs_dir = runs_dir
+        self._lock = threading.RLock()
+        self._views: dict[str, RunView] = {}
+        self._mirrored: dict[str, int] = {}
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def subscribe(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener`` with every event this process appends (live views)."""
+        self._listeners.append(listener)
+
+    # -- writing -----------------------------------------------------------------
+
+    def create_run(self, run_id: str, created: RunCreated) -> Event:
+        """Store a new run whose log starts with ``created``."""
+        now = utcnow()
+        draft = Event.of(run_id, created).model_copy(update={"seq": 1, "ts": now})
+        view = apply(None, draft)
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(tables.runs).values(self._run_values(view, now)))
+                    conn.execute(insert(tables.events).values(self._event_values(draft)))
+                    self._write_phases(conn, view, None, now)
+            except IntegrityError as exc:
+                raise RunExists(run_id) from exc
+            self._views[run_id] = view
+        self._after_append(draft)
+        return draft
+
+    def append(self, run_id: str, payload: Payload) -> Event:
+        """Append one event and update the projections in the same transaction."""
+        with self._lock:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                row = conn.execute(
+                    update(tables.runs)
+                    .where(tables.runs.c.id == run_id)
+                    .values(last_seq=tables.runs.c.last_seq + 1)
+                    .returning(tables.runs.c.last_seq)
+                ).first()
+                if row is None:
+                    raise RunNotFound(run_id)
+                seq = int(row[0])
+                stored = Event.of(run_id, payload).model_copy(update={"seq": seq, "ts": now})
+                view = self._view_for_write(conn, run_id, seq - 1)
+                try:
+                    apply(view, stored)
+                except Exception:
+                    self._views.pop(run_id, None)
+                    raise
+                conn.execute(insert(tables.events).values(self._event_values(stored)))
+                conn.execute(
+                    update(tables.runs)
+                    .where(tables.runs.c.id == run_id)
+                    .values(self._run_values(view, now))
+                )
+                self._write_phases(conn, view, stored.phase_id, now)
+        self._after_append(stored)
+        return stored
+
+    def _view_for_write(self, conn: Connection, run_id: str, last_seq: int) -> RunView:
+        view = self._views.get(run_id)
+        if view is None or view.last_seq != last_seq:
+            view = fold(self._read_events(conn, run_id, 0))
+            self._views[run_id] = view
+        return view
+
+    def _after_append(self, stored: Event) -> None:
+        self._mirror(stored)
+        for listener in self._listeners:
+            listener(stored)
+
+    @staticmethod
+    def _event_values(stored: Event) -> dict[str, Any]:
+        return {
+            "run_id": stored.run_id,
+            "seq": stored.seq,
+            "ts": stored.ts,
+            "type": stored.type,
+            "phase_id": stored.phase_id,
+            "data": stored.data,
+        }
+
+    @staticmethod
+    def _run_values(view: RunView, now: str) -> dict[str, Any]:
+        states = [phase.state for phase in view.phases.values()]
+        return {
+            "id": view.run_id,
+            "state": view.state.value,
+            "goal": view.plan.run.goal,
+            "repo": view.repo,
+            "branch": view.branch,
+            "base_commit": view.base_commit,
+            "plan_digest": view.plan.digest(),
+            "reason": view.reason,
+            "last_seq": view.last_seq,
+            "phases_total": len(states),
+            "phases_complete": states.count(PhaseState.COMPLETE),
+            "pending_approvals": states.count(PhaseState.AWAITING_APPROVAL),
+            "tokens": view.spend.tokens,
+            "cost_usd": view.spend.cost_usd,
+            "model_calls": view.spend.model_calls,
+            "created_at": view.created_at or now,
+            "updated_at": now,
+        }
+
+    def _write_phases(
+        self, conn: Connection, view: RunView, phase_id: str | None, now: str
+    ) -> None:
+        targets = [view.phases[phase_id]] if phase_id in view.phases else view.phases.values()
+        for phase in targets:
+            gate = phase.steps.get("gate", {})
+            values = {
+                "tier": phase.tier,
+                "position": phase.position,
+                "state": phase.state.value,
+                "attempt": phase.attempt,
+                "step": phase.step,
+                "reason": phase.reason,
+                "commit_sha": phase.commit,
+                "proof_hash": phase.proof_hash,
+                "decision": str(gate.get("decision", "")),
+                "tokens": phase.spend.tokens,
+                "cost_usd": phase.spend.cost_usd,
+                "model_calls": phase.spend.model_calls,
+                "updated_at": now,
+            }
+            key = (tables.phases.c.run_id == view.run_id) & (tables.phases.c.phase_id == phase.id)
+            if conn.execute(update(tables.phases).where(key).values(values)).rowcount == 0:
+                conn.execute(
+                    insert(tables.phases).values(run_id=view.run_id, phase_id=phase.id, **values)
+                )
+
+    def _mirror(self, stored: Event) -> None:
+        if self.runs_dir is None:
+            return
+        path = self.runs_dir / stored.run_id / "events.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known = self._mirrored.get(stored.run_id)
+        if known is None and path.exists():
+            with path.open("rb") as handle:
+                known = sum(1 for _ in handle)
+        if (known or 0) != stored.seq - 1:
+            lines = [e.model_dump_json() + "\n" for e in self.events(stored.run_id)]
+            path.write_text("".join(lines), encoding="utf-8")
+        else:
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(stored.model_dump_json() + "\n")
+        self._mirrored[stored.run_id] = stored.seq
+
+    # -- reading -----------------------------------------------------------------
+
+    def events(self, run_id: str, after: int = 0) -> list[Event]:
+        with self.engine.connect() as conn:
+            return list(self._read_events(conn, run_id, after))
+
+    @staticmethod
+    def _read_events(conn: Connection, run_id: str, after: int) -> Iterator[Event]:
+        query = (
+            select(tables.events)
+            .where(tables.events.c.run_id == run_id, tables.events.c.seq > after)
+            .order_by(tables.events.c.seq)
+        )
+        for row in conn.execute(query).mappings():
+            data = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
+            yield Event(run_id=run_id, seq=row["seq"], ts=row["ts"], type=row["type"], data=data)
+
+    def view(self, run_id: str) -> RunView:
+        """The run's projected state, folded from its events (cached while current)."""
+        with self._lock:
+            with self.engine.connect() as conn:
+                last = conn.execute(
+                    select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
+                ).scalar()
+                if last is None:
+                    raise RunNotFound(run_id)
+                cached = self._views.get(run_id)
+                if cached is not None and cached.last_seq == last:
+                    return cached
+                view = fold(self._read_events(conn, run_id, 0))
+            self._views[run_id] = view
+            return view
+
+    def run(self, run_id: str) -> RunRow:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(tables.runs).where(tables.runs.c.id == run_id)).mappings()
+            found = row.first()
+        if found is None:
+            raise RunNotFound(run_id)
+        return _run_row(found)
+
+    def list_runs(
+        self, state: RunState | None = None, limit: int = 50, offset: int = 0
+    ) -> list[RunRow]:
+        query = select(tables.runs).order_by(tables.runs.c.created_at.desc(), tables.runs.c.id)
+        if state is not None:
+            query = query.where(tables.runs.c.state == state.value)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+        return [_run_row(row) for row in rows]
+
+    def phase_rows(self, run_id: str) -> list[dict[str, Any]]:
+        query = (
+            select(tables.phases)
+            .where(tables.phases.c.run_id == run_id)
+            .order_by(tables.phases.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    # -- verification baselines ------------------------------------------------------
+
+    def baseline_get(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(tables.baselines.c.value).where(tables.baselines.c.key == key)
+            ).scalar()
+        return value if isinstance(value, dict) else None
+
+    def baseline_put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock, self.engine.begin() as conn:
+            exists = conn.execute(
+                select(tables.baselines.c.key).where(tables.baselines.c.key == key)
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(tables.baselines).values(key=key, value=value, created_at=utcnow())
+                )
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def _run_row(row: Any) -> RunRow:
+    return RunRow(**{field: row[field] for field in RunRow.__dataclass_fields__})

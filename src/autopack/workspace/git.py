@@ -1,0 +1,173 @@
+"""Git plumbing for runs: branches, worktrees, commits with trailers, notes, tree hashes.
+
+Everything shells out to the real ``git``; commits use a fixed identity so that a run
+works on machines with no git configuration. Ref updates are compare-and-swap
+(``update-ref NEW OLD``): a phase lands only on the head it was checked against.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+IDENTITY = ("-c", "user.name=Autopack", "-c", "user.email=autopack@localhost")
+NOTES_REF = "refs/notes/autopack"
+
+
+class GitError(RuntimeError):
+    """A git command failed; the message carries its stderr."""
+
+
+def git(
+    cwd: Path,
+    *args: str,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> str:
+    """Run ``git args`` in ``cwd`` and return its stdout (stripped of the final newline)."""
+    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
+    proc = subprocess.run(
+        ["git", *IDENTITY, *args],
+        cwd=cwd,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip()}")
+    return proc.stdout.rstrip("\n")
+
+
+def is_repo(path: Path) -> bool:
+    return git(path, "rev-parse", "--git-dir", check=False) != "" if path.is_dir() else False
+
+
+def toplevel(path: Path) -> Path:
+    return Path(git(path, "rev-parse", "--show-toplevel"))
+
+
+def rev_parse(repo: Path, ref: str) -> str | None:
+    out = git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return out or None
+
+
+def current_branch(repo: Path) -> str:
+    return git(repo, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+
+
+def create_branch(repo: Path, branch: str, at: str) -> None:
+    """Create ``branch`` at commit ``at`` unless it exists (then it must already be there)."""
+    existing = rev_parse(repo, f"refs/heads/{branch}")
+    if existing is None:
+        git(repo, "update-ref", f"refs/heads/{branch}", at, "0" * 40)
+
+
+def move_branch(repo: Path, branch: str, new: str, old: str) -> None:
+    """Compare-and-swap: move ``branch`` from ``old`` to ``new``; fail when it moved."""
+    git(repo, "update-ref", f"refs/heads/{branch}", new, old)
+
+
+def exclude_state_dir(repo: Path, name: str = ".autopack/") -> None:
+    """Keep Autopack's state out of ``git status`` without touching tracked files."""
+    info = Path(git(repo, "rev-parse", "--git-path", "info/exclude"))
+    info = info if info.is_absolute() else repo / info
+    info.parent.mkdir(parents=True, exist_ok=True)
+    lines = info.read_text().splitlines() if info.exists() else []
+    if name not in lines:
+        info.write_text("\n".join([*lines, name]) + "\n")
+
+
+def add_worktree(repo: Path, path: Path, commit: str) -> None:
+    """A detached worktree at ``commit``; a leftover one at the same path is replaced."""
+    if path.exists():
+        remove_worktree(repo, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
+
+
+def remove_worktree(repo: Path, path: Path) -> None:
+    git(repo, "worktree", "remove", "--force", str(path), check=False)
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    git(repo, "worktree", "prune", check=False)
+
+
+def reset_worktree(worktree: Path, commit: str) -> None:
+    """Make the worktree exactly ``commit``: tracked changes and untracked files go."""
+    git(worktree, "checkout", "--detach", "--force", commit)
+    git(worktree, "reset", "--hard", commit)
+    git(worktree, "clean", "-fdx", "-q")
+
+
+def stage_all(worktree: Path) -> None:
+    git(worktree, "add", "-A")
+
+
+def tree_hash(worktree: Path) -> str:
+    """Hash of the worktree's current content (tracked and new files, ignored ones excluded)."""
+    stage_all(worktree)
+    return git(worktree, "write-tree")
+
+
+def commit_tree(repo: Path, commit: str) -> str:
+    return git(repo, "rev-parse", f"{commit}^{{tree}}")
+
+
+def diff_against(worktree: Path, base: str) -> str:
+    """Binary-safe diff of the worktree's content against ``base``."""
+    stage_all(worktree)
+    return git(worktree, "diff", "--cached", "--binary", "--no-color", base) + "\n"
+
+
+def changed_files(worktree: Path, base: str) -> list[str]:
+    stage_all(worktree)
+    out = git(worktree, "diff", "--cached", "--name-only", "--no-renames", "-z", base)
+    return [name for name in out.split("\0") if name]
+
+
+def apply_diff(worktree: Path, diff: str) -> None:
+    if diff.strip():
+        git(worktree, "apply", "--binary", "--whitespace=nowarn", "-", input_text=diff)
+
+
+def commit_tree_object(repo: Path, tree: str, parent: str, message: str) -> str:
+    """A commit of exactly ``tree`` on ``parent``: what was verified is what lands,
+    whatever caches a test run left in the worktree."""
+    return git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input_text=message)
+
+
+def trailers(repo: Path, commit: str) -> dict[str, str]:
+    out = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit)
+    result: dict[str, str] = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            result[key.strip()] = value.strip()
+    return result
+
+
+def log_commits(repo: Path, base: str, head: str) -> list[str]:
+    """Commits reachable from ``head`` but not ``base``, oldest first."""
+    out = git(repo, "rev-list", "--reverse", "--first-parent", f"{base}..{head}")
+    return [line for line in out.splitlines() if line]
+
+
+def add_note(repo: Path, commit: str, text: str, ref: str = NOTES_REF) -> None:
+    git(repo, "notes", "--ref", ref, "add", "-f", "-F", "-", commit, input_text=text)
+
+
+def read_note(repo: Path, commit: str, ref: str = NOTES_REF) -> str | None:
+    out = git(repo, "notes", "--ref", ref, "show", commit, check=False)
+    return out or None
+
+
+def ls_files(repo: Path, ref: str = "HEAD", paths: Sequence[str] = ()) -> list[str]:
+    out = git(repo, "ls-tree", "-r", "--name-only", "-z", ref, "--", *paths)
+    return [name for name in out.split("\0") if name]
