@@ -1,0 +1,398 @@
+"""Where a hunk lands: the matching ladder, and the exact lines that replace the match.
+
+The ladder tries, in a fixed order, ever looser ways to compare lines: exact, then
+ignoring trailing whitespace, then ignoring leading indentation (the replacement is
+re-indented the same way), then normalising typographic quotes and dashes. It stops at
+the first rung where the hunk is found. A hunk found in several places is resolved by
+its line hint only when the hint singles one out (rung ``near_hint``); otherwise the
+hunk is refused as ambiguous. A rung never continues past an ambiguity, because a
+looser rung only finds more places.
+
+Lines the edit keeps (context) are copied from the file, not from the edit, so drift
+in the edit's whitespace or quotes never leaks into lines the change did not touch.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from autopack.edits.model import Hunk
+from autopack.edits.textfile import content, dominant_ending, ending
+
+HINT_WINDOW = 25
+"""How far (in lines) a drifted hint may be from the one place it singles out."""
+
+_TYPOGRAPHIC = {
+    "single": ("\u2018\u2019\u201a\u201b\u2032", "'"),
+    "double": ("\u201c\u201d\u201e\u201f\u2033", '"'),
+    "dash": ("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+    "ellipsis": ("\u2026", "..."),
+    "space": ("\u00a0\u2007\u202f", " "),
+}
+_TYPO_TABLE = {ord(ch): plain for chars, plain in _TYPOGRAPHIC.values() for ch in chars}
+
+Reindent = Callable[[str], str | None]
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One way of comparing lines; ``reindent`` rungs re-indent the replacement."""
+
+    name: str
+    key: Callable[[str], str]
+    reindent: bool = False
+    typographic: bool = False
+
+
+def _typo_key(line: str) -> str:
+    return line.translate(_TYPO_TABLE).strip()
+
+
+LADDER = (
+    Rung("exact", lambda line: line),
+    Rung("trailing_whitespace", str.rstrip),
+    Rung("indentation", str.strip, reindent=True),
+    Rung("typographic", _typo_key, reindent=True, typographic=True),
+)
+
+
+@dataclass
+class Outcome:
+    """What the ladder decided for one hunk against the current file lines."""
+
+    status: str  # "apply" | "already_applied" | "refused"
+    rung: str | None = None
+    start: int = 0
+    """0-based index of the first matched line."""
+    end: int = 0
+    new_lines: list[str] = field(default_factory=list)
+    reason: str | None = None
+    detail: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Found:
+    start: int
+    reindent: Reindent
+
+
+class Matcher:
+    """Finds hunks in one file state; caches each rung's line keys for that state."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.contents = [content(line) for line in lines]
+        self._keys: dict[str, list[str]] = {}
+
+    def keys(self, rung: Rung) -> list[str]:
+        if rung.name not in self._keys:
+            self._keys[rung.name] = [rung.key(text) for text in self.contents]
+        return self._keys[rung.name]
+
+    def find(self, needle: Sequence[str], rung: Rung) -> list[_Found]:
+        """Every place the needle (line contents) matches at this rung."""
+        if not needle:
+            return []
+        keys = self.keys(rung)
+        wanted = [rung.key(text) for text in needle]
+        first, size = wanted[0], len(wanted)
+        found = []
+        for start, key in enumerate(keys[: len(keys) - size + 1]):
+            if key != first or keys[start : start + size] != wanted:
+                continue
+            if not rung.reindent:
+                found.append(_Found(start, _same))
+                continue
+            mapping = reindenter(self.contents[start : start + size], needle)
+            if mapping is not None:
+                found.append(_Found(start, mapping))
+        return found
+
+
+def _same(text: str) -> str | None:
+    return text
+
+
+def locate(matcher: Matcher, hunk: Hunk, expected: int | None) -> Outcome:
+    """Run the ladder for ``hunk``; ``expected`` is the 0-based position its hint implies."""
+    search = [content(line) for line in hunk.search]
+    replace = [content(line) for line in hunk.replace]
+    if not search:
+        return _empty_search(matcher, hunk)
+    already: Outcome | None = None
+    for rung in LADDER:
+        outcome, replaced = _decide(matcher, hunk, rung, search, replace, expected)
+        if outcome is not None:
+            return outcome
+        if already is None and replaced:
+            already = _already(rung, replaced[0].start, len(replace))
+    if already is not None:
+        return already
+    return Outcome(
+        "refused",
+        reason="no_match",
+        detail="the lines to change are not in the file at any rung of the ladder",
+        candidates=closest(matcher, search, expected),
+    )
+
+
+def _empty_search(matcher: Matcher, hunk: Hunk) -> Outcome:
+    if not matcher.lines:
+        return _build(matcher, hunk, LADDER[0], _Found(0, _same), 0, "exact")
+    if [content(line) for line in hunk.replace] == matcher.contents:
+        return Outcome("already_applied", rung="exact", start=0, end=len(matcher.lines))
+    return Outcome(
+        "refused",
+        reason="no_context",
+        detail="the hunk has no lines to find; quote the lines around the change",
+    )
+
+
+def _decide(
+    matcher: Matcher,
+    hunk: Hunk,
+    rung: Rung,
+    search: list[str],
+    replace: list[str],
+    expected: int | None,
+) -> tuple[Outcome | None, list[_Found]]:
+    """Decide at one rung; no outcome means the search lines are not here (except as
+    part of the replacement, which the caller treats as already applied)."""
+    s_all = matcher.find(search, rung)
+    r_all = matcher.find(replace, rung) if replace else []
+    if expected is not None:
+        s_at = next((f for f in s_all if f.start == expected), None)
+        r_at = any(f.start == expected for f in r_all)
+        if s_at is not None and not r_at:
+            name = rung.name if len(s_all) == 1 else "near_hint"
+            return _build(matcher, hunk, rung, s_at, len(search), name), r_all
+        if r_at and s_at is None:
+            return _already(rung, expected, len(replace)), r_all
+    s_found = _anchored(s_all, hunk, len(search), len(matcher.lines))
+    r_found = _anchored(r_all, hunk, len(replace), len(matcher.lines))
+    free = [s for s in s_found if not _inside(s.start, len(search), r_found, len(replace))]
+    if not free:
+        return None, r_found
+    if len(free) == 1:
+        return _build(matcher, hunk, rung, free[0], len(search), rung.name), r_found
+    near = _near_hint(free, expected)
+    if near is not None:
+        return _build(matcher, hunk, rung, near, len(search), "near_hint"), r_found
+    refusal = Outcome(
+        "refused",
+        reason="ambiguous",
+        detail=f"the lines to change occur {len(free)} times (rung {rung.name}); "
+        "add context lines that occur only once",
+        candidates=[_candidate(matcher, search, f.start) for f in free[:5]],
+    )
+    return refusal, r_found
+
+
+def _already(rung: Rung, start: int, size: int) -> Outcome:
+    return Outcome("already_applied", rung=rung.name, start=start, end=start + size)
+
+
+def _anchored(found: list[_Found], hunk: Hunk, size: int, total: int) -> list[_Found]:
+    """Prefer places at the file's edge when the hunk's missing context says it is there."""
+    if hunk.anchor_end:
+        edge = [f for f in found if f.start + size == total]
+        return edge or found
+    if hunk.anchor_start:
+        edge = [f for f in found if f.start == 0]
+        return edge or found
+    return found
+
+
+def _inside(start: int, size: int, spans: list[_Found], span_size: int) -> bool:
+    return any(s.start <= start and start + size <= s.start + span_size for s in spans)
+
+
+def _near_hint(found: list[_Found], expected: int | None) -> _Found | None:
+    if expected is None:
+        return None
+    near = [f for f in found if abs(f.start - expected) <= HINT_WINDOW]
+    return near[0] if len(near) == 1 else None
+
+
+def _build(
+    matcher: Matcher, hunk: Hunk, rung: Rung, found: _Found, size: int, name: str
+) -> Outcome:
+    """The lines that replace ``lines[start:start+size]``, or a refusal if they cannot be made."""
+    start = found.start
+    region = matcher.lines[start : start + size]
+    search = [content(line) for line in hunk.search]
+    replace = [content(line) for line in hunk.replace]
+    fix_typo = _typographic_fixer(hunk, region) if rung.typographic else None
+    literal = _mixed_endings(hunk)
+    fallback = dominant_ending(matcher.lines)
+    new_lines: list[str] = []
+    ops = difflib.SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag == "equal":
+            new_lines.extend(region[i1:i2])
+            continue
+        neighbour = region[i1 - 1] if i1 > 0 else (region[0] if region else "")
+        newline = ending(neighbour) or fallback
+        for j in range(j1, j2):
+            text = found.reindent(replace[j])
+            if text is None:
+                return Outcome(
+                    "refused",
+                    reason="reindent",
+                    detail=f"replacement line {j + 1} cannot be re-indented to the file's "
+                    "indentation (it would go left of column 0)",
+                    start=start,
+                )
+            if fix_typo is not None:
+                text = fix_typo(text)
+            new_lines.append(text + (ending(hunk.replace[j]) if literal else newline))
+    at_eof = start + size == len(matcher.lines)
+    if at_eof and new_lines:
+        new_lines[-1] = _final_line(new_lines[-1], hunk, region, fallback)
+    return Outcome("apply", rung=name, start=start, end=start + size, new_lines=new_lines)
+
+
+def _final_line(line: str, hunk: Hunk, region: list[str], fallback: str) -> str:
+    """Keep the file's final-newline state unless the edit says to change it."""
+    old_open = bool(region) and not ending(region[-1])
+    if hunk.replace and not ending(hunk.replace[-1]):
+        return content(line)
+    if hunk.search and not ending(hunk.search[-1]):
+        return line if ending(line) else line + fallback
+    if old_open:
+        return content(line)
+    return line if ending(line) else line + fallback
+
+
+def _mixed_endings(hunk: Hunk) -> bool:
+    """An edit whose own lines mix CRLF and LF means those endings on purpose."""
+    endings = {ending(line) for line in (*hunk.search, *hunk.replace)} - {""}
+    return len(endings) > 1
+
+
+def _typographic_fixer(hunk: Hunk, region: list[str]) -> Callable[[str], str]:
+    """Straighten in new lines only the kinds of characters the edit got wrong.
+
+    A family (say curly double quotes) is straightened when the edit's search lines use
+    it and the matched file lines do not: evidence the model typed it, not the author.
+    """
+    search_text = "".join(hunk.search)
+    file_text = "".join(region)
+    table: dict[int, str] = {}
+    for chars, plain in _TYPOGRAPHIC.values():
+        in_edit = any(ch in search_text for ch in chars)
+        in_file = any(ch in file_text for ch in chars)
+        if in_edit and not in_file:
+            table.update({ord(ch): plain for ch in chars})
+    return lambda text: text.translate(table)
+
+
+def _indent_of(text: str) -> str:
+    return text[: len(text) - len(text.lstrip(" \t"))]
+
+
+def _width(indent: str, tab: int) -> int:
+    return sum(tab if ch == "\t" else 1 for ch in indent)
+
+
+def reindenter(file_lines: Sequence[str], edit_lines: Sequence[str]) -> Reindent | None:
+    """How to turn the edit's indentation into the file's, if one consistent rule does it.
+
+    The rule maps indentation widths linearly, ``file = scale * edit + shift`` (tabs
+    counted as 4, 8 or 2 columns): a shifted block, or 2-space indentation written for
+    a 4-space file. New lines are rendered in the file's style: tabs when the matched
+    file lines indent with tabs, else spaces.
+    """
+    both = zip(file_lines, edit_lines, strict=True)
+    pairs = [(_indent_of(f), _indent_of(e)) for f, e in both if e.strip()]
+    if all(f == e for f, e in pairs):
+        return _same
+    use_tabs = any(f.startswith("\t") for f, _ in pairs)
+    for tab in (4, 8, 2):
+        widths = {(_width(e, tab), _width(f, tab)) for f, e in pairs}
+        rule = _linear_rule(widths)
+        if rule is not None:
+            return _shifter(rule, tab, use_tabs)
+    return None
+
+
+def _linear_rule(widths: set[tuple[int, int]]) -> tuple[Fraction, Fraction] | None:
+    """The (scale, shift) taking every edit width to its file width, if there is one."""
+    by_edit = dict(widths)
+    if len(by_edit) != len(widths):
+        return None  # one edit width would need two file widths
+    points = sorted(by_edit.items())
+    if len(points) == 1:
+        return Fraction(1), Fraction(points[0][1] - points[0][0])
+    (x0, y0), (x1, y1) = points[0], points[-1]
+    scale = Fraction(y1 - y0, x1 - x0)
+    shift = y0 - scale * x0
+    if scale <= 0 or any(scale * x + shift != y for x, y in points):
+        return None
+    return scale, shift
+
+
+def _shifter(rule: tuple[Fraction, Fraction], tab: int, use_tabs: bool) -> Reindent:
+    scale, shift = rule
+
+    def reindent(text: str) -> str | None:
+        if not text.strip():
+            return ""
+        indent = _indent_of(text)
+        width = scale * _width(indent, tab) + shift
+        if width < 0 or width.denominator != 1:
+            return None
+        columns = int(width)
+        new = "\t" * (columns // tab) + " " * (columns % tab) if use_tabs else " " * columns
+        return new + text[len(indent) :]
+
+    return reindent
+
+
+def closest(matcher: Matcher, search: list[str], expected: int | None) -> list[dict[str, Any]]:
+    """Up to three places most like the search lines, for the refusal report."""
+    keys = matcher.keys(LADDER[2])
+    where: defaultdict[str, list[int]] = defaultdict(list)
+    for index, key in enumerate(keys):
+        if key:
+            where[key].append(index)
+    votes: Counter[int] = Counter()
+    wanted = [line.strip() for line in search]
+    for offset, key in enumerate(wanted):
+        for index in where.get(key, ()):
+            votes[max(0, index - offset)] += 1
+    if not votes:
+        first = next((key for key in wanted if key), "")
+        for guess in difflib.get_close_matches(first, list(where), n=3, cutoff=0.5):
+            for index in where[guess][:3]:
+                votes[max(0, index - wanted.index(first))] += 1
+    ranked = sorted(votes, key=lambda s: (-votes[s], abs(s - expected) if expected else 0, s))
+    return [_candidate(matcher, search, start) for start in ranked[:3]]
+
+
+def _candidate(matcher: Matcher, search: list[str], start: int) -> dict[str, Any]:
+    window = matcher.contents[start : start + len(search)]
+    ratio = difflib.SequenceMatcher(None, "\n".join(search), "\n".join(window)).ratio()
+    candidate: dict[str, Any] = {"line": start + 1, "similarity": round(ratio, 2)}
+    for offset, (want, have) in enumerate(zip(search, window, strict=False)):
+        if want != have:
+            candidate["first_difference"] = {
+                "line": start + offset + 1,
+                "expected": want,
+                "found": have,
+            }
+            break
+    else:
+        if len(window) < len(search):
+            candidate["first_difference"] = {
+                "line": start + len(window) + 1,
+                "expected": search[len(window)],
+                "found": "<end of file>",
+            }
+    return candidate

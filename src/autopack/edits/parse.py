@@ -1,0 +1,343 @@
+"""Reading edit text in any supported format into an :class:`EditSet`.
+
+Formats (see docs/edit-formats.md): ``search-replace`` (aider-style blocks),
+``unified`` (diffs, line numbers and counts optional), ``whole`` (a path line and a
+fenced block with the full content), ``replace`` (JSON ``{"path", "old", "new"}``).
+Delete and rename directives work alongside search-replace and whole blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable
+
+from autopack.edits.model import EditParseError, EditSet, FileEdit, Hunk
+from autopack.edits.textfile import content, split_lines
+
+FORMATS = ("auto", "search-replace", "unified", "whole", "replace")
+
+_SEARCH = re.compile(r"^<{5,9} ?SEARCH\s*$")
+_DIVIDER = re.compile(r"^={5,9}\s*$")
+_REPLACE = re.compile(r"^>{5,9} ?REPLACE\s*$")
+_FENCE = re.compile(r"^(`{3,}|~{3,})[\w+.-]*\s*$")
+_DELETE = re.compile(r"^\*\*\* Delete File: (.+?)\s*$")
+_RENAME = re.compile(r"^\*\*\* Rename File: (.+?) -> (.+?)\s*$")
+_HUNK = re.compile(r"^@@ ?(?:-(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))?)? ?(?:@@|$)")
+
+
+def parse_edits(text: str, fmt: str = "auto") -> EditSet:
+    """Parse edit text; ``fmt`` is one of :data:`FORMATS`. Raise :class:`EditParseError`."""
+    if fmt not in FORMATS:
+        raise EditParseError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    chosen = detect_format(text) if fmt == "auto" else fmt
+    files = _PARSERS[chosen](text)
+    if not files:
+        raise EditParseError(f"no edits found in the text (format {chosen})")
+    return EditSet(tuple(files), chosen)
+
+
+def detect_format(text: str) -> str:
+    """Which format ``text`` is written in; raise :class:`EditParseError` if none fits."""
+    stripped = text.strip()
+    if stripped.startswith(("{", "[")):
+        return "replace"
+    lines = [content(line) for line in split_lines(text)]
+    if any(_SEARCH.match(line) for line in lines):
+        return "search-replace"
+    if any(line.startswith(("@@", "diff --git ")) for line in lines) or any(
+        a.startswith("--- ") and b.startswith("+++ ") for a, b in itertools.pairwise(lines)
+    ):
+        return "unified"
+    if any(_FENCE.match(b) and _path_of(a) for a, b in itertools.pairwise(lines)):
+        return "whole"
+    if any(_DELETE.match(line) or _RENAME.match(line) for line in lines):
+        return "search-replace"
+    raise EditParseError(
+        "no edit found: expected SEARCH/REPLACE blocks, a unified diff, "
+        "a path line followed by a fenced block, or JSON {path, old, new}"
+    )
+
+
+def _path_of(line: str) -> str | None:
+    """The file path a line names, allowing decorations like ``**a.py**`` or `` `a.py`: ``."""
+    candidate = line.strip().strip("*`'\"").rstrip(":").strip("*`'\"").strip()
+    if candidate.lower().startswith(("file:", "path:")):
+        candidate = candidate.split(":", 1)[1].strip()
+    if not candidate or any(ch.isspace() for ch in candidate) or _FENCE.match(candidate):
+        return None
+    if candidate.startswith(("#", "//", "<<<<", "====", ">>>>")):
+        return None
+    return candidate
+
+
+def _directive(line: str) -> FileEdit | None:
+    deleted = _DELETE.match(line)
+    if deleted:
+        return FileEdit("delete", deleted.group(1))
+    renamed = _RENAME.match(line)
+    if renamed:
+        return FileEdit("rename", renamed.group(1), new_path=renamed.group(2))
+    return None
+
+
+def parse_search_replace(text: str) -> list[FileEdit]:
+    """Aider-style blocks: a path line, ``<<<<<<< SEARCH``, ``=======``, ``>>>>>>> REPLACE``."""
+    lines = split_lines(text)
+    files: list[FileEdit] = []
+    path: str | None = None
+    i = 0
+    while i < len(lines):
+        line = content(lines[i])
+        directive = _directive(line)
+        if directive is not None:
+            files.append(directive)
+        elif _SEARCH.match(line):
+            path = _block_path(lines, i) or path
+            if path is None:
+                raise EditParseError(f"line {i + 1}: SEARCH block without a file path before it")
+            hunk, i = _read_block(lines, i)
+            if hunk.search:
+                files.append(FileEdit("modify", path, (hunk,)))
+            else:
+                files.append(FileEdit("create", path, content="".join(hunk.replace)))
+        i += 1
+    return files
+
+
+def _block_path(lines: list[str], marker: int) -> str | None:
+    for j in range(marker - 1, -1, -1):
+        line = content(lines[j]).strip()
+        if not line or _FENCE.match(line):
+            continue
+        if _REPLACE.match(line):
+            return None
+        return _path_of(line)
+    return None
+
+
+def _read_block(lines: list[str], marker: int) -> tuple[Hunk, int]:
+    search: list[str] = []
+    replace: list[str] = []
+    target = search
+    for j in range(marker + 1, len(lines)):
+        line = content(lines[j])
+        if _DIVIDER.match(line) and target is search:
+            target = replace
+        elif _REPLACE.match(line) and target is replace:
+            return Hunk(tuple(search), tuple(replace)), j
+        elif _SEARCH.match(line):
+            break
+        else:
+            target.append(lines[j] if lines[j].endswith("\n") else lines[j] + "\n")
+    missing = "=======" if target is search else ">>>>>>> REPLACE"
+    raise EditParseError(f"line {marker + 1}: SEARCH block is missing its {missing} line")
+
+
+def parse_whole(text: str) -> list[FileEdit]:
+    """A path line, then a fenced block holding the file's entire new content."""
+    lines = split_lines(text)
+    files: list[FileEdit] = []
+    i = 0
+    while i < len(lines):
+        line = content(lines[i])
+        directive = _directive(line)
+        fence = _FENCE.match(line)
+        if directive is not None:
+            files.append(directive)
+        elif fence and i > 0 and _path_of(content(lines[i - 1])):
+            path = _path_of(content(lines[i - 1])) or ""
+            body, i = _read_fenced(lines, i, fence.group(1))
+            files.append(FileEdit("write", path, content=body))
+        i += 1
+    return files
+
+
+def _read_fenced(lines: list[str], start: int, fence: str) -> tuple[str, int]:
+    body: list[str] = []
+    for j in range(start + 1, len(lines)):
+        if content(lines[j]).rstrip() == fence:
+            return "".join(body), j
+        body.append(lines[j] if lines[j].endswith("\n") else lines[j] + "\n")
+    raise EditParseError(f"line {start + 1}: fenced block is never closed")
+
+
+def parse_replace(text: str) -> list[FileEdit]:
+    """JSON: one object ``{"path", "old", "new"}`` or a list of them."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EditParseError(f"replace format is JSON and this is not: {exc}") from exc
+    items = data if isinstance(data, list) else [data]
+    files = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"path", "old", "new"}:
+            raise EditParseError(f"item {n}: expected exactly the keys path, old, new")
+        if not all(isinstance(item[key], str) for key in ("path", "old", "new")):
+            raise EditParseError(f"item {n}: path, old and new must be strings")
+        files.append(FileEdit("snippet", item["path"], old=item["old"], new=item["new"]))
+    return files
+
+
+def parse_unified(text: str) -> list[FileEdit]:
+    """Unified diffs (git's or plain), tolerant of wrong line numbers and counts."""
+    return _UnifiedReader(split_lines(text)).read()
+
+
+class _UnifiedReader:
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self.i = 0
+        self.files: list[FileEdit] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.old: str | None = None
+        self.new: str | None = None
+        self.git_old: str | None = None
+        self.git_new: str | None = None
+        self.hunks: list[Hunk] = []
+        self.new_file = False
+        self.deleted_file = False
+        self.open = False
+
+    def read(self) -> list[FileEdit]:
+        while self.i < len(self.lines):
+            line = content(self.lines[self.i])
+            if line.startswith("diff --git "):
+                self._finish()
+                self._git_header(line)
+            elif self._file_header_at(self.i):
+                if self.old is not None or self.hunks:
+                    self._finish()
+                self.open = True
+                self.old = _diff_path(line[4:], "a/")
+                self.new = _diff_path(content(self.lines[self.i + 1])[4:], "b/")
+                self.i += 1
+            elif _HUNK.match(line):
+                self.hunks.append(self._hunk(line))
+                continue
+            elif self.open:
+                self._extended_header(line)
+            self.i += 1
+        self._finish()
+        return self.files
+
+    def _file_header_at(self, i: int) -> bool:
+        return (
+            i + 1 < len(self.lines)
+            and self.lines[i].startswith("--- ")
+            and self.lines[i + 1].startswith("+++ ")
+        )
+
+    def _git_header(self, line: str) -> None:
+        self.open = True
+        match = re.match(r"^diff --git (\"?a/.+?\"?) (\"?b/.+\"?)$", line)
+        if match:
+            self.git_old = _diff_path(match.group(1), "a/")
+            self.git_new = _diff_path(match.group(2), "b/")
+
+    def _extended_header(self, line: str) -> None:
+        if line.startswith("new file mode"):
+            self.new_file = True
+        elif line.startswith("deleted file mode"):
+            self.deleted_file = True
+        elif line.startswith("rename from "):
+            self.git_old = line[len("rename from ") :].strip()
+        elif line.startswith("rename to "):
+            self.git_new = line[len("rename to ") :].strip()
+        elif line.startswith(("Binary files ", "GIT binary patch")):
+            raise EditParseError(f"line {self.i + 1}: binary patches are not supported")
+
+    def _hunk(self, header: str) -> Hunk:
+        match = _HUNK.match(header)
+        assert match is not None
+        old_start = int(match.group(1)) if match.group(1) else None
+        counts = match.group(1) is not None
+        old_left = int(match.group(2) or 1) if counts else 0
+        new_left = int(match.group(4) or 1) if counts else 0
+        body: list[tuple[str, str]] = []
+        bare_tail = 0  # trailing prefix-less empty lines not covered by the counts
+        self.i += 1
+        while self.i < len(self.lines):
+            raw = self.lines[self.i]
+            line = content(raw)
+            if line.startswith(("@@", "diff --git ")):
+                break
+            if self._file_header_at(self.i) and not (old_left > 0 and new_left > 0):
+                break
+            if line.startswith("\\"):
+                if body:
+                    body[-1] = (body[-1][0], content(body[-1][1]))
+                self.i += 1
+                continue
+            kind = line[:1] if line else " "
+            if kind not in " +-":
+                break
+            covered = counts and old_left > 0 and new_left > 0
+            bare_tail = bare_tail + 1 if not line and not covered else 0
+            body.append((kind, raw[1:] if line else raw))
+            old_left -= kind != "+"
+            new_left -= kind != "-"
+            self.i += 1
+        if bare_tail:
+            del body[-bare_tail:]
+        return _make_hunk(body, old_start)
+
+    def _finish(self) -> None:
+        if not self.open and not self.hunks:
+            return
+        old = self.old if self.old is not None else self.git_old
+        new = self.new if self.new is not None else self.git_new
+        if old is None and new is None:
+            raise EditParseError(f"line {self.i + 1}: diff hunks without ---/+++ file names")
+        self.files.append(_file_edit(old, new, tuple(self.hunks), self.new_file, self.deleted_file))
+        self._reset()
+
+
+def _make_hunk(body: list[tuple[str, str]], old_start: int | None) -> Hunk:
+    search = tuple(line for kind, line in body if kind != "+")
+    replace = tuple(line for kind, line in body if kind != "-")
+    kinds = [kind for kind, _ in body]
+    changed = [n for n, kind in enumerate(kinds) if kind != " "]
+    leading = changed[0] if changed else len(kinds)
+    trailing = len(kinds) - 1 - changed[-1] if changed else 0
+    return Hunk(
+        search,
+        replace,
+        hint=old_start if old_start else None,
+        anchor_start=leading == 0 and trailing > 0,
+        anchor_end=trailing == 0 and leading > 0,
+    )
+
+
+def _diff_path(raw: str, prefix: str) -> str | None:
+    path = raw.split("\t")[0].strip()
+    if path.startswith('"') and path.endswith('"'):
+        path = path[1:-1]
+    if path == "/dev/null":
+        return None
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _file_edit(
+    old: str | None, new: str | None, hunks: tuple[Hunk, ...], new_file: bool, deleted: bool
+) -> FileEdit:
+    if old is None or (new_file and new is not None):
+        text = "".join(line for hunk in hunks for line in hunk.replace)
+        return FileEdit("create", new or "", content=text)
+    if new is None or deleted:
+        text = "".join(line for hunk in hunks for line in hunk.search)
+        return FileEdit("delete", old, content=text)
+    if old != new:
+        return FileEdit("rename", old, hunks, new_path=new)
+    return FileEdit("modify", old, hunks)
+
+
+_PARSERS: dict[str, Callable[[str], list[FileEdit]]] = {
+    "search-replace": parse_search_replace,
+    "unified": parse_unified,
+    "whole": parse_whole,
+    "replace": parse_replace,
+}

@@ -1,0 +1,107 @@
+"""The path policy: every write (and every read) of the edits engine passes through here.
+
+A path from an edit is untrusted text written by a model. It is resolved inside the
+root, and refused with a stable reason code when it could touch something a phase
+must not: a path outside the tree, git's own data, Autopack's run state, a protected
+file, or a file outside the phase's write scope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from autopack.plan import path_matches
+
+REASONS = (
+    "invalid",
+    "absolute",
+    "traversal",
+    "git_dir",
+    "autopack_dir",
+    "symlink_escape",
+    "protected",
+    "out_of_scope",
+)
+
+
+class PathRefused(Exception):
+    """A path the policy does not allow; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, path: str, reason: str, detail: str) -> None:
+        self.path = path
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{path}: {reason}: {detail}")
+
+
+def normalize_rel(rel_path: str) -> str:
+    """Clean a model-written path: backslashes are separators, ``./`` and ``//`` vanish.
+
+    Backslashes count as separators so ``src\\..\\..\\x`` cannot slip past the
+    traversal check on a system where ``\\`` is an ordinary character.
+    """
+    text = rel_path.strip().replace("\\", "/")
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    prefix = "/" if text.startswith("/") else ""
+    return prefix + "/".join(parts)
+
+
+@dataclass(frozen=True)
+class PathPolicy:
+    """Where edits may read and write, relative to ``root`` (a worktree)."""
+
+    root: Path
+    scope: tuple[str, ...] = ("**",)
+    """Write-scope globs, matched like plan scopes (:func:`autopack.plan.path_matches`)."""
+    protected: tuple[str, ...] = ()
+    """Globs refused even when in scope (lock files, CI config, ...)."""
+
+    def resolve_write(self, rel_path: str) -> Path:
+        """The absolute path to write for ``rel_path``, or raise :class:`PathRefused`."""
+        clean, target = self._resolve(rel_path, writing=True)
+        real_rel = target.relative_to(self.root.resolve()).as_posix()
+        for name in {clean, real_rel}:
+            hit = next((glob for glob in self.protected if path_matches(name, glob)), None)
+            if hit is not None:
+                raise PathRefused(rel_path, "protected", f"{name!r} matches protected {hit!r}")
+        for name in {clean, real_rel}:
+            if not any(path_matches(name, glob) for glob in self.scope):
+                scope = ", ".join(self.scope)
+                raise PathRefused(rel_path, "out_of_scope", f"{name!r} is outside scope {scope}")
+        return target
+
+    def resolve_read(self, rel_path: str) -> Path:
+        """The absolute path to read: inside the root and not in ``.git/``; scope not needed."""
+        return self._resolve(rel_path, writing=False)[1]
+
+    def relative(self, path: Path) -> str:
+        """The posix path of ``path`` relative to the root (for reports)."""
+        return path.relative_to(self.root.resolve()).as_posix()
+
+    def _resolve(self, rel_path: str, *, writing: bool) -> tuple[str, Path]:
+        if not rel_path.strip() or "\0" in rel_path:
+            raise PathRefused(rel_path, "invalid", "empty path or NUL character")
+        clean = normalize_rel(rel_path)
+        if clean.startswith("/") or (len(clean) > 1 and clean[1] == ":"):
+            raise PathRefused(rel_path, "absolute", "paths are relative to the worktree root")
+        parts = PurePosixPath(clean).parts
+        if not parts:
+            raise PathRefused(rel_path, "invalid", "the path names the root itself")
+        if ".." in parts:
+            raise PathRefused(rel_path, "traversal", "'..' would leave the worktree")
+        if ".git" in parts:
+            raise PathRefused(rel_path, "git_dir", "git's own data is never edited")
+        if writing and parts[0] == ".autopack":
+            raise PathRefused(rel_path, "autopack_dir", ".autopack/ holds the run's own state")
+        root = self.root.resolve()
+        target = (root / clean).resolve()
+        if target != root and root not in target.parents:
+            raise PathRefused(rel_path, "symlink_escape", f"resolves to {target}, outside root")
+        if target == root:
+            raise PathRefused(rel_path, "invalid", "the path names the root itself")
+        real_parts = target.relative_to(root).parts
+        if ".git" in real_parts or (writing and real_parts[0] == ".autopack"):
+            reason = "git_dir" if ".git" in real_parts else "autopack_dir"
+            raise PathRefused(rel_path, reason, f"a symlink leads into {real_parts[0]}/")
+        return clean, target
