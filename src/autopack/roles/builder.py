@@ -1,0 +1,204 @@
+"""The Builder: a bounded tool loop inside one phase's worktree.
+
+One model call per step. A reply with tool calls runs them (writes through the path
+policy, commands through the sandbox) and feeds the results back; ``finish`` ends the
+loop. A reply without tool calls is the text protocol: its text holds the edits, which
+the engine applies with the edits engine. Steps, wall time and a stuck detector bound
+the loop; the door bounds the spend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
+from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
+from autopack.roles.context import Selection, select_context
+from autopack.roles.prompts import bullets, render
+from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions
+
+if TYPE_CHECKING:
+    from autopack.edits import PathPolicy
+    from autopack.llm.door import ModelDoor
+    from autopack.workspace.runner import Sandbox
+
+EDIT_FORMAT = """Edit blocks look like this (SEARCH must match the file exactly, once; an empty
+SEARCH creates a new file):
+
+path/to/file.py
+<<<<<<< SEARCH
+exact lines to replace
+=======
+new lines
+>>>>>>> REPLACE"""
+_EDIT_BLOCK = re.compile(r"[^\n]*\n<<<<<<< SEARCH.*?>>>>>>> REPLACE|```.*?```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class BuilderLimits:
+    """Bounds of one Builder attempt (the door separately bounds tokens and cost)."""
+
+    max_steps: int = 40
+    """Model calls per attempt."""
+    wall_seconds: float = 1800
+    """Elapsed time per attempt, checked after every step."""
+    context_tokens: int = 6_000
+    """Repo map, scope listing and whole files in the first prompt. The first prompt is
+    resent on every step, so it stays lean; the tools fetch the rest on demand."""
+    map_share: float = 0.3
+    """Part of ``context_tokens`` the repo map may take."""
+    max_output_tokens: int = 8_192
+    """Longest reply per call."""
+    run_timeout_s: float = 300
+    """Longest a ``run`` command may take."""
+    run_output_cap: int = 20_000
+    """Bytes of command output kept."""
+    observation_tokens: int = 4_000
+    """Longest tool result sent back."""
+    stuck_repeats: int = 3
+    """The same action with the same result this many times in the window means stuck."""
+    stuck_window: int = 8
+    """How many recent tool calls the stuck detector looks at."""
+
+
+class StuckDetector:
+    """Fires when the same action keeps producing the same result.
+
+    An action and its observation are fingerprinted together: re-reading a file that
+    changed, or re-running tests after an edit, is progress; repeating a failing edit
+    or an identical command with identical output is not. Alternating loops (A, B, A,
+    B, ...) are caught too, because the window counts repeats, not runs.
+    """
+
+    def __init__(self, repeats: int, window: int) -> None:
+        self.repeats = repeats
+        self.recent: deque[str] = deque(maxlen=window)
+
+    def record(self, call: ToolCall, observation: str) -> bool:
+        """Note one tool call and its result; ``True`` when the loop is stuck."""
+        action = json.dumps([call.name, call.arguments, observation], sort_keys=True)
+        fingerprint = hashlib.sha256(action.encode()).hexdigest()
+        self.recent.append(fingerprint)
+        return self.recent.count(fingerprint) >= self.repeats
+
+
+def builder_prompt(brief: PhaseBrief, worktree: Path, limits: BuilderLimits) -> str:
+    """The Builder's first prompt for ``brief`` (the bench measures exactly this)."""
+    return render_prompt(brief, _selection(brief, worktree, limits))
+
+
+def _selection(brief: PhaseBrief, worktree: Path, limits: BuilderLimits) -> Selection:
+    return select_context(
+        brief.phase, worktree, token_budget=limits.context_tokens, map_share=limits.map_share
+    )
+
+
+def render_prompt(brief: PhaseBrief, selection: Selection) -> str:
+    """The Builder's first prompt from a brief and an already selected context."""
+    phase = brief.phase
+    scope = "Write scope: " + ", ".join(phase.scope.paths)
+    if phase.scope.read_only:
+        scope += "\nRead-only context: " + ", ".join(phase.scope.read_only)
+    return render(
+        "builder",
+        run_goal=brief.run_goal,
+        phase_id=phase.id,
+        attempt=str(brief.attempt),
+        goal=phase.goal,
+        description=phase.description or "(none)",
+        acceptance=bullets(phase.acceptance_criteria),
+        deliverables=bullets(phase.deliverables),
+        scope=scope,
+        scope_listing=selection.scope_listing,
+        feedback=brief.feedback or "(first attempt)",
+        lessons=bullets(brief.lessons),
+        repo_map=selection.repo_map,
+        context=selection.context,
+        edit_format=EDIT_FORMAT,
+    )
+
+
+def build(
+    brief: PhaseBrief,
+    *,
+    worktree: Path,
+    policy: PathPolicy,
+    sandbox: Sandbox,
+    door: ModelDoor,
+    model: Model,
+    call_counter: Callable[[str], int],
+    limits: BuilderLimits = BuilderLimits(),
+) -> BuildResult:
+    """Run the Builder for one attempt of a phase and say how it ended."""
+    prompt = builder_prompt(brief, worktree, limits)
+    tool_limits = ToolLimits(limits.run_timeout_s, limits.run_output_cap, limits.observation_tokens)
+    loop = _Loop(brief, prompt, Toolbox(worktree, policy, sandbox, tool_limits), limits)
+    started = time.monotonic()
+    for step in range(1, limits.max_steps + 1):
+        response = door.complete(model, loop.request(call_counter("builder")))
+        result = loop.advance(response, step)
+        if result is not None:
+            return result
+        if time.monotonic() - started >= limits.wall_seconds:
+            return loop.stop(step, "wall_time")
+    return loop.stop(limits.max_steps, "max_steps")
+
+
+class _Loop:
+    """The conversation of one attempt: requests out, tool results back in."""
+
+    def __init__(
+        self, brief: PhaseBrief, prompt: str, tools: Toolbox, limits: BuilderLimits
+    ) -> None:
+        self.brief = brief
+        self.prompt = prompt
+        self.tools = tools
+        self.limits = limits
+        self.messages: list[Message] = [Message(role="user", content=prompt)]
+        self.stuck = StuckDetector(limits.stuck_repeats, limits.stuck_window)
+        self.last_text = ""
+
+    def request(self, call_index: int) -> ModelRequest:
+        return ModelRequest(
+            messages=tuple(self.messages),
+            tools=TOOL_SPECS,
+            max_tokens=self.limits.max_output_tokens,
+            role="builder",
+            phase_id=self.brief.phase.id,
+            attempt=self.brief.attempt,
+            call_index=call_index,
+        )
+
+    def advance(self, response: ModelResponse, step: int) -> BuildResult | None:
+        """Act on one reply; a result when the attempt is over, else ``None``."""
+        if not response.tool_calls:
+            summary = _EDIT_BLOCK.sub("", response.text).strip()[:2_000]
+            return BuildResult(response.text, summary, [], step, "text", self.prompt)
+        self.last_text = response.text or self.last_text
+        self.messages.append(
+            Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
+        )
+        for call in response.tool_calls:
+            if call.name == "finish":
+                summary = str(call.arguments.get("summary", "")).strip()
+                decisions = parse_decisions(call.arguments.get("decisions", []))
+                return BuildResult("", summary, decisions, step, "finish", self.prompt)
+            observation = self.tools.dispatch(call)
+            self.messages.append(Message(role="tool", content=observation, tool_call_id=call.id))
+            if self.stuck.record(call, observation):
+                return self.stop(step, "stuck", f"repeated {call.name} without progress")
+        return None
+
+    def stop(self, step: int, reason: StopReason, detail: str = "") -> BuildResult:
+        summary = f"stopped: {reason}" + (f" ({detail})" if detail else "")
+        if self.last_text:
+            summary += f"; last note: {self.last_text.strip()[:500]}"
+        return BuildResult("", summary, [], step, reason, self.prompt)

@@ -1,0 +1,214 @@
+"""The repo map: files and their top-level symbols, ranked, within a token budget.
+
+The Builder and the Planner need to know what exists without reading everything. Files
+the phase is about (``focus``) come first with their symbols, then files they mention
+and files near them; whatever does not fit is summarised as counts per directory, so
+the map never exceeds its budget however large the repository.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from autopack.plan import path_matches
+from autopack.roles.tokens import estimate_tokens
+
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".autopack",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "dist",
+        "build",
+        ".idea",
+        ".vscode",
+    }
+)
+MAX_OUTLINE_BYTES = 256_000
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SYMBOL_PATTERNS: dict[str, re.Pattern[str]] = {
+    ".js": re.compile(
+        r"^(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:function\*?|class|const|let)\s+(\w+)", re.M
+    ),
+    ".go": re.compile(r"^(?:func(?:\s+\([^)]*\))?|type)\s+(\w+)", re.M),
+    ".rs": re.compile(r"^(?:pub(?:\([^)]*\))?\s+)?(?:fn|struct|enum|trait|mod|impl)\s+(\w+)", re.M),
+    ".java": re.compile(
+        r"^\s*(?:public|protected|private)?\s*(?:abstract\s+|final\s+)?(?:class|interface|enum|record)\s+(\w+)",
+        re.M,
+    ),
+    ".rb": re.compile(r"^\s*(?:class|module|def)\s+([\w.?!]+)", re.M),
+}
+_SYMBOL_PATTERNS[".ts"] = _SYMBOL_PATTERNS[".tsx"] = _SYMBOL_PATTERNS[".jsx"] = _SYMBOL_PATTERNS[
+    ".mjs"
+] = _SYMBOL_PATTERNS[".js"]
+_SYMBOL_PATTERNS[".kt"] = _SYMBOL_PATTERNS[".cs"] = _SYMBOL_PATTERNS[".java"]
+
+
+def list_files(root: Path) -> list[str]:
+    """Every regular file under ``root`` as a sorted relative POSIX path.
+
+    Symlinks are skipped, not followed: the map must not describe, or leak, anything
+    outside the repository.
+    """
+    found: list[str] = []
+    for current, dirs, files in os.walk(root, followlinks=False):
+        base = Path(current)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not (base / d).is_symlink())
+        for name in files:
+            path = base / name
+            if not path.is_symlink() and path.is_file():
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def outline(path: Path) -> list[str]:
+    """Top-level symbols of one file, one short line each ([] when none or unreadable)."""
+    try:
+        if path.stat().st_size > MAX_OUTLINE_BYTES:
+            return []
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    if path.suffix == ".py":
+        return _python_outline(text)
+    pattern = _SYMBOL_PATTERNS.get(path.suffix)
+    return [f"{name}" for name in dict.fromkeys(pattern.findall(text))] if pattern else []
+
+
+def _python_outline(text: str) -> list[str]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    lines: list[str] = []
+    for node in tree.body:
+        if getattr(node, "name", "").startswith("_"):
+            continue  # private: not part of what other files can use
+        if isinstance(node, ast.ClassDef):
+            methods = [
+                item.name
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and not (item.name.startswith("_") and item.name != "__init__")
+            ]
+            lines.append(f"class {node.name}" + (f": {', '.join(methods)}" if methods else ""))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = ", ".join(a.arg for a in node.args.args if a.arg not in {"self", "cls"})
+            lines.append(f"def {node.name}({args})")
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [
+                t.id
+                for t in targets
+                if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_")
+            ]
+            lines.extend(names)
+    return lines
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: str
+    rank: tuple[int, int, int, str]
+
+
+def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[str]:
+    """Order files by relevance to ``focus`` patterns: matches, mentioned, nearby, rest."""
+    focused = [f for f in files if any(path_matches(f, p) for p in focus)]
+    focus_set = set(focused)
+    words = _focus_words(root, focused)
+    focus_dirs = {tuple(f.split("/")[:-1]) for f in focused}
+    entries = []
+    for f in files:
+        key = _module_key(f)
+        mentioned = words.get(key, 0) if len(key) >= 3 else 0
+        folder = tuple(f.split("/")[:-1])
+        near = max((_shared_prefix(folder, d) for d in focus_dirs), default=0)
+        group = 0 if f in focus_set else (1 if mentioned else 2)
+        entries.append(_Entry(f, (group, -mentioned, -near, f"{f.count('/'):03d}{f}")))
+    return [e.path for e in sorted(entries, key=lambda e: e.rank)]
+
+
+def _module_key(path: str) -> str:
+    p = Path(path)
+    return p.parent.name if p.stem == "__init__" else p.stem
+
+
+def _shared_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _focus_words(root: Path, focused: Iterable[str], max_files: int = 200) -> Counter[str]:
+    words: Counter[str] = Counter()
+    for rel in list(focused)[:max_files]:
+        try:
+            text = (root / rel).read_text(encoding="utf-8")[:MAX_OUTLINE_BYTES]
+        except (OSError, UnicodeDecodeError):
+            continue
+        words.update(set(_WORD.findall(text)))
+    return words
+
+
+def repo_map(root: Path, *, token_budget: int, focus: Sequence[str] = ()) -> str:
+    """Files and top-level symbols of ``root``, most relevant first, within ``token_budget``.
+
+    ``focus`` holds paths or scope patterns (``src/pkg/**``) the reader cares about.
+    """
+    files = list_files(root)
+    ranked = rank_files(root, files, focus)
+    tail_reserve = min(token_budget // 5, 200)
+    lines: list[str] = []
+    used = 0
+    shown = 0
+    for rel in ranked:
+        symbols = outline(root / rel)
+        full = "\n".join([rel, *(f"  {s}" for s in symbols)])
+        cost = estimate_tokens(full + "\n")
+        if used + cost > token_budget - tail_reserve:
+            cost = estimate_tokens(rel + "\n")
+            full = rel
+            if used + cost > token_budget - tail_reserve:
+                break
+        lines.append(full)
+        used += cost
+        shown += 1
+    lines.extend(_tail(ranked[shown:], token_budget - used))
+    return "\n".join(lines)
+
+
+def _tail(rest: Sequence[str], budget: int) -> list[str]:
+    """Summarise files that did not fit as counts per directory, within ``budget``."""
+    if not rest:
+        return []
+    counts = Counter(str(Path(f).parent) if "/" in f else "." for f in rest)
+    footer = f"... {len(rest)} more files not shown"
+    budget -= estimate_tokens(footer + "\n")
+    lines: list[str] = []
+    for folder, count in counts.most_common():
+        line = f"{folder}/ ({count} more files)"
+        cost = estimate_tokens(line + "\n")
+        if cost > budget:
+            break
+        lines.append(line)
+        budget -= cost
+    return [*lines, footer] if budget >= 0 else []

@@ -1,0 +1,250 @@
+"""The Builder's tools: what a model may do inside a phase's worktree.
+
+Every path goes through the phase's :class:`~autopack.edits.PathPolicy` (reads through
+``resolve_read``, writes through ``resolve_write``), every command through the
+sandboxed runner. A tool never raises to the loop: refusals and errors come back as
+text the model can act on, so a bad call costs a step, not the phase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopack.edits import PathRefused, apply_edit_text
+from autopack.edits.policy import normalize_rel
+from autopack.llm.base import ToolCall, ToolSpec
+from autopack.roles.repomap import list_files
+from autopack.roles.tokens import clip
+
+if TYPE_CHECKING:
+    from autopack.edits import PathPolicy
+    from autopack.workspace.runner import Sandbox
+
+MAX_SEARCH_HITS = 50
+MAX_SEARCH_LINE = 2_000
+_TIMING = re.compile(r"\b\d+\.\d+\s?(?:s|ms|sec|seconds)\b")
+
+
+def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
+    schema = {"type": "object", "properties": properties, "required": required}
+    return ToolSpec(name=name, description=description, parameters=schema)
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer", "minimum": 1}
+DECISION_SCHEMA = {
+    "type": "object",
+    "properties": {k: _STR for k in ("title", "context", "decision", "rationale", "alternatives")},
+    "required": ["title", "decision"],
+}
+TOOL_SPECS: tuple[ToolSpec, ...] = (
+    _spec(
+        "read_file",
+        "Read a text file of the worktree, optionally a range of 1-based lines.",
+        {"path": _STR, "start_line": _INT, "end_line": _INT},
+        ["path"],
+    ),
+    _spec("list_dir", "List a directory of the worktree.", {"path": _STR}, []),
+    _spec(
+        "search",
+        "Find text (or a Python regex with regex=true) in the worktree's files.",
+        {"pattern": _STR, "path": _STR, "regex": {"type": "boolean"}},
+        ["pattern"],
+    ),
+    _spec(
+        "edit",
+        "Replace one exact snippet of a file; it must occur exactly once.",
+        {"path": _STR, "old": _STR, "new": _STR},
+        ["path", "old", "new"],
+    ),
+    _spec("write_file", "Create or overwrite a file.", {"path": _STR, "content": _STR}, ["path"]),
+    _spec(
+        "apply_patch",
+        "Apply edits in any format the edits engine reads (search/replace, unified diff, "
+        "whole file); all apply or none.",
+        {"patch": _STR},
+        ["patch"],
+    ),
+    _spec(
+        "run",
+        "Run a shell command in the worktree (sandboxed, with a timeout), e.g. the tests.",
+        {"command": _STR, "timeout_s": {"type": "number", "minimum": 1}},
+        ["command"],
+    ),
+    _spec(
+        "finish",
+        "End the phase: what you changed, and any design decisions worth recording.",
+        {"summary": _STR, "decisions": {"type": "array", "items": DECISION_SCHEMA}},
+        ["summary"],
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """Caps on what one tool call may cost."""
+
+    run_timeout_s: float
+    """Longest a ``run`` command may take, whatever the model asks for."""
+    run_output_cap: int
+    """Bytes of command output kept (head and tail)."""
+    observation_tokens: int
+    """Longest tool result sent back to the model."""
+
+
+class Toolbox:
+    """The Builder's tools bound to one worktree, path policy and sandbox."""
+
+    def __init__(
+        self, worktree: Path, policy: PathPolicy, sandbox: Sandbox, limits: ToolLimits
+    ) -> None:
+        self.worktree = worktree
+        self.policy = policy
+        self.sandbox = sandbox
+        self.limits = limits
+        self.handlers: dict[str, Callable[..., str]] = {
+            "read_file": self.read_file,
+            "list_dir": self.list_dir,
+            "search": self.search,
+            "edit": self.edit,
+            "write_file": self.write_file,
+            "apply_patch": self.apply_patch,
+            "run": self.run,
+        }
+
+    def dispatch(self, call: ToolCall) -> str:
+        """Run one tool call and describe the outcome; refusals are results, not crashes."""
+        handler = self.handlers.get(call.name)
+        if handler is None:
+            return f"error: unknown tool {call.name!r}; tools: {', '.join(self.handlers)}, finish"
+        try:
+            result = handler(**call.arguments)
+        except PathRefused as exc:
+            result = f"refused: {exc}"
+        except TypeError as exc:
+            result = f"error: bad arguments for {call.name}: {exc}"
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            result = f"error: {exc}"
+        return clip(result, self.limits.observation_tokens)
+
+    def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
+        lines = self.policy.resolve_read(path).read_text(encoding="utf-8").splitlines()
+        chosen = lines[start_line - 1 : end_line]
+        if not chosen:
+            return f"{path}: {len(lines)} lines; nothing in {start_line}..{end_line}"
+        return "\n".join(chosen)
+
+    def _directory(self, path: str) -> Path:
+        """Resolve a directory to read; the root itself is allowed here (not for files)."""
+        if not normalize_rel(path):
+            return self.worktree.resolve()
+        return self.policy.resolve_read(path)
+
+    def list_dir(self, path: str = ".") -> str:
+        target = self._directory(path)
+        entries = [
+            f"{entry.name}/" if entry.is_dir() else entry.name
+            for entry in sorted(target.iterdir())
+            if entry.name not in {".git", ".autopack"}
+        ]
+        return "\n".join(entries) or "(empty)"
+
+    def search(self, pattern: str, path: str = ".", regex: bool = False) -> str:
+        base = self._directory(path)
+        matcher = re.compile(pattern) if regex else None
+        hits: list[str] = []
+        roots = list_files(base) if base.is_dir() else ["."]
+        for rel in roots:
+            shown = (base / rel).relative_to(self.worktree.resolve()).as_posix()
+            hits.extend(self._search_file(shown, pattern, matcher))
+            if len(hits) >= MAX_SEARCH_HITS:
+                return "\n".join([*hits[:MAX_SEARCH_HITS], f"... stopped at {MAX_SEARCH_HITS}"])
+        return "\n".join(hits) or f"no match for {pattern!r}"
+
+    def _search_file(self, shown: str, pattern: str, matcher: re.Pattern[str] | None) -> list[str]:
+        try:
+            text = self.policy.resolve_read(shown).read_text(encoding="utf-8")
+        except (PathRefused, OSError, UnicodeDecodeError):
+            return []  # unreadable or off-limits files are simply not searched
+        hits = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            probe = line[:MAX_SEARCH_LINE]
+            found = matcher.search(probe) is not None if matcher else pattern in probe
+            if found:
+                hits.append(f"{shown}:{number}: {line.strip()[:200]}")
+        return hits
+
+    def edit(self, path: str, old: str, new: str) -> str:
+        target = self.policy.resolve_write(path)
+        text = target.read_text(encoding="utf-8")
+        if not old:
+            return "error: 'old' is empty; use write_file to create a file"
+        count = text.count(old)
+        if count != 1:
+            where = "not found" if count == 0 else f"found {count} times; add surrounding lines"
+            return f"error: snippet {where} in {path}; nothing changed"
+        _write_atomic(target, text.replace(old, new, 1))
+        return f"edited {path}"
+
+    def write_file(self, path: str, content: str = "") -> str:
+        target = self.policy.resolve_write(path)
+        existed = target.exists()
+        _write_atomic(target, content)
+        return f"{'overwrote' if existed else 'created'} {path} ({len(content)} chars)"
+
+    def apply_patch(self, patch: str) -> str:
+        report = apply_edit_text(patch, self.policy, fmt="auto")
+        return str(report.to_text())
+
+    def run(self, command: str, timeout_s: float | None = None) -> str:
+        limit = min(timeout_s or self.limits.run_timeout_s, self.limits.run_timeout_s)
+        result = self.sandbox.run(
+            command, self.worktree, timeout_s=limit, output_cap=self.limits.run_output_cap
+        )
+        if result.timed_out:
+            status = f"timed out after {limit:g}s; the command was killed"
+        else:
+            status = f"exit code {result.exit_code}"
+        return f"{status}\n{mask_timings(result.output)}"
+
+
+def mask_timings(output: str) -> str:
+    """Blank out durations (``0.42s``) so a replayed run sends the model the same bytes."""
+    return _TIMING.sub("<time>", output)
+
+
+def _write_atomic(target: Path, content: str) -> None:
+    """Write through a temporary file so a crash never leaves half a file behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".autopack-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_decisions(raw: Any) -> list[dict[str, str]]:
+    """Keep the well-formed decisions of ``finish(decisions=...)``, as plain strings."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return []
+    if not isinstance(raw, list):
+        return []
+    keys = ("title", "context", "decision", "rationale", "alternatives")
+    decisions = []
+    for item in raw:
+        if isinstance(item, dict) and item.get("title") and item.get("decision"):
+            decisions.append({k: str(item.get(k, "") or "") for k in keys})
+    return decisions
