@@ -1,0 +1,30 @@
+"""Verification: tests against a cached baseline, the delta by test ID, and checks."""
+
+from autopack.verify.attempt import VerifyEvidence, VerifySettings, verify_attempt
+from autopack.verify.baseline import (
+    BaselineCache,
+    JsonDirBaselineCache,
+    MemoryBaselineCache,
+    baseline_key,
+)
+from autopack.verify.checks import CheckResult, run_checks
+from autopack.verify.delta import TestDelta, compute_delta
+from autopack.verify.results import TestRun, detect_test_command, parse_junit, run_tests
+
+__all__ = [
+    "BaselineCache",
+    "CheckResult",
+    "JsonDirBaselineCache",
+    "MemoryBaselineCache",
+    "TestDelta",
+    "TestRun",
+    "VerifyEvidence",
+    "VerifySettings",
+    "baseline_key",
+    "compute_delta",
+    "detect_test_command",
+    "parse_junit",
+    "run_checks",
+    "run_tests",
+    "verify_attempt",
+]

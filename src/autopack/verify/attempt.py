@@ -1,0 +1,279 @@
+"""Verifying one attempt: affected tests first, then the full suite, against the baseline.
+
+The order serves the Builder: the tests a change can affect run first, and when they
+already show a regression the attempt goes back with that feedback without waiting
+for the full suite. An attempt can only pass after the full suite ran (unless the
+settings say otherwise), newly failing tests were rerun in isolation to tell flakes
+from regressions, and the result was compared with the cached baseline.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopack.verify.baseline import BaseCheckout, BaselineCache, get_baseline
+from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
+from autopack.verify.impact import changed_base_lines, select_tests
+from autopack.verify.results import PASSED, TestRun, run_tests
+from autopack.workspace.runner import Sandbox
+
+LISTED_IDS = 50
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How an attempt is verified."""
+
+    flaky_reruns: int = 2
+    """Isolated reruns of a newly failing test; passing any of them marks it flaky."""
+    impact_selection: bool = True
+    """Run the tests affected by the change first, and stop there if they regress."""
+    full_suite: bool = True
+    """Run the whole suite before an attempt may pass."""
+    timeout_s: float = 900.0
+    """Timeout of one test command."""
+    rerun_timeout_s: float = 120.0
+    """Timeout of one isolated rerun."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment for test commands (over the sandbox's scrubbed one)."""
+
+
+@dataclass
+class VerifyEvidence:
+    """Everything verification found out about one attempt."""
+
+    command: str
+    kind: str
+    base_tree: str
+    delta: TestDelta
+    baseline: TestRun
+    baseline_cached: bool
+    selection: dict[str, Any]
+    selected_run: TestRun | None = None
+    full_run: TestRun | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        ran_enough = self.full_run is not None or self.selection.get("full_suite_required") is False
+        return ran_enough and not self.delta.blocking
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "kind": self.kind,
+            "base_tree": self.base_tree,
+            "passed": self.passed,
+            "delta": self.delta.to_dict(),
+            "baseline": {**_summary(self.baseline), "cached": self.baseline_cached},
+            "selection": self.selection,
+            "selected_run": _summary(self.selected_run) if self.selected_run else None,
+            "full_run": _summary(self.full_run) if self.full_run else None,
+            "warnings": self.warnings,
+        }
+
+
+def _summary(run: TestRun) -> dict[str, Any]:
+    """A run without its per-test outcomes (the delta names the ones that matter)."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes_of(run).values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    data = run.to_dict()
+    del data["outcomes"]
+    return {**data, "counts": counts}
+
+
+def verify_attempt(
+    worktree: Path,
+    *,
+    base_tree: str,
+    command: str,
+    fail_to_pass: Sequence[str],
+    changed_files: Sequence[str],
+    sandbox: Sandbox,
+    cache: BaselineCache,
+    base_checkout: BaseCheckout,
+    settings: VerifySettings = VerifySettings(),
+) -> VerifyEvidence:
+    """Verify the attempt in ``worktree`` against the baseline of ``base_tree``."""
+    baseline, impact, cached = get_baseline(
+        base_tree=base_tree,
+        command=command,
+        base_checkout=base_checkout,
+        sandbox=sandbox,
+        cache=cache,
+        timeout_s=settings.timeout_s,
+        env=settings.env,
+    )
+    evidence = VerifyEvidence(
+        command=command,
+        kind=baseline.kind,
+        base_tree=base_tree,
+        delta=TestDelta(),
+        baseline=baseline,
+        baseline_cached=cached,
+        selection={"strategy": "none", "full_suite_required": settings.full_suite},
+    )
+    selected = None
+    if settings.impact_selection:
+        selected = _selection(worktree, base_tree, baseline, impact, changed_files, fail_to_pass)
+    if selected:
+        run = run_tests(
+            sandbox,
+            worktree,
+            command,
+            test_ids=selected,
+            timeout_s=settings.timeout_s,
+            env=settings.env,
+        )
+        # No outcomes means the selection itself failed (a selected test was removed, say).
+        evidence.selected_run = run if run.outcomes else None
+    if selected and evidence.selected_run is not None:
+        run = evidence.selected_run
+        evidence.delta = _delta(baseline, run, fail_to_pass, selected, sandbox, worktree, settings)
+        evidence.selection = _selection_info(impact, selected, baseline, settings, run)
+        if evidence.delta.blocking or not settings.full_suite:
+            return _finish(evidence)
+    if settings.full_suite or evidence.selected_run is None:
+        run = run_tests(sandbox, worktree, command, timeout_s=settings.timeout_s, env=settings.env)
+        evidence.full_run = run
+        evidence.delta = _delta(baseline, run, fail_to_pass, None, sandbox, worktree, settings)
+    return _finish(evidence)
+
+
+def _finish(evidence: VerifyEvidence) -> VerifyEvidence:
+    runs = [evidence.baseline, evidence.selected_run, evidence.full_run]
+    evidence.warnings = sorted({r.warning for r in runs if r is not None and r.warning})
+    spent = sum(r.duration_s for r in runs[1:] if r is not None)
+    evidence.selection["test_time_s"] = round(spent, 3)
+    evidence.selection["time_saved_s"] = round(max(0.0, evidence.baseline.duration_s - spent), 3)
+    return evidence
+
+
+def _selection(
+    worktree: Path,
+    base_tree: str,
+    baseline: TestRun,
+    impact: dict[str, Any],
+    changed_files: Sequence[str],
+    fail_to_pass: Sequence[str],
+) -> list[str] | None:
+    """Affected test IDs plus ``fail_to_pass``; ``None`` when selection cannot narrow."""
+    all_tests = sorted(baseline.outcomes)
+    if baseline.kind != "junit" or not impact or not all_tests:
+        return None
+    changed = {path: _base_lines(worktree, base_tree, path) for path in changed_files}
+    chosen = set(select_tests(impact, changed, all_tests))
+    # Whole files for fail_to_pass and new tests: a node ID pytest cannot find aborts the run.
+    whole = {t.split("::", 1)[0] for t in fail_to_pass} | _new_test_files(
+        worktree, changed_files, all_tests
+    )
+    whole = {f for f in whole if (worktree / f).is_file()}
+    targets = _compress(chosen, whole, all_tests)
+    if len([t for t in all_tests if t in chosen or t.split("::", 1)[0] in whole]) >= len(all_tests):
+        return None
+    return targets
+
+
+def _compress(chosen: set[str], whole: set[str], all_tests: list[str]) -> list[str]:
+    """Pytest arguments: a file when all its tests are chosen, else the chosen node IDs."""
+    by_file: dict[str, list[str]] = {}
+    for test in all_tests:
+        by_file.setdefault(test.split("::", 1)[0], []).append(test)
+    files = set(whole)
+    for path, tests in by_file.items():
+        if all(t in chosen for t in tests):
+            files.add(path)
+    ids = {t for t in chosen if t.split("::", 1)[0] not in files}
+    return sorted(files) + sorted(ids)
+
+
+def _new_test_files(worktree: Path, changed_files: Sequence[str], known: list[str]) -> set[str]:
+    """Changed test files the baseline never ran (new tests): run them whole."""
+    known_files = {t.split("::", 1)[0] for t in known}
+    return {
+        path
+        for path in changed_files
+        if path.rsplit("/", 1)[-1].startswith("test_")
+        and path not in known_files
+        and (worktree / path).is_file()
+    }
+
+
+def _base_lines(worktree: Path, base_tree: str, path: str) -> set[int] | None:
+    """Changed base lines of one file; ``None`` (the whole file) when the base is unknown."""
+    shown = subprocess.run(
+        ["git", "cat-file", "blob", f"{base_tree}:{path}"],
+        cwd=worktree,
+        capture_output=True,
+        check=False,
+    )
+    target = worktree / path
+    if shown.returncode != 0 or not target.is_file():
+        return None
+    before = shown.stdout.decode("utf-8", errors="replace")
+    return changed_base_lines(before, target.read_text(errors="replace"))
+
+
+def _selection_info(
+    impact: dict[str, Any],
+    selected: list[str],
+    baseline: TestRun,
+    settings: VerifySettings,
+    run: TestRun,
+) -> dict[str, Any]:
+    return {
+        "strategy": impact.get("strategy", "none"),
+        "selected": selected[:LISTED_IDS],
+        "selected_count": sum(1 for t in baseline.outcomes if _in_scope(t, selected)),
+        "total_count": len(baseline.outcomes),
+        "selected_duration_s": run.duration_s,
+        "full_suite_estimate_s": baseline.duration_s,
+        "full_suite_required": settings.full_suite,
+    }
+
+
+def _in_scope(test: str, targets: Sequence[str]) -> bool:
+    return test in targets or test.split("::", 1)[0] in targets
+
+
+def _delta(
+    baseline: TestRun,
+    run: TestRun,
+    fail_to_pass: Sequence[str],
+    only: Sequence[str] | None,
+    sandbox: Sandbox,
+    worktree: Path,
+    settings: VerifySettings,
+) -> TestDelta:
+    delta = compute_delta(baseline, run, fail_to_pass, only=None if only is None else set(only))
+    if only is not None:
+        delta.new_tests = [t for t in delta.new_tests if t in baseline.outcomes or t in only]
+    flaky = [
+        t for t in delta.newly_failing if _passes_on_rerun(t, run, sandbox, worktree, settings)
+    ]
+    delta.flaky = flaky
+    delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
+    return delta
+
+
+def _passes_on_rerun(
+    test: str, run: TestRun, sandbox: Sandbox, worktree: Path, settings: VerifySettings
+) -> bool:
+    ids = [] if test == EXIT_STATUS_ID else [test]
+    for _ in range(settings.flaky_reruns):
+        rerun = run_tests(
+            sandbox,
+            worktree,
+            run.command,
+            test_ids=ids,
+            timeout_s=settings.rerun_timeout_s,
+            env=settings.env,
+        )
+        if outcomes_of(rerun).get(test) == PASSED:
+            return True
+    return False

@@ -1,0 +1,42 @@
+"""pytest plugin: record which lines each test executes, for test-impact selection.
+
+Loaded only into the baseline run (``-p autopack_impact`` with this folder on
+``PYTHONPATH``), it starts coverage itself and switches the coverage context to each
+test's node ID, so the data says, per line, which tests ran it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import coverage
+import pytest
+
+_state: dict[str, Any] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = os.environ.get("AUTOPACK_COVERAGE_FILE")
+    if path and "cov" not in _state:
+        cov = coverage.Coverage(data_file=path, source=[str(config.rootpath)])
+        cov.start()
+        _state["cov"] = cov
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    cov = _state.get("cov")
+    if cov is not None:
+        cov.switch_context(item.nodeid)
+    yield
+    if cov is not None:
+        cov.switch_context("")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cov = _state.pop("cov", None)
+    if cov is not None:
+        cov.stop()
+        cov.save()

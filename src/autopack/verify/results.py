@@ -1,0 +1,173 @@
+"""Running a test command and reading its outcome, per test where the runner allows it.
+
+For pytest the command is extended to write JUnit XML, and every test gets an outcome
+under its pytest node ID (the same IDs a plan's ``fail_to_pass`` uses). Any other test
+command is judged by its exit status alone, and the evidence says so.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopack.workspace.runner import CommandResult, Sandbox
+
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+TAIL_CHARS = 4000
+PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
+PYTEST_ARGS = "-p no:cacheprovider -o junit_family=xunit1 --continue-on-collection-errors"
+PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+
+
+@dataclass
+class TestRun:
+    """One run of a test command: outcomes by test ID, or only an exit status."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    command: str
+    kind: str  # "junit" | "exit_status"
+    exit_code: int | None
+    outcomes: dict[str, str] = field(default_factory=dict)
+    collection_errors: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    output_tail: str = ""
+    sandbox: str = ""
+    timed_out: bool = False
+    warning: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the run as a whole succeeded."""
+        return self.exit_code == 0 and not self.collection_errors and not self.timed_out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TestRun:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def detect_test_command(repo: Path) -> str | None:
+    """``python -m pytest`` when the repository visibly has Python tests, else ``None``."""
+    if (repo / "tests").is_dir() or (repo / "test").is_dir():
+        return "python -m pytest"
+    if any((repo / name).exists() for name in PYTEST_CONFIGS):
+        return "python -m pytest"
+    for config in ("pyproject.toml", "setup.cfg", "tox.ini"):
+        path = repo / config
+        if path.is_file() and "pytest" in path.read_text(errors="replace"):
+            return "python -m pytest"
+    if any(repo.glob("test_*.py")) or any(repo.glob("*/test_*.py")):
+        return "python -m pytest"
+    return None
+
+
+def is_pytest(command: str) -> bool:
+    return "pytest" in shlex.split(command)[:4] or " -m pytest" in command
+
+
+def _node_id(case: ET.Element) -> str:
+    """Rebuild the pytest node ID from a JUnit ``testcase`` (xunit1 carries ``file``)."""
+    classname, name = case.get("classname", ""), case.get("name", "")
+    file = case.get("file")
+    if not file:
+        parts = classname.split(".")
+        return "::".join([*parts, name]) if classname else name
+    module = file.removesuffix(".py").replace("/", ".")
+    rest = classname[len(module) + 1 :] if classname.startswith(module) else ""
+    return "::".join([file, *(p for p in rest.split(".") if p), name])
+
+
+def _outcome(case: ET.Element) -> str:
+    tags = {child.tag for child in case}
+    if "error" in tags:
+        return ERROR
+    if "failure" in tags:
+        return FAILED
+    if "skipped" in tags:
+        return SKIPPED
+    return PASSED
+
+
+def parse_junit(xml_text: str) -> tuple[dict[str, str], list[str]]:
+    """Outcomes by node ID, and the files that failed to collect."""
+    outcomes: dict[str, str] = {}
+    collection_errors: list[str] = []
+    for case in ET.fromstring(xml_text).iter("testcase"):
+        error = case.find("error")
+        if error is not None and error.get("message") == "collection failure":
+            collection_errors.append(case.get("file") or case.get("name") or "?")
+            continue
+        node = _node_id(case)
+        outcome = _outcome(case)
+        # A teardown error is reported as a second testcase with the same ID: worst wins.
+        if outcomes.get(node) in (FAILED, ERROR) and outcome in (PASSED, SKIPPED):
+            continue
+        outcomes[node] = outcome
+    return outcomes, sorted(set(collection_errors))
+
+
+def run_tests(
+    sandbox: Sandbox,
+    worktree: Path,
+    command: str,
+    *,
+    test_ids: Sequence[str] = (),
+    timeout_s: float = 900,
+    env: Mapping[str, str] | None = None,
+    coverage_file: Path | None = None,
+) -> TestRun:
+    """Run ``command`` (optionally narrowed to ``test_ids``) and read its outcomes.
+
+    With ``coverage_file`` (pytest only) the impact plugin records per-test coverage there.
+    """
+    if not is_pytest(command):
+        return _run_from(
+            command, "exit_status", sandbox.run(command, worktree, timeout_s=timeout_s)
+        )
+    with tempfile.TemporaryDirectory(prefix="autopack-junit-") as scratch:
+        report = Path(scratch) / "junit.xml"
+        args = [command, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
+        env = dict(env or {})
+        writable = [Path(scratch)]
+        if coverage_file is not None:
+            args.append("-p autopack_impact")
+            env.update(PYTHONPATH=str(PLUGIN_DIR), AUTOPACK_COVERAGE_FILE=str(coverage_file))
+            writable.append(coverage_file.parent)
+        args += [shlex.quote(test_id) for test_id in test_ids]
+        result = sandbox.run(
+            " ".join(args), worktree, timeout_s=timeout_s, env=env, writable=writable
+        )
+        outcomes, errors = parse_junit(report.read_text()) if report.exists() else ({}, [])
+    if result.exit_code in (2, 3, 4) and not outcomes and not errors:
+        errors = [f"pytest exited with {result.exit_code} before running any test"]
+    return _run_from(command, "junit", result, outcomes, errors)
+
+
+def _run_from(
+    command: str,
+    kind: str,
+    result: CommandResult,
+    outcomes: dict[str, str] | None = None,
+    errors: list[str] | None = None,
+) -> TestRun:
+    return TestRun(
+        command=command,
+        kind=kind,
+        exit_code=result.exit_code,
+        outcomes=outcomes or {},
+        collection_errors=errors or [],
+        duration_s=result.duration_s,
+        output_tail=result.output[-TAIL_CHARS:],
+        sandbox=result.sandbox,
+        timed_out=result.timed_out,
+        warning=result.warning,
+    )

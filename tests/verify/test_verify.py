@@ -1,0 +1,181 @@
+"""Delta semantics on a fixture repository, against a real baseline run in the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autopack.verify import (
+    MemoryBaselineCache,
+    VerifyEvidence,
+    VerifySettings,
+    detect_test_command,
+    parse_junit,
+    verify_attempt,
+)
+from autopack.workspace.runner import make_sandbox
+
+# Third-party plugins installed here are irrelevant to the fixture and slow to load.
+FAST = VerifySettings(env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+
+
+def attempt(
+    project: Any,
+    changed: list[str],
+    *,
+    fail_to_pass: tuple[str, ...] = (),
+    cache: MemoryBaselineCache | None = None,
+    settings: VerifySettings = FAST,
+) -> VerifyEvidence:
+    repo, tree, checkout = project
+    return verify_attempt(
+        repo,
+        base_tree=tree,
+        command="python -m pytest",
+        fail_to_pass=fail_to_pass,
+        changed_files=changed,
+        sandbox=make_sandbox(),
+        cache=cache or MemoryBaselineCache(),
+        base_checkout=checkout,
+        settings=settings,
+    )
+
+
+def edit(repo: Path, rel: str, old: str, new: str) -> None:
+    path = repo / rel
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_preexisting_failures_do_not_block(project: Any) -> None:
+    repo = project.repo
+    edit(repo, "calc.py", "raise NotImplementedError", "return a / b")
+    evidence = attempt(project, ["calc.py"], fail_to_pass=("tests/test_calc.py::test_div",))
+    assert evidence.passed, evidence.to_dict()
+    assert evidence.delta.still_failing == ["tests/test_calc.py::test_preexisting_failure"]
+    assert evidence.delta.fixed == ["tests/test_calc.py::test_div"]
+    assert evidence.full_run is not None
+
+
+def test_a_broken_passing_test_blocks(project: Any) -> None:
+    repo = project.repo
+    edit(repo, "calc.py", "return a + b", "return a - b")
+    evidence = attempt(project, ["calc.py"])
+    assert not evidence.passed
+    assert evidence.delta.newly_failing == ["tests/test_calc.py::test_add"]
+    assert evidence.delta.flaky == []
+
+
+@pytest.mark.parametrize(
+    "test_id",
+    ["tests/test_calc.py::test_div", "tests/test_calc.py::test_not_written"],
+    ids=["skipped", "missing"],
+)
+def test_skipped_or_missing_fail_to_pass_counts_as_failing(project: Any, test_id: str) -> None:
+    repo = project.repo
+    edit(repo, "calc.py", "raise NotImplementedError", "return a / b")
+    edit(
+        repo,
+        "tests/test_calc.py",
+        "def test_div():",
+        "def test_div():\n    import pytest\n    pytest.skip('later')",
+    )
+    evidence = attempt(project, ["calc.py", "tests/test_calc.py"], fail_to_pass=(test_id,))
+    assert not evidence.passed
+    assert evidence.delta.fail_to_pass_failing == [test_id]
+
+
+def test_a_flaky_test_is_detected_and_not_counted(project: Any) -> None:
+    repo = project.repo
+    (repo / "flaky_trigger").write_text("fail once")
+    evidence = attempt(project, ["flaky_trigger"])
+    assert evidence.delta.flaky == ["tests/test_geo.py::test_flaky_once"]
+    assert evidence.delta.newly_failing == []
+    assert evidence.passed
+
+
+def test_a_collection_error_blocks(project: Any) -> None:
+    repo = project.repo
+    (repo / "tests" / "test_new.py").write_text("import not_a_module\n\ndef test_x():\n    pass\n")
+    evidence = attempt(project, ["tests/test_new.py"])
+    assert not evidence.passed
+    assert evidence.delta.collection_errors == ["tests/test_new.py"]
+    # the other tests still ran and were compared
+    assert "tests/test_calc.py::test_preexisting_failure" in evidence.delta.still_failing
+
+
+def test_the_baseline_runs_once_per_tree_and_command(project: Any) -> None:
+    cache = MemoryBaselineCache()
+    first = attempt(project, [], cache=cache)
+    second = attempt(project, [], cache=cache)
+    assert not first.baseline_cached
+    assert second.baseline_cached
+    assert len(cache.entries) == 1
+
+
+def test_affected_tests_run_first_and_a_regression_stops_there(
+    project: Any,
+) -> None:
+    repo = project.repo
+    edit(repo, "geo.py", "return w * h", "return w + h")
+    evidence = attempt(project, ["geo.py"])
+    assert not evidence.passed
+    assert evidence.delta.newly_failing == ["tests/test_geo.py::test_area"]
+    assert evidence.full_run is None, "the full suite is not needed to know this fails"
+    assert evidence.selected_run is not None
+    assert set(evidence.selected_run.outcomes) == {"tests/test_geo.py::test_area"}
+    assert evidence.selection["selected_count"] == 1
+    assert evidence.selection["total_count"] == 6
+
+
+def test_a_clean_selection_is_confirmed_by_the_full_suite(project: Any) -> None:
+    repo = project.repo
+    edit(repo, "geo.py", "return w * h", "return h * w")
+    evidence = attempt(project, ["geo.py"])
+    assert evidence.passed
+    assert evidence.selected_run is not None and evidence.full_run is not None
+
+
+def test_a_command_without_per_test_results_is_judged_by_exit_status(
+    project: Any,
+) -> None:
+    repo, tree, checkout = project
+    (repo / "check.sh").write_text("grep -q 'a + b' calc.py\n")
+    common = dict(
+        base_tree=tree,
+        command="sh check.sh",
+        fail_to_pass=(),
+        changed_files=["calc.py"],
+        sandbox=make_sandbox(),
+        cache=MemoryBaselineCache(),
+        base_checkout=checkout,
+        settings=FAST,
+    )
+    # the base tree has no check.sh: the baseline fails, so a failure now is not new
+    evidence = verify_attempt(repo, **common)  # type: ignore[arg-type]
+    assert evidence.kind == "exit_status"
+    assert evidence.delta.fixed == ["<exit status>"]
+    assert evidence.passed
+
+
+def test_detect_test_command(tmp_path: Path) -> None:
+    assert detect_test_command(tmp_path) is None
+    (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
+    assert detect_test_command(tmp_path) == "python -m pytest"
+
+
+def test_junit_ids_match_pytest_node_ids() -> None:
+    xml = """<testsuites><testsuite>
+      <testcase classname="tests.sub.test_a.TestK" name="test_p[1-x]" file="tests/sub/test_a.py"/>
+      <testcase classname="tests.sub.test_a" name="test_s" file="tests/sub/test_a.py">
+        <skipped message="no"/></testcase>
+      <testcase classname="" name="tests.test_b" file="tests/test_b.py">
+        <error message="collection failure">ImportError</error></testcase>
+    </testsuite></testsuites>"""
+    outcomes, errors = parse_junit(xml)
+    assert outcomes == {
+        "tests/sub/test_a.py::TestK::test_p[1-x]": "passed",
+        "tests/sub/test_a.py::test_s": "skipped",
+    }
+    assert errors == ["tests/test_b.py"]
