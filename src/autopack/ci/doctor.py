@@ -1,0 +1,374 @@
+"""``autopack doctor``: can a run start here, and if not, what to do about it.
+
+Each check looks at one thing a run needs and returns a :class:`Finding` that names
+the problem and its fix. A warning is something a run survives (it records it in the
+evidence); a failure is something that stops a run, and only failures make the exit
+code non-zero. Credentials are read to be checked, never printed: findings name the
+environment variable, not its value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from autopack.config import Settings
+from autopack.workspace import git
+from autopack.workspace.runner import Sandbox, SubprocessSandbox, bwrap_works, make_sandbox
+
+Level = Literal["ok", "warn", "fail"]
+MIN_GIT = (2, 25)
+REACH_TIMEOUT_S = 5.0
+KNOWN_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+DEFAULT_BASE_URL = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The outcome of one check: what was found and, unless ``ok``, how to fix it."""
+
+    check: str
+    level: Level
+    detail: str
+    fix: str = ""
+
+
+def diagnose(
+    repo: Path,
+    settings: Settings,
+    *,
+    environ: Mapping[str, str] | None = None,
+    temporal: str | None = None,
+) -> list[Finding]:
+    """Every finding for a run in ``repo``; the test command runs only when git works."""
+    env = dict(os.environ if environ is None else environ)
+    findings = [check_git(repo), check_sandbox(settings.sandbox)]
+    findings += check_providers(settings, env)
+    findings.append(check_database(settings.database_url(repo)))
+    if temporal:
+        findings.append(check_temporal(temporal))
+    if findings[0].level == "ok":
+        findings.append(check_tests(repo, settings))
+    return findings
+
+
+# -- git -----------------------------------------------------------------------------
+
+
+def check_git(repo: Path) -> Finding:
+    """git is installed, new enough for worktrees and trailers, and ``repo`` has a commit."""
+    try:
+        out = subprocess.run(["git", "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return Finding("git", "fail", "git is not installed", "install git (apt-get install git)")
+    found = re.search(r"(\d+)\.(\d+)", out.stdout)
+    version = (int(found[1]), int(found[2])) if found else (0, 0)
+    wanted = ".".join(map(str, MIN_GIT))
+    if version < MIN_GIT:
+        return Finding(
+            "git",
+            "fail",
+            f"{out.stdout.strip()} is older than {wanted}",
+            f"install git {wanted} or newer",
+        )
+    if not git.is_repo(repo) or git.rev_parse(repo, "HEAD") is None:
+        return Finding(
+            "git",
+            "fail",
+            f"{repo} is not a git repository with a commit",
+            "run `git init` and commit the project, or pass --repo",
+        )
+    return Finding("git", "ok", out.stdout.strip())
+
+
+# -- sandbox -------------------------------------------------------------------------
+
+_BWRAP_FIX = "install bubblewrap (apt-get install bubblewrap, dnf install bubblewrap)"
+_USERNS_FIX = (
+    "allow unprivileged user namespaces (sysctl -w kernel.unprivileged_userns_clone=1; "
+    "on Ubuntu 24.04+ also kernel.apparmor_restrict_unprivileged_userns=0), "
+    "or run where the container permits them"
+)
+
+
+def check_sandbox(kind: str) -> Finding:
+    """bubblewrap works. Under ``auto`` a run survives without it (warn); under ``bwrap``
+    it does not start (fail)."""
+    if kind == "subprocess":
+        return Finding(
+            "sandbox",
+            "warn",
+            'disabled by configuration (sandbox = "subprocess")',
+            'set sandbox = "auto" in autopack.toml to isolate commands',
+        )
+    level: Level = "fail" if kind == "bwrap" else "warn"
+    consequence = "" if kind == "bwrap" else ": commands would run without a sandbox"
+    path = shutil.which("bwrap")
+    if path is None:
+        return Finding("sandbox", level, f"bubblewrap is not installed{consequence}", _BWRAP_FIX)
+    if not bwrap_works(path):
+        return Finding(
+            "sandbox",
+            level,
+            f"bubblewrap cannot create its namespaces here{consequence}",
+            _USERNS_FIX,
+        )
+    return Finding("sandbox", "ok", f"bubblewrap at {path}")
+
+
+# -- providers -----------------------------------------------------------------------
+
+
+def configured_specs(models: Mapping[str, Any]) -> list[str]:
+    """Every model spec the configuration names, each once, in a stable order."""
+    specs = [models.get(role) or "" for role in ("planner", "builder", "auditor", "second_auditor")]
+    for chain in (models.get("escalation") or {}).values():
+        specs += list(chain)
+    return list(dict.fromkeys(spec for spec in specs if spec))
+
+
+def check_providers(settings: Settings, env: Mapping[str, str]) -> list[Finding]:
+    """The roles a run needs have models, and each provider's key is set and accepted."""
+    models = settings.models.model_dump()
+    findings = []
+    for role in ("builder", "auditor"):
+        if not models[role] and not (role == "builder" and models["escalation"]):
+            findings.append(
+                Finding(
+                    f"model {role}",
+                    "fail",
+                    f"no model for the {role}",
+                    f'set models.{role} = "provider:name" in autopack.toml',
+                )
+            )
+    providers: dict[str, list[str]] = {}
+    for spec in configured_specs(models):
+        provider, _, name = spec.partition(":")
+        providers.setdefault(provider, []).append(name)
+    for provider, names in providers.items():
+        findings.append(
+            check_provider(provider, names, models["providers"].get(provider) or {}, env)
+        )
+    return findings
+
+
+def check_provider(
+    provider: str, names: list[str], options: Mapping[str, Any], env: Mapping[str, str]
+) -> Finding:
+    """A provider's key is present and a cheap authenticated request succeeds."""
+    check = f"provider {provider}"
+    if provider == "scripted":
+        missing = [name for name in names if not Path(name).is_file()]
+        if missing:
+            return Finding(
+                check,
+                "fail",
+                f"no script file {', '.join(missing)}",
+                "fix the path after scripted: (relative to where you run autopack)",
+            )
+        return Finding(check, "ok", f"scripts {', '.join(names)}")
+    base_url = options.get("base_url") or DEFAULT_BASE_URL.get(provider)
+    if base_url is None:
+        return Finding(
+            check,
+            "fail",
+            f"unknown provider {provider!r}",
+            f"use anthropic or openai, or set models.providers.{provider}.base_url",
+        )
+    key_env = options.get("api_key_env") or KNOWN_KEY_ENV.get(provider)
+    key = env.get(key_env) if key_env else None
+    if key_env and not key:
+        return Finding(
+            check,
+            "fail",
+            f"{key_env} is not set",
+            f"export {key_env}=<your {provider} API key>, or name the variable that "
+            f"holds it in models.providers.{provider}.api_key_env",
+        )
+    return _reach(check, provider, str(base_url), key, key_env)
+
+
+def _reach(
+    check: str, provider: str, base_url: str, key: str | None, key_env: str | None
+) -> Finding:
+    """List the models: the cheapest request that proves both the address and the key."""
+    url, headers = _models_request(provider, base_url.rstrip("/"), key)
+    try:
+        response = httpx.get(url, headers=headers, timeout=REACH_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Finding(
+            check,
+            "fail",
+            f"cannot reach {url}: {type(exc).__name__}: {exc}",
+            f"check the network, or models.providers.{provider}.base_url",
+        )
+    if response.status_code in (401, 403):
+        return Finding(
+            check,
+            "fail",
+            f"{url} refused the key in {key_env} (HTTP {response.status_code})",
+            f"put a valid key in {key_env}",
+        )
+    if response.status_code >= 400:
+        return Finding(
+            check,
+            "fail",
+            f"{url} answered HTTP {response.status_code}",
+            f"check models.providers.{provider}.base_url",
+        )
+    return Finding(check, "ok", f"{url} answered with the key from {key_env or 'no key'}")
+
+
+def _models_request(provider: str, base_url: str, key: str | None) -> tuple[str, dict[str, str]]:
+    if provider == "anthropic":
+        headers = {"x-api-key": key or "", "anthropic-version": "2023-06-01"}
+        return f"{base_url}/v1/models", headers
+    return f"{base_url}/models", ({"Authorization": f"Bearer {key}"} if key else {})
+
+
+# -- database ------------------------------------------------------------------------
+
+
+def check_database(url: str) -> Finding:
+    """The database answers ``SELECT 1``; a SQLite file's folder is writable."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        return Finding(
+            "database",
+            "fail",
+            f"db_url is not a database URL: {exc}",
+            "set db_url (or AUTOPACK_DB_URL) to a SQLAlchemy URL",
+        )
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return _check_sqlite_folder(Path(parsed.database), shown)
+    fix = "start the database server, or point db_url (AUTOPACK_DB_URL) at one that runs"
+    connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+    try:
+        engine = create_engine(parsed, connect_args=connect_args)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        engine.dispose()
+    except ModuleNotFoundError as exc:
+        return Finding(
+            "database", "fail", f"no driver for {shown}: {exc}", "pip install 'autopack[postgres]'"
+        )
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+        return Finding("database", "fail", f"cannot connect to {shown}: {reason}", fix)
+    return Finding("database", "ok", shown)
+
+
+def _check_sqlite_folder(path: Path, shown: str) -> Finding:
+    folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("/"))
+    if not os.access(folder, os.W_OK):
+        return Finding(
+            "database",
+            "fail",
+            f"{folder} is not writable, so {shown} cannot be created",
+            "make the folder writable, or set db_url elsewhere",
+        )
+    return Finding("database", "ok", shown)
+
+
+# -- temporal ------------------------------------------------------------------------
+
+
+def check_temporal(address: str) -> Finding:
+    """Temporal's frontend accepts a connection at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    fix = "start Temporal (temporal server start-dev), or pass the address it listens on"
+    if not host or not port.isdigit():
+        return Finding("temporal", "fail", f"{address!r} is not host:port", fix)
+    try:
+        with socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        return Finding("temporal", "fail", f"cannot connect to {address}: {exc}", fix)
+    return Finding("temporal", "ok", address)
+
+
+# -- the test command ----------------------------------------------------------------
+
+
+def check_tests(repo: Path, settings: Settings) -> Finding:
+    """The test command runs in a clean checkout of HEAD, the way a phase's baseline does.
+
+    Failing tests are only a warning: the gate counts them as pre-existing.
+    """
+    from autopack.verify import detect_test_command
+
+    command = settings.test_command or detect_test_command(repo)
+    if not command:
+        return Finding(
+            "tests",
+            "warn",
+            "no test command configured or detected: the gate will have no test evidence",
+            "set test_command in autopack.toml",
+        )
+    with _clean_checkout(repo) as checkout:
+        result = _sandbox(settings.sandbox).run(
+            command, checkout, timeout_s=settings.test_timeout_s
+        )
+    tail = "\n".join(result.output.strip().splitlines()[-5:])
+    if result.timed_out:
+        return Finding(
+            "tests",
+            "fail",
+            f"`{command}` timed out after {settings.test_timeout_s:g}s",
+            "raise test_timeout_s in autopack.toml, or make the tests faster",
+        )
+    if result.exit_code == 0:
+        return Finding("tests", "ok", f"`{command}` passes on a clean checkout")
+    if result.exit_code == 1:
+        return Finding(
+            "tests",
+            "warn",
+            f"`{command}` has failing tests on a clean checkout; "
+            f"they count as pre-existing failures:\n{tail}",
+            "fix them when you can",
+        )
+    return Finding(
+        "tests",
+        "fail",
+        f"`{command}` exited {result.exit_code} on a clean checkout:\n{tail}",
+        "fix test_command in autopack.toml, or commit what "
+        "the tests need (a clean checkout has only committed files)",
+    )
+
+
+def _sandbox(kind: str) -> Sandbox:
+    """The configured sandbox; when it cannot work the sandbox check has said so already."""
+    try:
+        return make_sandbox(kind)
+    except (RuntimeError, ValueError):
+        return SubprocessSandbox()
+
+
+@contextlib.contextmanager
+def _clean_checkout(repo: Path) -> Iterator[Path]:
+    """A detached worktree of HEAD: only committed files, nothing the developer has lying
+    around that the tests might silently depend on."""
+    with tempfile.TemporaryDirectory(prefix="autopack-doctor-") as scratch:
+        checkout = Path(scratch) / "checkout"
+        git.add_worktree(repo, checkout, "HEAD")
+        try:
+            yield checkout
+        finally:
+            git.remove_worktree(repo, checkout)
