@@ -218,3 +218,22 @@ def test_wall_time_limit_ends_the_loop(worktree: Path, door: ModelDoor, calls: C
     result = run_builder(worktree, door, calls, replies, limits=BuilderLimits(wall_seconds=0))
     assert result.stop_reason == "wall_time"
     assert result.steps == 1
+
+
+def test_prose_after_tool_writes_leaves_nothing_to_apply(
+    worktree: Path, door: ModelDoor, calls: Calls
+) -> None:
+    replies = [
+        turn(tool("write_file", path="src/app/greet.py", content="def greet(n):\n    return n\n")),
+        "Wrote greet.py; nothing else to change.",
+    ]
+    result = run_builder(worktree, door, calls, replies)
+    assert result.stop_reason == "text"
+    assert result.edits_text == ""
+    assert result.summary == "Wrote greet.py; nothing else to change."
+    assert (worktree / "src/app/greet.py").exists()
+
+
+def test_a_bad_regex_is_an_error_the_model_sees(worktree: Path) -> None:
+    call = ToolCall(id="c", name="search", arguments={"pattern": "(", "regex": True})
+    assert toolbox(worktree).dispatch(call).startswith("error:")

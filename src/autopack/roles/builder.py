@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autopack.edits import EditParseError, parse_edits
 from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
 from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
 from autopack.roles.context import Selection, select_context
@@ -165,6 +166,7 @@ class _Loop:
         self.messages: list[Message] = [Message(role="user", content=prompt)]
         self.stuck = StuckDetector(limits.stuck_repeats, limits.stuck_window)
         self.last_text = ""
+        self.used_tools = False
 
     def request(self, call_index: int) -> ModelRequest:
         return ModelRequest(
@@ -180,9 +182,9 @@ class _Loop:
     def advance(self, response: ModelResponse, step: int) -> BuildResult | None:
         """Act on one reply; a result when the attempt is over, else ``None``."""
         if not response.tool_calls:
-            summary = _EDIT_BLOCK.sub("", response.text).strip()[:2_000]
-            return BuildResult(response.text, summary, [], step, "text", self.prompt)
+            return self.text_reply(response.text, step)
         self.last_text = response.text or self.last_text
+        self.used_tools = True
         self.messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
@@ -196,6 +198,17 @@ class _Loop:
             if self.stuck.record(call, observation):
                 return self.stop(step, "stuck", f"repeated {call.name} without progress")
         return None
+
+    def text_reply(self, text: str, step: int) -> BuildResult:
+        """The text protocol; after tool use, prose without edits just ends the loop."""
+        summary = _EDIT_BLOCK.sub("", text).strip()[:2_000]
+        edits = text
+        if self.used_tools:
+            try:
+                parse_edits(text)
+            except EditParseError:
+                edits = ""  # the tools already wrote; there is nothing left to apply
+        return BuildResult(edits, summary, [], step, "text", self.prompt)
 
     def stop(self, step: int, reason: StopReason, detail: str = "") -> BuildResult:
         summary = f"stopped: {reason}" + (f" ({detail})" if detail else "")

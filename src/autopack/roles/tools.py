@@ -130,7 +130,7 @@ class Toolbox:
             result = f"refused: {exc}"
         except TypeError as exc:
             result = f"error: bad arguments for {call.name}: {exc}"
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, re.error) as exc:
             result = f"error: {exc}"
         return clip(result, self.limits.observation_tokens)
 
