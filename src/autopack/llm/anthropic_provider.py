@@ -24,7 +24,9 @@ class AnthropicModel:
     """A :class:`~autopack.llm.base.Model` backed by Anthropic's Messages API.
 
     The SDK's own retries are off: the door retries with the run's policy. A JSON
-    schema is asked for in the system prompt; the door validates the reply.
+    schema is asked for in the system prompt (portable across models and SDK versions);
+    the door validates the reply. ``temperature`` is not sent: current SDKs no longer
+    accept it for the Messages API.
     """
 
     def __init__(
@@ -57,7 +59,6 @@ class AnthropicModel:
             "model": self.name,
             "messages": messages,
             "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
         }
         if system:
             kwargs["system"] = system

@@ -127,6 +127,8 @@ class OpenAIModel:
             model=self.spec,
         )
         response = _with_usage(response, request, reply.usage)
+        if choice.message.tool_calls and stop == "max_tokens":
+            bad.append("the reply was cut off at max_tokens inside a tool call")
         if bad:
             raise MalformedReply(f"{self.info.provider}: {'; '.join(bad)}", response=response)
         return response
