@@ -1,19 +1,117 @@
-"""The HTTP API (FastAPI). ``autopack.main:app`` is the application object."""
+"""The HTTP API (FastAPI) and the dashboard it serves. ``autopack.main:app`` is the app.
+
+Every route but ``/health`` and the dashboard's static shell (which holds no data and
+must be reachable to show the sign-in form) needs an API key.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 
 from autopack import __version__
+from autopack.api import knowledge, metrics, runs
+from autopack.api.auth import COOKIE, READ, Caller, RateLimiter, presented_secret
+from autopack.api.context import ApiConfig, ApiContext
+from autopack.api.errors import documented, install_error_handlers
+from autopack.api.executor import EmbeddedExecutor
+from autopack.api.models import WhoAmI
+from autopack.api.stream import EventHub, all_events
+
+WEB = Path(str(resources.files("autopack") / "web" / "static"))
+
+__all__ = ["ApiConfig", "create_app"]
 
 
-def create_app() -> FastAPI:
-    """Build the application; routes beyond ``/health`` are added by their rooms."""
-    app = FastAPI(title="Autopack", version=__version__)
+def create_app(config: ApiConfig | None = None) -> FastAPI:
+    """Build the application for one repository (default: ``$AUTOPACK_REPO`` or the cwd)."""
+    ctx = ApiContext(config or ApiConfig())
+    app = FastAPI(title="Autopack", version=__version__, lifespan=_lifespan)
+    app.state.ctx = ctx
+    app.state.hub = EventHub()
+    app.state.executor = None
+    app.state.limiter = RateLimiter(ctx.config.rate_per_s, ctx.config.rate_burst)
+    install_error_handlers(app)
 
-    @app.get("/health")
+    @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
-        """Liveness: the process serves requests."""
+        """Liveness: the process serves requests. Needs no key."""
         return {"status": "ok", "version": __version__}
 
+    app.include_router(runs.router)
+    app.include_router(knowledge.router)
+    app.include_router(metrics.router)
+    _session_routes(app)
+    _dashboard(app)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ctx: ApiContext = app.state.ctx
+    app.state.hub.attach(ctx.rt.store)
+    if ctx.config.executor:
+        app.state.executor = EmbeddedExecutor(ctx.rt)
+        app.state.executor.start()
+    try:
+        yield
+    finally:
+        if app.state.executor is not None:
+            app.state.executor.stop()
+
+
+def _session_routes(app: FastAPI) -> None:
+    reader = Annotated[Caller, Depends(READ)]
+    errors = documented(401, 403, 429)
+
+    @app.get("/auth/whoami", response_model=WhoAmI, tags=["auth"], responses=errors)
+    def whoami(caller: reader) -> WhoAmI:
+        """The key this request was made with (the dashboard hides what it may not do)."""
+        return WhoAmI(key_id=caller.key_id, name=caller.name, scope=caller.scope)
+
+    @app.post("/auth/session", status_code=204, tags=["auth"], responses=errors)
+    def sign_in(request: Request, response: Response, _: reader) -> None:
+        """Keep the presented key in an HttpOnly cookie, for the dashboard's event streams."""
+        secret = presented_secret(request)
+        if secret:
+            response.set_cookie(COOKIE, secret, httponly=True, samesite="strict", path="/")
+
+    @app.delete("/auth/session", status_code=204, tags=["auth"])
+    def sign_out(response: Response) -> None:
+        """Forget the dashboard's cookie."""
+        response.delete_cookie(COOKIE, path="/")
+
+    @app.get(
+        "/events",
+        tags=["runs"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "Server-sent notices: which run has a new event.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **errors,
+        },
+    )
+    def every_run_events(request: Request, _: reader) -> StreamingResponse:
+        """A notice for every new event of any run, for live lists (not resumable)."""
+        hub: EventHub = request.app.state.hub
+        hub.attach(request.app.state.ctx.rt.store)
+        return StreamingResponse(
+            all_events(hub), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+
+def _dashboard(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})

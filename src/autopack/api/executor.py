@@ -1,0 +1,120 @@
+"""The embedded executor of ``autopack serve``: queued runs start without anyone waiting.
+
+One thread per executing run, each driving a :class:`LocalExecutor` (which waits for
+approvals instead of returning, so an approval in the dashboard lets the run go on).
+Only this host decides whether a run is executing in this process, so it is also
+where a cancel of a run nobody executes is carried out at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from autopack.engine.local import LocalExecutor
+from autopack.engine.runtime import Runtime
+from autopack.events import CancelRequested, RunFinished, RunPaused
+from autopack.states import RUN_TERMINAL, RunState
+from autopack.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class RunBusy(RuntimeError):
+    """The run is executing in this process already, or cannot be executed again."""
+
+
+def request_cancel(store: Store, run_id: str, reason: str, executing_here: bool) -> RunState:
+    """Record the request; finish a queued or paused run nobody executes. Returns the state.
+
+    A RUNNING run is left to its executor (here or in another process), which stops at
+    its next safe point.
+    """
+    state = store.view(run_id).state
+    if state in RUN_TERMINAL:
+        raise RunBusy(f"run {run_id} has ended ({state.value})")
+    store.append(run_id, CancelRequested(reason=reason))
+    if not executing_here and state is not RunState.RUNNING:
+        store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
+    return store.view(run_id).state
+
+
+class EmbeddedExecutor:
+    """Starts queued runs in threads; resumes and cancels on request."""
+
+    def __init__(self, rt: Runtime, *, poll_s: float = 1.0) -> None:
+        self.rt = rt
+        self.poll_s = poll_s
+        self._running: dict[str, LocalExecutor] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._pick_up, name="autopack-pickup", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop picking up runs and ask executing ones to stop their commands."""
+        self._stop.set()
+        self._wake.set()
+        with self._lock:
+            for executor in self._running.values():
+                executor.cancel.set()
+
+    def wake(self) -> None:
+        """Look for queued runs now (a run was just started)."""
+        self._wake.set()
+
+    def executing(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._running
+
+    def resume(self, run_id: str) -> None:
+        """Execute a stopped run again; recorded steps are not redone."""
+        state = self.rt.store.view(run_id).state
+        if state is RunState.SUCCEEDED:
+            raise RunBusy(f"run {run_id} succeeded; there is nothing to resume")
+        if not self._launch(run_id):
+            raise RunBusy(f"run {run_id} is executing already")
+
+    def cancel(self, run_id: str, reason: str) -> RunState:
+        """Ask a run to stop; a run nobody executes is cancelled at once. Returns its state."""
+        with self._lock:
+            return request_cancel(self.rt.store, run_id, reason, run_id in self._running)
+
+    def _pick_up(self) -> None:
+        while not self._stop.is_set():
+            for row in self.rt.store.list_runs(RunState.QUEUED, limit=100):
+                self._launch(row.id, queued_only=True)
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def _launch(self, run_id: str, *, queued_only: bool = False) -> bool:
+        with self._lock:
+            if run_id in self._running or self._stop.is_set():
+                return False
+            if queued_only and self.rt.store.run(run_id).state != RunState.QUEUED.value:
+                return False  # cancelled between the listing and now
+            executor = LocalExecutor(self.rt)
+            self._running[run_id] = executor
+        thread = threading.Thread(
+            target=self._execute, args=(run_id, executor), name=f"run-{run_id}", daemon=True
+        )
+        thread.start()
+        return True
+
+    def _execute(self, run_id: str, executor: LocalExecutor) -> None:
+        try:
+            executor.execute(run_id, wait_for_approvals=True)
+        except Exception as exc:  # the run must not look alive after its executor died
+            log.exception("run %s stopped", run_id)
+            self._pause(run_id, f"executor stopped: {exc}")
+        finally:
+            with self._lock:
+                self._running.pop(run_id, None)
+
+    def _pause(self, run_id: str, reason: str) -> None:
+        if self.rt.store.view(run_id).state is RunState.RUNNING:
+            self.rt.store.append(run_id, RunPaused(reason=reason))

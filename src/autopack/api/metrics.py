@@ -1,0 +1,119 @@
+"""``GET /metrics``: Prometheus text exposition, computed from the store on each scrape.
+
+Computed, not counted in memory, so the numbers cover runs executed by any process
+(the CLI too) and survive restarts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import func, select
+
+from autopack.api.auth import READ, Caller
+from autopack.api.errors import documented
+from autopack.api.runs import Ctx
+from autopack.states import RunState
+from autopack.store import Store, tables
+
+router = APIRouter(tags=["metrics"], responses=documented(401, 403, 429))
+BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+"""Phase duration buckets in seconds: a scripted phase takes seconds, a real one minutes."""
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(ctx: Ctx, _: Annotated[Caller, Depends(READ)]) -> PlainTextResponse:
+    """Runs by state, phase durations, tokens and cost, gate decisions."""
+    text = "".join(f"{line}\n" for line in exposition(ctx.rt.store))
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+
+def exposition(store: Store) -> Iterator[str]:
+    runs, events = tables.runs, tables.events
+    with store.engine.connect() as conn:
+        by_state: dict[str, int] = dict(
+            conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
+        )
+        totals = conn.execute(
+            select(
+                func.coalesce(func.sum(runs.c.tokens), 0),
+                func.coalesce(func.sum(runs.c.cost_usd), 0.0),
+                func.coalesce(func.sum(runs.c.model_calls), 0),
+            )
+        ).one()
+        decision = events.c.data[("result", "decision")].as_string()
+        step = events.c.data["step"].as_string()
+        decisions = conn.execute(
+            select(decision, func.count())
+            .where(events.c.type == "step_completed", step == "gate")
+            .group_by(decision)
+        ).all()
+        timeline = conn.execute(
+            select(events.c.run_id, events.c.phase_id, events.c.type, events.c.ts, step)
+            .where(events.c.type.in_(("phase_started", "step_completed", "phase_failed")))
+            .order_by(events.c.id)
+        ).all()
+    yield "# HELP autopack_runs Runs by state."
+    yield "# TYPE autopack_runs gauge"
+    for state in RunState:
+        yield f'autopack_runs{{state="{state.value}"}} {by_state.get(state.value, 0)}'
+    yield from _counter("autopack_tokens_total", "Tokens used by model calls.", totals[0])
+    yield from _counter("autopack_cost_usd_total", "Spend on model calls in USD.", totals[1])
+    yield from _counter("autopack_model_calls_total", "Model calls made.", totals[2])
+    yield "# HELP autopack_gate_decisions_total Gate decisions by outcome."
+    yield "# TYPE autopack_gate_decisions_total counter"
+    for name, count in sorted((str(d or ""), int(c)) for d, c in decisions):
+        yield f'autopack_gate_decisions_total{{decision="{_escape(name)}"}} {count}'
+    yield from _histogram(_durations(timeline))
+
+
+def _counter(name: str, help_text: str, value: float) -> Iterator[str]:
+    yield f"# HELP {name} {help_text}"
+    yield f"# TYPE {name} counter"
+    yield f"{name} {value}"
+
+
+def _durations(rows: Sequence[Any]) -> dict[str, list[float]]:
+    """Seconds from each attempt's start to its commit ("complete") or failure ("failed")."""
+    started: dict[tuple[str, str], datetime] = {}
+    found: dict[str, list[float]] = defaultdict(list)
+    for run_id, phase_id, kind, ts, step in rows:
+        if phase_id is None:
+            continue
+        key = (run_id, phase_id)
+        if kind == "phase_started":
+            started[key] = datetime.fromisoformat(ts)
+            continue
+        outcome = "failed" if kind == "phase_failed" else "complete" if step == "commit" else None
+        if outcome is not None and key in started:
+            seconds = (datetime.fromisoformat(ts) - started.pop(key)).total_seconds()
+            found[outcome].append(max(seconds, 0.0))
+    return found
+
+
+def _histogram(durations: dict[str, list[float]]) -> Iterator[str]:
+    name = "autopack_phase_duration_seconds"
+    yield f"# HELP {name} Phase attempts from start to commit or failure."
+    yield f"# TYPE {name} histogram"
+    for outcome in ("complete", "failed"):
+        values = durations.get(outcome, [])
+        for bound in BUCKETS:
+            count = sum(v <= bound for v in values)
+            yield f'{name}_bucket{{outcome="{outcome}",le="{bound}"}} {count}'
+        yield f'{name}_bucket{{outcome="{outcome}",le="+Inf"}} {len(values)}'
+        yield f'{name}_sum{{outcome="{outcome}"}} {round(sum(values), 3)}'
+        yield f'{name}_count{{outcome="{outcome}"}} {len(values)}'
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,383 @@
+"""Runs, phases, approvals and the live event stream."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from autopack.api.auth import OPERATE, READ, Caller
+from autopack.api.context import ApiContext
+from autopack.api.errors import ApiError, documented
+from autopack.api.executor import EmbeddedExecutor, RunBusy, request_cancel
+from autopack.api.models import (
+    ActivePhase,
+    Approval,
+    ApproveBody,
+    CancelBody,
+    PhaseDetail,
+    PhaseSummary,
+    Progress,
+    RejectBody,
+    RunAction,
+    RunDetail,
+    RunList,
+    RunSummary,
+)
+from autopack.api.stream import EventHub, run_events
+from autopack.api.views import attempt_steps, budget, evidence, phase_summary, run_summary, tiers
+from autopack.engine import RepoProblem, create_run
+from autopack.events import ApprovalGranted, ApprovalRejected
+from autopack.plan import PlanError, PlanIssue, parse_plan_text
+from autopack.projection import PhaseView, RunView
+from autopack.states import PHASE_ACTIVE, IllegalTransition, PhaseState, RunState
+from autopack.store import RunExists, tables
+
+PLAN_BYTES_CAP = 1_000_000
+router = APIRouter(tags=["runs"], responses=documented(401, 403, 429))
+_actions = threading.Lock()
+"""Check-then-append for approvals is one step, so two clicks cannot both land."""
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+def executor(request: Request) -> EmbeddedExecutor | None:
+    found: EmbeddedExecutor | None = request.app.state.executor
+    return found
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+Reader = Annotated[Caller, Depends(READ)]
+Operator = Annotated[Caller, Depends(OPERATE)]
+
+PLAN_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A plan, exactly as a plan file holds it (JSON or YAML).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/runs/start",
+    status_code=201,
+    response_model=RunAction,
+    responses=documented(409, 422, 503),
+    openapi_extra=PLAN_BODY,
+)
+async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
+    """Validate a plan as a plan file is validated and queue a run for it."""
+    raw = await request.body()
+    if len(raw) > PLAN_BYTES_CAP:
+        issue = PlanIssue(file="request", line=0, field="-", message="the plan is over 1 MB")
+        raise PlanError([issue])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        issue = PlanIssue(file="request", line=0, field="-", message="the body is not UTF-8")
+        raise PlanError([issue]) from exc
+    plan = parse_plan_text(text, source="request")
+    try:
+        run_id = create_run(ctx.rt, plan, plan_source=f"api ({caller.name})")
+    except RunExists as exc:
+        message = f"a run {exc.args[0]!r} already exists; give the plan another run.id"
+        raise ApiError(409, "run_exists", message) from exc
+    except RepoProblem as exc:
+        raise ApiError(503, "repo_unavailable", str(exc)) from exc
+    found = executor(request)
+    if found is not None:
+        found.wake()
+    return RunAction(run_id=run_id, state=RunState.QUEUED.value)
+
+
+@router.get("/runs", response_model=RunList, responses=documented(422))
+def list_runs(
+    ctx: Ctx,
+    _: Reader,
+    state: RunState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> RunList:
+    """Runs, newest first; filter by state, page with limit and offset."""
+    store = ctx.rt.store
+    count = select(func.count()).select_from(tables.runs)
+    if state is not None:
+        count = count.where(tables.runs.c.state == state.value)
+    with store.engine.connect() as conn:
+        total = int(conn.execute(count).scalar_one())
+    rows = store.list_runs(state, limit=limit, offset=offset)
+    return RunList(runs=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=documented(404))
+def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> RunDetail:
+    """A run with its tiers, phases, spend and budget."""
+    view = ctx.rt.store.view(run_id)
+    found = executor(request)
+    return RunDetail(
+        run=_summary(ctx, run_id),
+        tiers=tiers(view),
+        budget=budget(view),
+        cancel_requested=view.cancel_requested,
+        executing=found is not None and found.executing(run_id),
+    )
+
+
+def _summary(ctx: ApiContext, run_id: str) -> RunSummary:
+    return run_summary(ctx.rt.store.run(run_id))
+
+
+@router.get("/runs/{run_id}/progress", response_model=Progress, responses=documented(404))
+def progress(run_id: str, ctx: Ctx, _: Reader) -> Progress:
+    """How far the run is: phases done, what is active, budget used."""
+    view = ctx.rt.store.view(run_id)
+    phases = list(view.phases.values())
+    done = sum(p.state is PhaseState.COMPLETE for p in phases)
+    waiting = [p for p in phases if p.state is PhaseState.AWAITING_APPROVAL]
+    active = [p for p in phases if p.state in PHASE_ACTIVE or p in waiting]
+    return Progress(
+        run_id=run_id,
+        state=view.state.value,
+        phases_total=len(phases),
+        phases_complete=done,
+        pending_approvals=len(waiting),
+        fraction=round(done / len(phases), 4) if phases else 0.0,
+        active=[
+            ActivePhase(id=p.id, state=p.state.value, step=p.step, attempt=p.attempt)
+            for p in active
+        ],
+        budget=budget(view),
+    )
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    status_code=202,
+    response_model=RunAction,
+    responses=documented(404, 409, 422),
+)
+def cancel_run(
+    run_id: str, request: Request, ctx: Ctx, _: Operator, body: CancelBody | None = None
+) -> RunAction:
+    """Stop a run at its next safe point (at once when nobody executes it)."""
+    reason = (body or CancelBody.model_validate({})).reason
+    host = executor(request)
+    try:
+        if host is not None:
+            state = host.cancel(run_id, reason)
+        else:
+            with _actions:
+                state = request_cancel(ctx.rt.store, run_id, reason, executing_here=False)
+    except RunBusy as exc:
+        raise ApiError(409, "run_ended", str(exc)) from exc
+    return RunAction(run_id=run_id, state=state.value)
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    status_code=202,
+    response_model=RunAction,
+    responses=documented(404, 409, 503),
+)
+def resume_run(run_id: str, request: Request, ctx: Ctx, _: Operator) -> RunAction:
+    """Execute a paused, failed or cancelled run again; recorded steps are not redone."""
+    ctx.rt.store.view(run_id)
+    host = _require_executor(request)
+    try:
+        host.resume(run_id)
+    except RunBusy as exc:
+        raise ApiError(409, "run_busy", str(exc)) from exc
+    return RunAction(run_id=run_id, state=ctx.rt.store.run(run_id).state)
+
+
+def _require_executor(request: Request) -> EmbeddedExecutor:
+    found = executor(request)
+    if found is None:
+        raise ApiError(503, "no_executor", "this server runs without an executor")
+    return found
+
+
+@router.get("/runs/{run_id}/phases", response_model=list[PhaseSummary], responses=documented(404))
+def list_phases(run_id: str, ctx: Ctx, _: Reader) -> list[PhaseSummary]:
+    """Every phase of the run in plan order."""
+    view = ctx.rt.store.view(run_id)
+    return [phase_summary(view, p) for p in sorted(view.phases.values(), key=lambda p: p.position)]
+
+
+@router.get(
+    "/runs/{run_id}/phases/{phase_id}",
+    response_model=PhaseDetail,
+    responses=documented(404, 422),
+)
+def get_phase(
+    run_id: str,
+    phase_id: str,
+    ctx: Ctx,
+    _: Reader,
+    attempt: Annotated[int | None, Query(ge=1, le=1000, description="Default: latest.")] = None,
+) -> PhaseDetail:
+    """A phase's diff, test delta by test name, gate decision and reasons, audit, proof hash."""
+    view = ctx.rt.store.view(run_id)
+    phase = _phase(view, phase_id)
+    recorded = attempt_steps(phase)
+    number = attempt or phase.attempt
+    if attempt is not None and attempt not in recorded:
+        raise ApiError(404, "not_found", f"phase {phase_id!r} has no attempt {attempt}")
+    found = recorded.get(number)
+    return PhaseDetail(
+        run_id=run_id,
+        phase=phase_summary(view, phase),
+        attempts=sorted(recorded),
+        evidence=None if found is None else evidence(ctx.rt, run_id, phase_id, number, found),
+        approval=phase.approval,
+        rejection=phase.rejection,
+    )
+
+
+def _phase(view: RunView, phase_id: str) -> PhaseView:
+    if phase_id not in view.phases:
+        raise ApiError(404, "not_found", f"run {view.run_id!r} has no phase {phase_id!r}")
+    return view.phases[phase_id]
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    responses={
+        200: {
+            "description": "Server-sent events; each id is the event's sequence number.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **documented(404, 422),
+    },
+    response_class=StreamingResponse,
+)
+def stream_events(
+    run_id: str,
+    request: Request,
+    ctx: Ctx,
+    _: Reader,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after: Annotated[int, Query(ge=0, description="Like Last-Event-ID, for plain clients.")] = 0,
+) -> StreamingResponse:
+    """The run's events, then live ones; reconnect with Last-Event-ID to resume exactly."""
+    ctx.rt.store.run(run_id)
+    hub: EventHub = request.app.state.hub
+    hub.attach(ctx.rt.store)
+    start = last_event_id if last_event_id is not None else after
+    return StreamingResponse(
+        run_events(hub, ctx.rt.store, run_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/approvals", response_model=list[Approval], tags=["approvals"])
+def pending_approvals(ctx: Ctx, _: Reader) -> list[Approval]:
+    """Phases waiting for a person, oldest wait first."""
+    store = ctx.rt.store
+    query = select(tables.runs.c.id).where(tables.runs.c.pending_approvals > 0)
+    with store.engine.connect() as conn:
+        run_ids = [str(row[0]) for row in conn.execute(query)]
+    rows = {
+        (str(r["run_id"]), str(r["phase_id"])): str(r["updated_at"])
+        for run_id in run_ids
+        for r in store.phase_rows(run_id)
+    }
+    waiting: list[Approval] = []
+    for run_id in run_ids:
+        view = store.view(run_id)
+        for phase in view.phases.values():
+            if phase.state is PhaseState.AWAITING_APPROVAL:
+                spec = view.plan.phase(phase.id)
+                waiting.append(
+                    Approval(
+                        run_id=run_id,
+                        phase_id=phase.id,
+                        attempt=phase.attempt,
+                        goal=spec.goal,
+                        risk=spec.risk,
+                        reasons=[str(r) for r in phase.steps.get("gate", {}).get("reasons", [])],
+                        waiting_since=rows.get((run_id, phase.id), view.updated_at),
+                    )
+                )
+    return sorted(waiting, key=lambda a: a.waiting_since)
+
+
+APPROVAL_ERRORS = documented(404, 409, 422)
+
+
+@router.post(
+    "/runs/{run_id}/phases/{phase_id}/approve",
+    response_model=RunAction,
+    responses=APPROVAL_ERRORS,
+    tags=["approvals"],
+)
+def approve(
+    run_id: str, phase_id: str, ctx: Ctx, caller: Operator, body: ApproveBody | None = None
+) -> RunAction:
+    """Let a waiting phase land; the executor commits it and the run goes on."""
+    note = (body or ApproveBody.model_validate({})).note
+    return _decide(
+        ctx,
+        run_id,
+        phase_id,
+        caller,
+        lambda p: ApprovalGranted(phase_id=p.id, attempt=p.attempt, note=note, by=caller.name),
+    )
+
+
+@router.post(
+    "/runs/{run_id}/phases/{phase_id}/reject",
+    response_model=RunAction,
+    responses=APPROVAL_ERRORS,
+    tags=["approvals"],
+)
+def reject(run_id: str, phase_id: str, body: RejectBody, ctx: Ctx, caller: Operator) -> RunAction:
+    """Turn a waiting phase down: the note goes to the next attempt, or ``fail`` ends it."""
+    return _decide(
+        ctx,
+        run_id,
+        phase_id,
+        caller,
+        lambda p: ApprovalRejected(
+            phase_id=p.id, attempt=p.attempt, note=body.note, by=caller.name, fail=body.fail
+        ),
+    )
+
+
+def _decide(
+    ctx: ApiContext,
+    run_id: str,
+    phase_id: str,
+    caller: Caller,
+    payload_for: Callable[[PhaseView], ApprovalGranted | ApprovalRejected],
+) -> RunAction:
+    store = ctx.rt.store
+    with _actions:
+        view = store.view(run_id)
+        phase = _phase(view, phase_id)
+        if phase.state is not PhaseState.AWAITING_APPROVAL:
+            message = f"phase {phase_id!r} is {phase.state.value}, not waiting for approval"
+            raise ApiError(409, "not_waiting", message)
+        try:
+            store.append(run_id, payload_for(phase))
+        except IllegalTransition as exc:
+            raise ApiError(409, "not_waiting", str(exc)) from exc
+        view = store.view(run_id)
+    return RunAction(
+        run_id=run_id,
+        state=view.state.value,
+        phase_id=phase_id,
+        phase_state=view.phases[phase_id].state.value,
+    )
