@@ -55,6 +55,8 @@ def test_symlinks_and_git_data_are_not_mapped(tmp_path: Path) -> None:
     (root / ".git").mkdir(parents=True)
     (root / ".git" / "HEAD").write_text("ref: x\n")
     (root / "a.py").write_text("def a(): pass\n")
+    (root / "sub").mkdir()
+    (root / "sub" / ".git").write_text("gitdir: ../.git/worktrees/sub\n")
     (root / "link").symlink_to(outside, target_is_directory=True)
     (root / "b.py").symlink_to(outside / "secret.py")
     text = repo_map(root, token_budget=1_000)

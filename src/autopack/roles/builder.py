@@ -114,7 +114,7 @@ def render_prompt(brief: PhaseBrief, selection: Selection) -> str:
         phase_id=phase.id,
         attempt=str(brief.attempt),
         goal=phase.goal,
-        description=phase.description or "(none)",
+        description=phase.description.strip() or "(none)",
         acceptance=bullets(phase.acceptance_criteria),
         deliverables=bullets(phase.deliverables),
         scope=scope,

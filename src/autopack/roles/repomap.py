@@ -63,7 +63,8 @@ def list_files(root: Path) -> list[str]:
     """Every regular file under ``root`` as a sorted relative POSIX path.
 
     Symlinks are skipped, not followed: the map must not describe, or leak, anything
-    outside the repository.
+    outside the repository. A worktree's ``.git`` is a file, so names are skipped for
+    files as well as folders.
     """
     found: list[str] = []
     for current, dirs, files in os.walk(root, followlinks=False):
@@ -71,7 +72,7 @@ def list_files(root: Path) -> list[str]:
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not (base / d).is_symlink())
         for name in files:
             path = base / name
-            if not path.is_symlink() and path.is_file():
+            if name not in SKIP_DIRS and not path.is_symlink() and path.is_file():
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
 
