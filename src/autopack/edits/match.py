@@ -164,8 +164,11 @@ def _decide(
 ) -> tuple[Outcome | None, list[_Found]]:
     """Decide at one rung; no outcome means the search lines are not here (except as
     part of the replacement, which the caller treats as already applied)."""
+    if rung is not LADDER[0] and not any(line.strip() for line in search):
+        return None, []  # whitespace alone is no evidence once whitespace is ignored
     s_all = matcher.find(search, rung)
-    r_all = matcher.find(replace, rung) if replace else []
+    endings_only = search == replace and hunk.search != hunk.replace
+    r_all = matcher.find(replace, rung) if replace and not endings_only else []
     if expected is not None:
         s_at = next((f for f in s_all if f.start == expected), None)
         r_at = any(f.start == expected for f in r_all)
@@ -229,13 +232,16 @@ def _build(
     search = [content(line) for line in hunk.search]
     replace = [content(line) for line in hunk.replace]
     fix_typo = _typographic_fixer(hunk, region) if rung.typographic else None
-    literal = _mixed_endings(hunk)
+    literal = _mixed_endings(hunk) or not any(ending(line) for line in matcher.lines)
     fallback = dominant_ending(matcher.lines)
-    new_lines: list[str] = []
+    new_lines: list[tuple[str, str]] = []  # (text, terminator)
     ops = difflib.SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
-            new_lines.extend(region[i1:i2])
+            for line, wanted in zip(region[i1:i2], hunk.replace[j1:j2], strict=True):
+                kept = ending(wanted) if literal else ending(line)
+                # a kept last line that gains lines after it needs a terminator
+                new_lines.append((content(line), kept or ending(line) or ending(wanted)))
             continue
         neighbour = region[i1 - 1] if i1 > 0 else (region[0] if region else "")
         newline = ending(neighbour) or fallback
@@ -251,27 +257,30 @@ def _build(
                 )
             if fix_typo is not None:
                 text = fix_typo(text)
-            new_lines.append(text + (ending(hunk.replace[j]) if literal else newline))
-    at_eof = start + size == len(matcher.lines)
-    if at_eof and new_lines:
-        new_lines[-1] = _final_line(new_lines[-1], hunk, region, fallback)
-    return Outcome("apply", rung=name, start=start, end=start + size, new_lines=new_lines)
+            new_lines.append((text, ending(hunk.replace[j]) if literal else newline))
+    if start + size == len(matcher.lines) and new_lines:
+        text, terminator = new_lines[-1]
+        new_lines[-1] = (text, _final_terminator(terminator, hunk, region, fallback))
+    lines = [text + terminator for text, terminator in new_lines]
+    return Outcome("apply", rung=name, start=start, end=start + size, new_lines=lines)
 
 
-def _final_line(line: str, hunk: Hunk, region: list[str], fallback: str) -> str:
+def _final_terminator(terminator: str, hunk: Hunk, region: list[str], fallback: str) -> str:
     """Keep the file's final-newline state unless the edit says to change it."""
-    old_open = bool(region) and not ending(region[-1])
     if hunk.replace and not ending(hunk.replace[-1]):
-        return content(line)
+        return ""
     if hunk.search and not ending(hunk.search[-1]):
-        return line if ending(line) else line + fallback
-    if old_open:
-        return content(line)
-    return line if ending(line) else line + fallback
+        return terminator or fallback
+    if region and not ending(region[-1]):
+        return ""
+    return terminator or fallback
 
 
 def _mixed_endings(hunk: Hunk) -> bool:
-    """An edit whose own lines mix CRLF and LF means those endings on purpose."""
+    """An edit whose own lines mix CRLF and LF means those endings on purpose.
+
+    (So does any edit to a file without a line break yet: there is nothing to follow.)
+    """
     endings = {ending(line) for line in (*hunk.search, *hunk.replace)} - {""}
     return len(endings) > 1
 

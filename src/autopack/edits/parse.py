@@ -268,8 +268,8 @@ class _UnifiedReader:
             if self._file_header_at(self.i) and not (old_left > 0 and new_left > 0):
                 break
             if line.startswith("\\"):
-                if body:
-                    body[-1] = (body[-1][0], content(body[-1][1]))
+                if body and body[-1][1].endswith("\n"):
+                    body[-1] = (body[-1][0], body[-1][1][:-1])  # only the "\n" was added
                 self.i += 1
                 continue
             kind = line[:1] if line else " "
