@@ -1,0 +1,88 @@
+"""CLI pieces of the API: ``autopack keys create|list|revoke`` and ``autopack serve``.
+
+Mounted by the main CLI (``app.add_typer(keys_app, name="keys")`` and a ``serve``
+command that calls :func:`serve`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from autopack.api.context import ApiConfig, ConfigProblem
+from autopack.store.keys import SCOPES, KeyNotFound, create_key, list_keys, revoke_key
+
+console = Console()
+err = Console(stderr=True)
+
+keys_app = typer.Typer(help="API keys for the HTTP API and the dashboard.", no_args_is_help=True)
+RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target git repository.")]
+
+
+def _engine(repo: Path) -> Engine:
+    from autopack.engine.runtime import Runtime
+
+    return Runtime.open(repo).store.engine
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key.")],
+    scope: Annotated[str, typer.Option(help="read, operate or admin.")] = "read",
+    repo: RepoOption = Path("."),
+) -> None:
+    """Create a key; its secret is printed once and only its hash is stored."""
+    if scope not in SCOPES:
+        err.print(f"[red]error:[/red] scope must be one of {', '.join(SCOPES)}")
+        raise typer.Exit(2)
+    key, secret = create_key(_engine(repo), name, scope)
+    console.print(f"created {key.id} ({key.scope}) for {key.name}", highlight=False)
+    console.print("secret (shown only now; store it safely):", highlight=False)
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(repo: RepoOption = Path(".")) -> None:
+    """Every key with its scope and whether it is revoked (never the secret)."""
+    table = Table("id", "name", "scope", "created", "revoked")
+    for key in list_keys(_engine(repo)):
+        table.add_row(key.id, key.name, key.scope, key.created_at, key.revoked_at or "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, as `keys list` shows it.")],
+    repo: RepoOption = Path("."),
+) -> None:
+    """Revoke a key: every later request with it gets 401."""
+    try:
+        key = revoke_key(_engine(repo), key_id)
+    except KeyNotFound as exc:
+        err.print(f"[red]error:[/red] no key {key_id!r} (see `autopack keys list`)")
+        raise typer.Exit(2) from exc
+    console.print(f"revoked {key.id} ({key.name}) at {key.revoked_at}", highlight=False)
+
+
+def serve(repo: Path, host: str, port: int, no_auth: bool, engine: str = "local") -> None:
+    """Serve the API and dashboard with an embedded executor until interrupted."""
+    import uvicorn
+
+    from autopack.api import create_app
+
+    if engine != "local":
+        err.print(f"[red]error:[/red] serve embeds the local engine only, not {engine!r}")
+        raise typer.Exit(2)
+    try:
+        config = ApiConfig(repo=repo.resolve(), host=host, no_auth=no_auth)
+    except ConfigProblem as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    auth = "no auth (loopback only)" if no_auth else "API keys required"
+    console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth})", highlight=False)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
