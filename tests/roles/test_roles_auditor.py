@@ -102,3 +102,31 @@ def test_a_reply_that_never_validates_is_a_malformed_reply(door: ModelDoor, call
             models=[model],
             call_counter=calls,
         )
+
+
+def test_high_risk_second_auditor_must_be_a_different_model(door: ModelDoor, calls: Calls) -> None:
+    first = scripted({"p1": {"auditor": [{"verdict": "approve", "summary": "ok"}]}}, "a")
+    same = scripted({"p1": {"auditor": [{}, {"verdict": "reject", "summary": "no"}]}}, "a")
+    other = scripted({"p1": {"auditor": [{}, {"verdict": "approve", "summary": "fine"}]}}, "b")
+    brief = make_brief(phase=make_phase(risk="high"))
+    result = audit(
+        brief,
+        diff=DIFF,
+        test_delta={},
+        risk={},
+        door=door,
+        models=[first, same, other],
+        call_counter=calls,
+    )
+    assert result["auditors"] == [first.spec, other.spec]
+    assert result["verdict"] == "approve"
+
+
+def test_high_risk_with_one_model_says_so(door: ModelDoor, calls: Calls) -> None:
+    model = scripted({"p1": {"auditor": [{"verdict": "approve", "summary": "ok"}]}})
+    brief = make_brief(phase=make_phase(risk="high"))
+    result = audit(
+        brief, diff=DIFF, test_delta={}, risk={}, door=door, models=[model], call_counter=calls
+    )
+    assert result["auditors"] == [model.spec]
+    assert "only one auditor model" in result["summary"]

@@ -237,3 +237,10 @@ def test_prose_after_tool_writes_leaves_nothing_to_apply(
 def test_a_bad_regex_is_an_error_the_model_sees(worktree: Path) -> None:
     call = ToolCall(id="c", name="search", arguments={"pattern": "(", "regex": True})
     assert toolbox(worktree).dispatch(call).startswith("error:")
+
+
+def test_observations_do_not_carry_the_worktree_path(worktree: Path) -> None:
+    observation = toolbox(worktree).dispatch(
+        ToolCall(id="c", name="run", arguments={"command": "pwd"})
+    )
+    assert observation == "exit code 0\n<worktree>\n"

@@ -76,8 +76,10 @@ def choose_auditors(risk: str, models: Sequence[Model]) -> list[Model]:
     """One auditor, or for a high-risk phase the first two models with different specs."""
     if not models:
         raise ValueError("audit needs at least one model")
-    distinct = list({m.spec: m for m in reversed(models)}.values())[::-1]
-    return distinct[:2] if risk == "high" else [models[0]]
+    distinct: dict[str, Model] = {}
+    for model in models:
+        distinct.setdefault(model.spec, model)
+    return list(distinct.values())[:2] if risk == "high" else [models[0]]
 
 
 def auditor_prompt(

@@ -132,7 +132,17 @@ class Toolbox:
             result = f"error: bad arguments for {call.name}: {exc}"
         except (OSError, UnicodeDecodeError, ValueError, re.error) as exc:
             result = f"error: {exc}"
-        return clip(result, self.limits.observation_tokens)
+        return clip(self.portable(result), self.limits.observation_tokens)
+
+    def portable(self, text: str) -> str:
+        """Write the worktree's absolute path as ``<worktree>``.
+
+        A replayed run builds in another worktree; its requests must still hash the
+        same as the recorded ones, and the model has no use for the absolute path.
+        """
+        for root in sorted({str(self.worktree.resolve()), str(self.worktree)}, key=len)[::-1]:
+            text = text.replace(root, "<worktree>")
+        return text
 
     def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
         lines = self.policy.resolve_read(path).read_text(encoding="utf-8").splitlines()
