@@ -244,3 +244,15 @@ def test_observations_do_not_carry_the_worktree_path(worktree: Path) -> None:
         ToolCall(id="c", name="run", arguments={"command": "pwd"})
     )
     assert observation == "exit code 0\n<worktree>\n"
+
+
+def test_apply_patch_applies_in_scope_and_reads_reach_read_only_context(worktree: Path) -> None:
+    box = toolbox(worktree)
+    patch = (
+        "src/app/core.py\n<<<<<<< SEARCH\n    return 1\n=======\n    return 2\n>>>>>>> REPLACE\n"
+    )
+    report = box.dispatch(ToolCall(id="c", name="apply_patch", arguments={"patch": patch}))
+    assert "src/app/core.py" in report
+    assert (worktree / "src/app/core.py").read_text() == "def core():\n    return 2\n"
+    readme = box.dispatch(ToolCall(id="c", name="read_file", arguments={"path": "README.md"}))
+    assert readme == "# App\nSays hello."
