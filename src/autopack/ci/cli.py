@@ -22,6 +22,12 @@ RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target git r
 
 ci_app = typer.Typer(help="The CI contract of a repository Autopack builds.", no_args_is_help=True)
 
+
+@ci_app.callback()
+def ci() -> None:
+    """The CI contract: a workflow and pre-commit config for the repository."""
+
+
 _MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
 
 
