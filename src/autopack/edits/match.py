@@ -231,7 +231,7 @@ def _build(
     region = matcher.lines[start : start + size]
     search = [content(line) for line in hunk.search]
     replace = [content(line) for line in hunk.replace]
-    fix_typo = _typographic_fixer(hunk, region) if rung.typographic else None
+    fix_typo = _typographic_fixer(region) if rung.typographic else None
     literal = _mixed_endings(hunk) or not any(ending(line) for line in matcher.lines)
     fallback = dominant_ending(matcher.lines)
     new_lines: list[tuple[str, str]] = []  # (text, terminator)
@@ -285,19 +285,17 @@ def _mixed_endings(hunk: Hunk) -> bool:
     return len(endings) > 1
 
 
-def _typographic_fixer(hunk: Hunk, region: list[str]) -> Callable[[str], str]:
-    """Straighten in new lines only the kinds of characters the edit got wrong.
+def _typographic_fixer(region: list[str]) -> Callable[[str], str]:
+    """Straighten, in new lines, the typographic characters the matched file lines never use.
 
-    A family (say curly double quotes) is straightened when the edit's search lines use
-    it and the matched file lines do not: evidence the model typed it, not the author.
+    Only this rung calls it: the match itself proved the model typed curly quotes or
+    dashes where the author wrote plain ones, so its new lines are straightened too,
+    except for a family (say curly double quotes) the file really uses right there.
     """
-    search_text = "".join(hunk.search)
     file_text = "".join(region)
     table: dict[int, str] = {}
     for chars, plain in _TYPOGRAPHIC.values():
-        in_edit = any(ch in search_text for ch in chars)
-        in_file = any(ch in file_text for ch in chars)
-        if in_edit and not in_file:
+        if not any(ch in file_text for ch in chars):
             table.update({ord(ch): plain for ch in chars})
     return lambda text: text.translate(table)
 

@@ -24,6 +24,12 @@ _REPLACE = re.compile(r"^>{5,9} ?REPLACE\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})[\w+.-]*\s*$")
 _DELETE = re.compile(r"^\*\*\* Delete File: (.+?)\s*$")
 _RENAME = re.compile(r"^\*\*\* Rename File: (.+?) -> (.+?)\s*$")
+# "I left lines out here": a bare "..." line in a diff (never valid diff syntax), and in
+# SEARCH blocks a comment like "# ... existing code ..." (a bare "..." there is literal).
+_DIFF_ELISION = re.compile(r"^\s*(?:#|//|/\*|<!--)?\s*(?:\.\.\.|\u2026)")
+_BLOCK_ELISION = re.compile(
+    r"^\s*(?:(?:#|//|/\*|<!--)\s*(?:\.\.\.|\u2026).*|(?:\.\.\.|\u2026)\s*\S.*(?:\.\.\.|\u2026)\s*)$"
+)
 _HUNK = re.compile(r"^@@ ?(?:-(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))?)? ?(?:@@|$)")
 
 
@@ -99,7 +105,7 @@ def parse_search_replace(text: str) -> list[FileEdit]:
                 raise EditParseError(f"line {i + 1}: SEARCH block without a file path before it")
             hunk, i = _read_block(lines, i)
             if hunk.search:
-                files.append(FileEdit("modify", path, (hunk,)))
+                files.append(FileEdit("modify", path, _split_elisions(hunk)))
             else:
                 files.append(FileEdit("create", path, content="".join(hunk.replace)))
         i += 1
@@ -115,6 +121,24 @@ def _block_path(lines: list[str], marker: int) -> str | None:
             return None
         return _path_of(line)
     return None
+
+
+def _split_elisions(hunk: Hunk) -> tuple[Hunk, ...]:
+    """Cut a block at elision comments present at the same places in SEARCH and REPLACE.
+
+    Each piece then has to match on its own; pieces that change nothing are dropped.
+    """
+    search_cuts = [n for n, line in enumerate(hunk.search) if _BLOCK_ELISION.match(line)]
+    replace_cuts = [n for n, line in enumerate(hunk.replace) if _BLOCK_ELISION.match(line)]
+    if not search_cuts or len(search_cuts) != len(replace_cuts):
+        return (hunk,)
+    pieces = zip(_cut(hunk.search, search_cuts), _cut(hunk.replace, replace_cuts), strict=True)
+    return tuple(Hunk(tuple(s), tuple(r)) for s, r in pieces if s != r)
+
+
+def _cut(lines: tuple[str, ...], cuts: list[int]) -> list[list[str]]:
+    bounds = [-1, *cuts, len(lines)]
+    return [list(lines[a + 1 : b]) for a, b in itertools.pairwise(bounds)]
 
 
 def _read_block(lines: list[str], marker: int) -> tuple[Hunk, int]:
@@ -216,8 +240,13 @@ class _UnifiedReader:
                 self.new = _diff_path(content(self.lines[self.i + 1])[4:], "b/")
                 self.i += 1
             elif _HUNK.match(line):
-                self.hunks.append(self._hunk(line))
+                self.hunks.extend(self._hunk(line))
                 continue
+            elif self.hunks and line[:1] in ("+", "-"):
+                raise EditParseError(
+                    f"line {self.i + 1}: a '{line[:1]}' line outside any hunk "
+                    "(a missing @@ header, or prose after the diff)"
+                )
             elif self.open:
                 self._extended_header(line)
             self.i += 1
@@ -250,7 +279,7 @@ class _UnifiedReader:
         elif line.startswith(("Binary files ", "GIT binary patch")):
             raise EditParseError(f"line {self.i + 1}: binary patches are not supported")
 
-    def _hunk(self, header: str) -> Hunk:
+    def _hunk(self, header: str) -> list[Hunk]:
         match = _HUNK.match(header)
         assert match is not None
         old_start = int(match.group(1)) if match.group(1) else None
@@ -273,17 +302,19 @@ class _UnifiedReader:
                 self.i += 1
                 continue
             kind = line[:1] if line else " "
-            if kind not in " +-":
+            if kind not in " +-" and _DIFF_ELISION.match(line):
+                kind = "."
+            elif kind not in " +-":
                 break
             covered = counts and old_left > 0 and new_left > 0
             bare_tail = bare_tail + 1 if not line and not covered else 0
             body.append((kind, raw[1:] if line else raw))
-            old_left -= kind != "+"
-            new_left -= kind != "-"
+            old_left -= kind in " -"
+            new_left -= kind in " +"
             self.i += 1
         if bare_tail:
             del body[-bare_tail:]
-        return _make_hunk(body, old_start)
+        return _elided_hunks(body, old_start)
 
     def _finish(self) -> None:
         if not self.open and not self.hunks:
@@ -296,7 +327,20 @@ class _UnifiedReader:
         self._reset()
 
 
-def _make_hunk(body: list[tuple[str, str]], old_start: int | None) -> Hunk:
+def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hunk]:
+    """One hunk, or one per piece between elision lines (each must match on its own)."""
+    cuts = [n for n, (kind, _) in enumerate(body) if kind == "."]
+    if not cuts:
+        return [_make_hunk(body, old_start)]
+    bounds = [-1, *cuts, len(body)]
+    pieces = [body[a + 1 : b] for a, b in itertools.pairwise(bounds)]
+    hunks = [_make_hunk(piece, None, anchored=False) for piece in pieces]
+    return [hunk for hunk in hunks if hunk.search != hunk.replace]
+
+
+def _make_hunk(
+    body: list[tuple[str, str]], old_start: int | None, *, anchored: bool = True
+) -> Hunk:
     search = tuple(line for kind, line in body if kind != "+")
     replace = tuple(line for kind, line in body if kind != "-")
     kinds = [kind for kind, _ in body]
@@ -307,8 +351,8 @@ def _make_hunk(body: list[tuple[str, str]], old_start: int | None) -> Hunk:
         search,
         replace,
         hint=old_start if old_start else None,
-        anchor_start=leading == 0 and trailing > 0,
-        anchor_end=trailing == 0 and leading > 0,
+        anchor_start=anchored and leading == 0 and trailing > 0,
+        anchor_end=anchored and trailing == 0 and leading > 0,
     )
 
 
