@@ -160,6 +160,12 @@ class BudgetLedger:
             scope = self._phases.get(phase_id)
             return replace(scope.spent) if scope else Spent()
 
+    def reserved(self, phase_id: str | None = None) -> Spent:
+        """What calls in flight hold right now (``model_calls`` counts those calls)."""
+        with self._lock:
+            scope = self._run if phase_id is None else self._phases.get(phase_id)
+            return replace(scope.held) if scope else Spent()
+
     def _scopes(self, phase_id: str | None) -> list[_Scope]:
         if phase_id is None:
             return [self._run]
