@@ -3,6 +3,7 @@ command on PATH, and the generated files' commands run the way CI runs them."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -147,3 +148,58 @@ def hook_command(hook: dict[str, Any]) -> list[str]:
     """The argv pre-commit runs for a hook that takes no file names."""
     assert hook.get("pass_filenames") is False
     return [*shlex.split(hook["entry"]), *hook.get("args", [])]
+
+
+def add_phase_commit(
+    repo: Path,
+    run_id: str,
+    phase_id: str,
+    prev_proof_hash: str | None,
+    *,
+    decision: str = "PASS",
+    approval: dict[str, str] | None = None,
+) -> tuple[str, str]:
+    """Land one phase on ``autopack/<run_id>`` the way the engine does, with plain git:
+    a commit with Autopack trailers and its proof as a note. Returns (commit, proof hash).
+    """
+    from autopack.gate import NOTES_REF, proof_hash
+
+    branch = f"autopack/{run_id}"
+    if not git(repo, "branch", "--list", branch):
+        git(repo, "branch", branch, "main")
+    git(repo, "checkout", "--quiet", branch)
+    base_tree = git(repo, "rev-parse", "HEAD^{tree}")
+    (repo / f"{phase_id}.py").write_text(f"PHASE = {phase_id!r}\n")
+    git(repo, "add", "-A")
+    proof = {
+        "version": 1,
+        "run_id": run_id,
+        "phase_id": phase_id,
+        "attempt": 1,
+        "base_tree": base_tree,
+        "result_tree": git(repo, "write-tree"),
+        "diff": git(repo, "diff", "--cached"),
+        "decision": {"decision": decision, "reasons": []},
+        "approval": approval,
+        "prev_proof_hash": prev_proof_hash,
+    }
+    digest = proof_hash(proof)
+    message = (
+        f"{phase_id}: add {phase_id}.py\n\n"
+        f"Autopack-Run: {run_id}\nAutopack-Phase: {phase_id}\n"
+        f"Autopack-Attempt: 1\nAutopack-Proof: {digest}\n"
+    )
+    git(repo, "commit", "--quiet", "-F", "-", input_text=message)
+    sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "notes", f"--ref={NOTES_REF}", "add", "-F", "-", sha, input_text=json.dumps([proof]))
+    git(repo, "checkout", "--quiet", "main")
+    return sha, digest
+
+
+def add_run(repo: Path, run_id: str, phases: int = 2) -> list[str]:
+    """A run branch with ``phases`` chained phase commits; their shas, oldest first."""
+    shas, prev = [], None
+    for number in range(1, phases + 1):
+        sha, prev = add_phase_commit(repo, run_id, f"p{number}", prev)
+        shas.append(sha)
+    return shas

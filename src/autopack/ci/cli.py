@@ -134,7 +134,9 @@ def verify_proof(
     for report in reports:
         for problem in report.problems:
             typer.echo(problem)
-        if not report.problems:
+        if report.merged_into:
+            typer.echo(f"ok {report.branch}: merged into {report.merged_into}, nothing to check")
+        elif not report.problems:
             typer.echo(f"ok {report.branch}: every commit matches its proof")
     if any(report.problems for report in reports):
         raise typer.Exit(1)

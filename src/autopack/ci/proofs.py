@@ -25,6 +25,7 @@ class BranchReport:
 
     branch: str
     problems: list[str]
+    merged_into: str | None = None
 
 
 def run_branches(repo: Path) -> list[str]:
@@ -63,4 +64,12 @@ def check_all(repo: Path, base: str | None = None) -> list[BranchReport]:
     if not branches:
         return []
     base = base or main_branch(repo)
-    return [check_branch(repo, branch, base) for branch in branches]
+    return [_check_unless_merged(repo, branch, base) for branch in branches]
+
+
+def _check_unless_merged(repo: Path, branch: str, base: str) -> BranchReport:
+    """A branch wholly contained in ``base`` has nothing left to check: its commits were
+    checked before they were merged, and base's history is not a run's."""
+    if git.rev_parse(repo, base) and not git.log_commits(repo, base, branch):
+        return BranchReport(branch, [], merged_into=base)
+    return check_branch(repo, branch, base)
