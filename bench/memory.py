@@ -1,0 +1,433 @@
+"""Memory retrieval benchmark: recall@5 and MRR per mode, and hybrid search latency.
+
+A synthetic ledger: debug entries for 24 failure families x 40 components x 10
+projects (plus build and decision fillers to 10,000 entries), written through the real
+ledger and chunking code. Labelled queries of three kinds, each relevant to the entries
+of one (family, component) pair:
+
+- exact: the entry's title, word for word;
+- paraphrase: the same problem in other words (no shared keywords but the component);
+- error: a fragment of the error message, as pasted from a log (with the file path).
+
+recall@5 = |relevant in top 5| / min(|relevant|, 5); MRR over the top 50.
+Latency: hybrid search (embed query + FTS5 + Qdrant local in-memory + fusion) at 10,000
+and 100,000 entries; above 10,000 the extra entries are real texts in FTS5 whose vectors
+are jittered copies of embedded ones (embedding 100,000 texts on 2 cores takes too long).
+
+Run: ``python bench/memory.py`` (full) or ``python bench/memory.py --quick`` (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from autopack.ledger import Entry
+from autopack.memory.documents import MemoryDoc, chunks
+from autopack.memory.embed import MiniLMEmbedder
+from autopack.memory.keyword import KeywordIndex
+from autopack.memory.service import MemoryService
+from autopack.memory.vectors import QdrantVectorStore
+
+# key, title, error (with {c} and {f}), root cause, fix, paraphrase (with {c})
+FAMILIES = [
+    (
+        "dbtimeout",
+        "Database connection timeout in {c}",
+        "psycopg.OperationalError: connection to server timed out after 30s ({f})",
+        "the pool size was smaller than the number of workers",
+        "raise the pool size and add a connect timeout",
+        "the {c} service cannot reach its SQL server quickly enough and gives up",
+    ),
+    (
+        "importcycle",
+        "Circular import breaks {c}",
+        "ImportError: cannot import name 'Base' from partially initialized module ({f})",
+        "models imported the service layer which imported models back",
+        "move the shared base class into its own module",
+        "two {c} modules depend on each other so loading one of them crashes",
+    ),
+    (
+        "missingdep",
+        "Missing package in {c}",
+        "ModuleNotFoundError: No module named 'yaml' ({f})",
+        "the dependency was used but never declared in pyproject",
+        "declare pyyaml in the project dependencies",
+        "{c} relies on a third-party library that was never listed as a requirement",
+    ),
+    (
+        "flakyclock",
+        "Flaky time-dependent test in {c}",
+        "AssertionError: assert 1.0000012 == 1.0 in test_elapsed ({f})",
+        "the test compared wall-clock durations",
+        "freeze time with a fake clock in the test",
+        "a {c} test sometimes passes and sometimes not because it measures how long things take",
+    ),
+    (
+        "utf8",
+        "Unicode decode failure in {c}",
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 0 ({f})",
+        "files were opened without an explicit encoding",
+        "open files with encoding='utf-8' and errors='replace'",
+        "reading a {c} file with odd characters blows up on non-ASCII bytes",
+    ),
+    (
+        "nullkey",
+        "KeyError on missing field in {c}",
+        "KeyError: 'customer_id' in handler ({f})",
+        "the payload from the old API version lacks the field",
+        "use dict.get with a default and validate the payload schema",
+        "{c} crashes when an incoming message does not include an expected attribute",
+    ),
+    (
+        "migration",
+        "Alembic migration out of sync in {c}",
+        "alembic.util.exc.CommandError: Target database is not up to date ({f})",
+        "a model column was added without a migration revision",
+        "generate the revision and run upgrade head in CI",
+        "the {c} schema in the DB lags behind the Python models after adding a column",
+    ),
+    (
+        "permission",
+        "Permission denied writing in {c}",
+        "PermissionError: [Errno 13] Permission denied: '/var/lib/app/out' ({f})",
+        "the process wrote outside its writable directory",
+        "write to a temp directory under the workspace instead",
+        "{c} is not allowed to save its output to the folder it picked",
+    ),
+    (
+        "recursion",
+        "Infinite recursion in {c}",
+        "RecursionError: maximum recursion depth exceeded in comparison ({f})",
+        "the tree walker followed parent links back up",
+        "track visited nodes and stop at cycles",
+        "walking the {c} hierarchy never terminates and the stack overflows",
+    ),
+    (
+        "oom",
+        "Out of memory loading data in {c}",
+        "MemoryError: Unable to allocate 12.0 GiB for an array ({f})",
+        "the whole file was read into one array",
+        "stream the data in chunks",
+        "{c} runs out of RAM when it loads a very big dataset at once",
+    ),
+    (
+        "ssl",
+        "TLS certificate verification failed in {c}",
+        "ssl.SSLCertVerificationError: certificate verify failed: self signed certificate ({f})",
+        "the staging server uses a private CA",
+        "pass the CA bundle path to the HTTP client",
+        "{c} refuses the HTTPS endpoint because it does not trust who signed its cert",
+    ),
+    (
+        "ratelimit",
+        "Rate limited by upstream API in {c}",
+        "httpx.HTTPStatusError: Client error '429 Too Many Requests' ({f})",
+        "requests were sent in a tight loop without backoff",
+        "retry with exponential backoff and respect Retry-After",
+        "the remote service tells {c} to slow down because it calls too often",
+    ),
+    (
+        "typeerr",
+        "None passed where a string was expected in {c}",
+        "TypeError: expected str, bytes or os.PathLike object, not NoneType ({f})",
+        "the config value was optional but used unconditionally",
+        "fail early with a clear message when the setting is absent",
+        "{c} hands an empty value to a function that needs a file path",
+    ),
+    (
+        "deadlock",
+        "Deadlock between workers in {c}",
+        "sqlalchemy.exc.OperationalError: deadlock detected ({f})",
+        "two transactions locked rows in opposite order",
+        "lock rows in a consistent order by primary key",
+        "two {c} jobs wait on each other forever while updating the same records",
+    ),
+    (
+        "portbusy",
+        "Port already in use starting {c}",
+        "OSError: [Errno 98] Address already in use ({f})",
+        "a previous test server was still listening",
+        "bind to port 0 and read the assigned port",
+        "{c} cannot start its server because another process holds the socket",
+    ),
+    (
+        "jsondecode",
+        "Invalid JSON response in {c}",
+        "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0) ({f})",
+        "the upstream returned an HTML error page",
+        "check the content type and status before parsing",
+        "{c} tries to parse a reply that turns out not to be JSON at all",
+    ),
+    (
+        "lint",
+        "Ruff lint failures block {c}",
+        "ruff: F401 'os' imported but unused ({f})",
+        "generated code left unused imports",
+        "remove the unused imports and run ruff --fix in pre-commit",
+        "the style checker rejects {c} because of leftover imports nobody uses",
+    ),
+    (
+        "mypy",
+        "Type checker errors in {c}",
+        'error: Incompatible return value type (got "int | None", expected "int") ({f})',
+        "an optional result was returned without a check",
+        "narrow the optional before returning",
+        "static typing complains that {c} may hand back nothing where a number is promised",
+    ),
+    (
+        "disk",
+        "Disk full during build of {c}",
+        "OSError: [Errno 28] No space left on device ({f})",
+        "build artifacts were never cleaned up",
+        "clean the cache directory before the build",
+        "the {c} build stops because the drive has no room left",
+    ),
+    (
+        "env",
+        "Missing environment variable in {c}",
+        "RuntimeError: environment variable API_TOKEN is not set ({f})",
+        "the CI job did not export the secret",
+        "document the variable and fail with a clear error",
+        "{c} expects a secret from the shell settings that nobody configured",
+    ),
+    (
+        "float",
+        "Floating point comparison fails in {c}",
+        "AssertionError: assert 0.30000000000000004 == 0.3 ({f})",
+        "exact equality on floats",
+        "compare with pytest.approx",
+        "a {c} check on decimals is off by a tiny rounding amount",
+    ),
+    (
+        "sigterm",
+        "Worker killed by timeout in {c}",
+        "subprocess.TimeoutExpired: Command 'pytest' timed out after 900 seconds ({f})",
+        "an integration test hung waiting for a network call",
+        "mock the network in unit tests and mark the integration test",
+        "the {c} test run hangs and is stopped after a quarter of an hour",
+    ),
+    (
+        "attr",
+        "Attribute missing after refactor in {c}",
+        "AttributeError: 'Client' object has no attribute 'fetch_all' ({f})",
+        "the method was renamed but callers were not updated",
+        "update the callers to the new method name",
+        "code in {c} still calls a method that was renamed",
+    ),
+    (
+        "index",
+        "Index out of range on empty list in {c}",
+        "IndexError: list index out of range ({f})",
+        "the first element was read without checking the list was non-empty",
+        "handle the empty case before indexing",
+        "{c} grabs the first item of a collection that can have no items",
+    ),
+]
+COMPONENTS = [
+    "payments",
+    "billing",
+    "auth",
+    "search",
+    "inventory",
+    "shipping",
+    "orders",
+    "notifications",
+    "reports",
+    "users",
+    "catalog",
+    "checkout",
+    "gateway",
+    "scheduler",
+    "analytics",
+    "cache",
+    "uploads",
+    "exports",
+    "ingest",
+    "sessions",
+    "profiles",
+    "reviews",
+    "pricing",
+    "ledger",
+    "audit",
+    "webhooks",
+    "mailer",
+    "metrics",
+    "tenants",
+    "invoices",
+    "coupons",
+    "ratings",
+    "feeds",
+    "imports",
+    "quotas",
+    "backups",
+    "admin",
+    "sync",
+    "chat",
+    "media",
+]
+PROJECTS = [f"proj{n}" for n in range(10)]
+
+
+@dataclass
+class Query:
+    kind: str
+    text: str
+    relevant: set[str]
+
+
+def build_corpus(families: int, components: int, projects: int, total: int) -> list[MemoryDoc]:
+    """Debug entries for every (family, component, project), then fillers up to ``total``."""
+    rng = random.Random(7)
+    docs: list[MemoryDoc] = []
+    for p in PROJECTS[:projects]:
+        number = 0
+        for key, title, error, cause, fix, _ in FAMILIES[:families]:
+            for c in COMPONENTS[:components]:
+                number += 1
+                f = f"src/{c}/{rng.choice(['db', 'core', 'api', 'jobs'])}.py"
+                fields = {
+                    "Run": f"{p}-run-{rng.randrange(1000)}",
+                    "Symptom": f"{error.format(c=c, f=f)} while the {c} tests ran",
+                    "Signature": error.format(c=c, f=f),
+                    "Root cause": cause,
+                    "Fix": fix,
+                    "Verified": f"attempt {rng.randrange(2, 4)} passed the gate",
+                }
+                entry = Entry.from_fields(
+                    f"DBG-{number:03d}", "2026-11-24", title.format(c=c), fields
+                )
+                docs += [_tag(doc, key, c) for doc in chunks(p, entry)]
+    filler = 0
+    while len(docs) < total:
+        filler += 1
+        c, p = rng.choice(COMPONENTS), rng.choice(PROJECTS[:projects])
+        fields = {
+            "Status": "SUCCEEDED",
+            "Changed": f"{c}: add {rng.choice(['pagination', 'caching', 'a CLI flag'])}",
+            "Verified": f"tests passing {filler} -> {filler + 3}",
+        }
+        entry = Entry.from_fields(f"BUILD-{filler:03d}", "2026-11-24", f"Extend {c}", fields)
+        docs += chunks(p, entry)
+    return docs[:total]
+
+
+def _tag(doc: MemoryDoc, family: str, component: str) -> MemoryDoc:
+    LABELS[doc.id] = (family, component)
+    return doc
+
+
+LABELS: dict[str, tuple[str, str]] = {}
+
+
+def build_queries(per_kind: int, families: int, components: int) -> list[Query]:
+    rng = random.Random(11)
+    pairs = [(f, c) for f in FAMILIES[:families] for c in COMPONENTS[:components]]
+    queries = []
+    for family, c in rng.sample(pairs, per_kind * 3):
+        key, title, error, _, _, paraphrase = family
+        relevant = {doc_id for doc_id, label in LABELS.items() if label == (key, c)}
+        kind = ("exact", "paraphrase", "error")[len(queries) % 3]
+        text = {
+            "exact": title.format(c=c),
+            "paraphrase": paraphrase.format(c=c),
+            "error": error.format(c=c, f=f"src/{c}/")[:70],
+        }[kind]
+        queries.append(Query(kind, text, relevant))
+    return queries
+
+
+def score(
+    service: MemoryService, queries: list[Query], mode: str
+) -> dict[str, tuple[float, float]]:
+    per_kind: dict[str, list[tuple[float, float]]] = {}
+    for query in queries:
+        ids = [hit.id for hit in service.search(query.text, k=50, mode=mode)]  # type: ignore[arg-type]
+        top = set(ids[:5])
+        recall = len(top & query.relevant) / min(len(query.relevant), 5)
+        rank = next((i for i, doc_id in enumerate(ids, 1) if doc_id in query.relevant), None)
+        per_kind.setdefault(query.kind, []).append((recall, 1 / rank if rank else 0.0))
+        per_kind.setdefault("overall", []).append(per_kind[query.kind][-1])
+    return {
+        kind: (statistics.mean(r for r, _ in rows), statistics.mean(m for _, m in rows))
+        for kind, rows in per_kind.items()
+    }
+
+
+def latency(service: MemoryService, queries: list[Query]) -> tuple[float, float]:
+    times = []
+    for query in queries:
+        start = time.perf_counter()
+        service.search(query.text, k=5, mode="hybrid")
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))]
+
+
+def grow(service: MemoryService, docs: list[MemoryDoc], vectors: np.ndarray, target: int) -> None:
+    """Add copies of ``docs`` under new project names, with jittered vectors, up to ``target``."""
+    rng = np.random.default_rng(3)
+    assert service.vectors is not None
+    copy = 0
+    while service.keyword.count() < target:
+        copy += 1
+        n = min(len(docs), target - service.keyword.count())
+        clones = [MemoryDoc(f"copy{copy}/{d.id}", d.title, d.text, d.source) for d in docs[:n]]
+        jitter = vectors[:n] + rng.normal(0, 0.02, vectors[:n].shape).astype(np.float32)
+        jitter /= np.linalg.norm(jitter, axis=1, keepdims=True)
+        service.keyword.upsert(clones)
+        service.vectors.upsert([d.id for d in clones], jitter)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 entries, 5 queries a kind")
+    args = parser.parse_args()
+    families, components, projects = (6, 10, 5) if args.quick else (24, 40, 10)
+    total, big = (300, 3_000) if args.quick else (10_000, 100_000)
+    per_kind = 5 if args.quick else 60
+
+    docs = build_corpus(families, components, projects, total)
+    queries = build_queries(per_kind, families, components)
+    embedder = MiniLMEmbedder()
+    with tempfile.TemporaryDirectory() as tmp:
+        vectors = QdrantVectorStore(embedder.dim)
+        service = MemoryService(KeywordIndex(Path(tmp) / "keyword.db"), embedder, vectors)
+        start = time.perf_counter()
+        embedded = embedder.embed([f"{d.title}\n{d.text}" for d in docs])
+        vectors.upsert([d.id for d in docs], embedded)
+        service.keyword.upsert(docs)
+        build_s = time.perf_counter() - start
+        results = {mode: score(service, queries, mode) for mode in ("keyword", "dense", "hybrid")}
+        small = latency(service, queries)
+        grow(service, docs, embedded, big)
+        large = latency(service, queries)
+
+    print(f"corpus: {len(docs)} entries, {len(queries)} queries; indexed in {build_s:.1f} s")
+    print()
+    print(f"{'query kind':<12} {'n':>4} | " + " | ".join(f"{m:^15}" for m in results))
+    print(f"{'':<12} {'':>4} | " + " | ".join(f"{'recall@5':>8} {'MRR':>6}" for _ in results))
+    counts = {
+        kind: sum(q.kind == kind for q in queries) for kind in ("exact", "paraphrase", "error")
+    }
+    counts["overall"] = len(queries)
+    for kind, n in counts.items():
+        cells = " | ".join(
+            f"{results[m][kind][0]:>8.3f} {results[m][kind][1]:>6.3f}" for m in results
+        )
+        print(f"{kind:<12} {n:>4} | {cells}")
+    print()
+    print(f"{'entries':>8} | {'hybrid p50 ms':>13} | {'hybrid p95 ms':>13}")
+    for size, (p50, p95) in ((total, small), (big, large)):
+        print(f"{size:>8} | {p50:>13.1f} | {p95:>13.1f}")
+
+
+if __name__ == "__main__":
+    main()

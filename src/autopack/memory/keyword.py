@@ -1,0 +1,129 @@
+"""The keyword side of memory, and its document store: SQLite FTS5 with BM25.
+
+Always available (Python's sqlite3 ships FTS5), no model. It also holds each
+document's text and content hash, which is how indexing skips what is unchanged and
+how dense hits get their text back.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from autopack.memory.documents import MemoryDoc
+
+_WORD = re.compile(r"\w+")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "how",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "why",
+        "with",
+    ]
+)
+_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(
+    title, body, tokenize = 'porter unicode61'
+);
+CREATE TABLE IF NOT EXISTS meta (
+    doc_id TEXT PRIMARY KEY, fts_rowid INTEGER NOT NULL, hash TEXT NOT NULL, source TEXT NOT NULL
+);
+"""
+
+
+class KeywordIndex:
+    """Documents in an FTS5 table; ``path`` ``":memory:"`` keeps them in memory."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path))
+        self.db.executescript(_SCHEMA)
+
+    def changed(self, docs: Iterable[MemoryDoc]) -> list[MemoryDoc]:
+        """The documents that are new or whose content differs from what is stored."""
+        stored = dict(self.db.execute("SELECT doc_id, hash FROM meta"))
+        return [doc for doc in docs if stored.get(doc.id) != doc.content_hash]
+
+    def upsert(self, docs: Sequence[MemoryDoc]) -> None:
+        with self.db:
+            for doc in docs:
+                old = self.db.execute(
+                    "SELECT fts_rowid FROM meta WHERE doc_id = ?", (doc.id,)
+                ).fetchone()
+                if old is not None:
+                    self.db.execute("DELETE FROM docs WHERE rowid = ?", old)
+                cursor = self.db.execute(
+                    "INSERT INTO docs (title, body) VALUES (?, ?)", (doc.title, doc.text)
+                )
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?, ?, ?)",
+                    (doc.id, cursor.lastrowid, doc.content_hash, doc.source),
+                )
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """``(document id, score)`` by BM25 over any of the query's words, best first."""
+        match = fts_query(query)
+        if not match:
+            return []
+        rows = self.db.execute(
+            "SELECT meta.doc_id, bm25(docs, 2.0, 1.0) AS rank FROM docs "
+            "JOIN meta ON meta.fts_rowid = docs.rowid "
+            "WHERE docs MATCH ? ORDER BY rank LIMIT ?",
+            (match, k),
+        )
+        return [(doc_id, -rank) for doc_id, rank in rows]
+
+    def get(self, ids: Sequence[str]) -> dict[str, MemoryDoc]:
+        found: dict[str, MemoryDoc] = {}
+        for doc_id in ids:
+            row = self.db.execute(
+                "SELECT docs.title, docs.body, meta.source FROM meta "
+                "JOIN docs ON docs.rowid = meta.fts_rowid WHERE meta.doc_id = ?",
+                (doc_id,),
+            ).fetchone()
+            if row is not None:
+                found[doc_id] = MemoryDoc(doc_id, row[0], row[1], row[2])
+        return found
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM meta").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 query matching any meaningful word of ``text`` (each quoted, so no syntax)."""
+    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOPWORDS]
+    return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))

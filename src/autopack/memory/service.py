@@ -1,0 +1,173 @@
+"""The memory service: index a repository's ledgers and runs, search them, hand out lessons.
+
+Retrieval is hybrid: BM25 keyword search (always there) and dense search (MiniLM in
+Qdrant, when the ``memory`` extra is installed), fused by reciprocal rank. Fusion by
+rank needs no score calibration between the two, and a document found by both rises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from autopack.config import STATE_DIR, load_settings
+from autopack.memory.documents import MemoryDoc, repo_documents
+from autopack.memory.keyword import KeywordIndex
+
+if TYPE_CHECKING:
+    from autopack.memory.embed import Embedder
+    from autopack.memory.vectors import VectorStore
+
+Mode = Literal["hybrid", "keyword", "dense"]
+RRF_K = 60
+"""The usual reciprocal-rank constant: damps the difference between ranks 1 and 2."""
+CANDIDATES = 50
+"""How deep each side's list goes before fusion."""
+
+
+class MemoryUnavailable(RuntimeError):
+    """Dense search was asked for but no embedder is installed."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result; ``source`` is ``ledger``, ``fix`` or ``phase``."""
+
+    id: str
+    title: str
+    text: str
+    score: float
+    source: str
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one indexing pass did."""
+
+    documents: int
+    updated: int
+    skipped: bool = False
+
+
+class MemoryService:
+    """Keyword index plus, when an embedder and a vector store are given, dense retrieval."""
+
+    def __init__(
+        self,
+        keyword: KeywordIndex,
+        embedder: Embedder | None = None,
+        vectors: VectorStore | None = None,
+        *,
+        indexing_enabled: bool = True,
+        retrieval_enabled: bool = True,
+    ) -> None:
+        self.keyword = keyword
+        self.embedder = embedder
+        self.vectors = vectors if embedder is not None else None
+        self.indexing_enabled = indexing_enabled
+        self.retrieval_enabled = retrieval_enabled
+
+    @classmethod
+    def for_repo(cls, repo: Path, *, dense: bool = True) -> MemoryService:
+        """The service as configured for ``repo``: stores under ``.autopack/memory``.
+
+        ``[memory]`` options: ``qdrant_url`` (a server instead of local mode).
+        """
+        settings = load_settings(repo)
+        root = repo / STATE_DIR / "memory"
+        embedder = _embedder() if dense else None
+        vectors = None
+        if embedder is not None:
+            from autopack.memory.vectors import QdrantVectorStore
+
+            url = settings.memory.get("qdrant_url")
+            vectors = QdrantVectorStore(embedder.dim, path=str(root / "qdrant"), url=url)
+        return cls(
+            KeywordIndex(root / "keyword.db"),
+            embedder,
+            vectors,
+            indexing_enabled=settings.enable_sot_memory_indexing,
+            retrieval_enabled=settings.sot_retrieval_enabled,
+        )
+
+    def index_repo(self, repo: Path, *, force: bool = False) -> IndexReport:
+        """Index ``repo``'s ledgers, debug fixes and run summaries; only changed ones are redone.
+
+        Skipped when indexing is switched off, unless ``force`` (an explicit request).
+        """
+        if not (self.indexing_enabled or force):
+            return IndexReport(0, 0, skipped=True)
+        docs = repo_documents(repo, repo.resolve().name)
+        return IndexReport(len(docs), self.index_documents(docs))
+
+    def index_documents(self, docs: Sequence[MemoryDoc]) -> int:
+        """Store new or changed documents in both indexes; return how many there were."""
+        changed = self.keyword.changed(docs)
+        if self.embedder is not None and self.vectors is not None and changed:
+            vectors = self.embedder.embed([f"{d.title}\n{d.text}" for d in changed])
+            self.vectors.upsert([d.id for d in changed], vectors)
+        self.keyword.upsert(changed)
+        return len(changed)
+
+    def search(self, query: str, k: int = 5, mode: Mode = "hybrid") -> list[Hit]:
+        """The ``k`` best documents for ``query``; hybrid falls back to keyword without a model."""
+        if mode == "keyword" or (mode == "hybrid" and self.vectors is None):
+            return self._hits(self.keyword.search(query, k))
+        dense = self._dense(query, CANDIDATES if mode == "hybrid" else k)
+        if mode == "dense":
+            return self._hits(dense)
+        return self._hits(fuse([self.keyword.search(query, CANDIDATES), dense])[:k])
+
+    def lessons_for(
+        self, goal_text: str, scope_paths: Sequence[str], token_cap: int = 800
+    ) -> list[str]:
+        """Lessons for a Builder or Planner prompt, best first, within ``token_cap`` tokens.
+
+        Tokens are estimated as characters / 4, which is what prompt budgets use before a
+        provider counts; empty when retrieval is switched off.
+        """
+        if not self.retrieval_enabled:
+            return []
+        query = " ".join([goal_text, *(Path(path).stem for path in scope_paths)])
+        lessons: list[str] = []
+        used = 0
+        for hit in self.search(query, k=10):
+            lesson = f"[{hit.id}] {hit.title}: {' '.join(hit.text.split())}"
+            cost = (len(lesson) + 3) // 4
+            if used + cost > token_cap:
+                break
+            lessons.append(lesson)
+            used += cost
+        return lessons
+
+    def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
+        if self.embedder is None or self.vectors is None:
+            raise MemoryUnavailable("dense search needs the memory extra and the MiniLM tokenizer")
+        return self.vectors.search(self.embedder.embed([query])[0], k)
+
+    def _hits(self, ranked: list[tuple[str, float]]) -> list[Hit]:
+        docs = self.keyword.get([doc_id for doc_id, _ in ranked])
+        return [
+            Hit(doc_id, docs[doc_id].title, docs[doc_id].text, score, docs[doc_id].source)
+            for doc_id, score in ranked
+            if doc_id in docs
+        ]
+
+
+def fuse(rankings: Sequence[list[tuple[str, float]]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: each list adds ``1 / (k + rank)`` to a document's score."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, (doc_id, _) in enumerate(ranking, start=1):
+            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _embedder() -> Embedder | None:
+    try:
+        from autopack.memory.embed import default_embedder
+    except ImportError:  # numpy is part of the memory extra
+        return None
+    return default_embedder()
