@@ -37,3 +37,19 @@ def test_files_the_goal_names_are_shown_whole_before_smaller_ones(tmp_path: Path
     assert "def f55_0(x):" in chosen.context
     assert "src/app/mod_00.py" in chosen.whole
     assert "more files in scope are not shown" in chosen.context
+
+
+def test_read_only_files_are_shown_when_named_or_used(tmp_path: Path) -> None:
+    root = make_package(tmp_path, modules=3)
+    lib = root / "src" / "lib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("def helper():\n    return 1\n")
+    (lib / "unrelated.py").write_text("def other():\n    return 2\n")
+    (root / "src/app/mod_00.py").write_text("from lib import helpers\n")
+    phase = make_phase(
+        scope={"paths": ["src/app/**"], "read_only": ["src/lib/**"]}, deliverables=[]
+    )
+    chosen = select_context(phase, root, token_budget=6_000, map_share=0.3)
+    assert "src/lib/helpers.py" in chosen.whole
+    assert "src/lib/unrelated.py" not in chosen.whole
+    assert "src/lib/unrelated.py" in chosen.repo_map

@@ -4,9 +4,9 @@ The budget (``context_tokens``) is split between the repo map and selected files
 The map already carries the symbols of every file in scope (they are its focus), so
 the file section only holds whole files: first those the phase names (deliverables,
 explicit scope paths, files its goal mentions), then the rest of the write scope,
-then read-only context, smaller files first within each group. Everything else the
-Builder reads with its tools. The first prompt is resent on every step of the tool
-loop, which is why it is kept lean rather than filled with whatever fits.
+then the read-only files that are named or referred to, smaller files first within
+each group. Everything else the Builder reads with its tools. The first prompt is
+resent on every step of the tool loop, which is why the budget is a cap, not a target.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopack.plan import Phase, path_matches
-from autopack.roles.repomap import list_files, repo_map
+from autopack.roles.repomap import list_files, mentioned_words, module_key, repo_map
 from autopack.roles.tokens import clip, estimate_tokens
 
 LISTING_SHARE = 0.15
@@ -54,8 +54,9 @@ def select_context(
     listing = clip(_listing(writable, phase.deliverables), int(remaining * LISTING_SHARE))
     remaining -= estimate_tokens(listing)
     readable = [f for f in scope_files(files, phase.scope.read_only) if f not in set(writable)]
-    ordered = _priority(worktree, writable, readable, phase)
-    context, whole, omitted = _fill(worktree, ordered, remaining)
+    ordered, left_to_map = _candidates(worktree, writable, readable, phase)
+    context, whole, omitted = _fill(worktree, ordered, remaining, len(left_to_map))
+    omitted += tuple(left_to_map)
     total = estimate_tokens(map_text) + estimate_tokens(listing) + estimate_tokens(context)
     return Selection(map_text, listing, context, whole, omitted, total)
 
@@ -66,29 +67,39 @@ def _listing(writable: list[str], deliverables: list[str]) -> str:
     return "\n".join(lines) if lines else "(no files yet)"
 
 
-def _priority(root: Path, writable: list[str], readable: list[str], phase: Phase) -> list[str]:
-    """Named and mentioned files first, then smaller before larger, writable before read-only."""
-    named = set(phase.deliverables) | set(phase.scope.paths) | set(phase.scope.read_only)
-    words = set(
-        _WORD.findall(" ".join([phase.goal, phase.description, *phase.acceptance_criteria]))
-    )
+def _candidates(
+    root: Path, writable: list[str], readable: list[str], phase: Phase
+) -> tuple[list[str], list[str]]:
+    """Files worth showing whole, in order, and the read-only files left to the map.
 
-    def size(rel: str) -> int:
-        try:
-            return (root / rel).stat().st_size
-        except OSError:
-            return 0
+    Every writable file is a candidate (a text-protocol Builder must see what it edits).
+    A read-only file is one only when the plan names it, the phase's text mentions it,
+    or a writable file refers to it; the rest of a read-only glob is in the map and one
+    ``read_file`` away.
+    """
+    named = set(phase.deliverables) | set(phase.scope.paths) | set(phase.scope.read_only)
+    text = " ".join([phase.goal, phase.description, *phase.acceptance_criteria])
+    goal_words = set(_WORD.findall(text))
+    used_by_writable = mentioned_words(root, writable)
+
+    def mentioned(rel: str) -> bool:
+        path = Path(rel)
+        return rel in named or path.stem in goal_words or path.name in goal_words
 
     def key(rel: str) -> tuple[int, int, str]:
-        path = Path(rel)
-        mentioned = rel in named or path.stem in words or path.name in words
-        return (0 if mentioned else 1, size(rel), rel)
+        try:
+            size = (root / rel).stat().st_size
+        except OSError:
+            size = 0
+        return (0 if mentioned(rel) else 1, size, rel)
 
-    return sorted(writable, key=key) + sorted(readable, key=key)
+    relevant = [f for f in readable if mentioned(f) or used_by_writable.get(module_key(f))]
+    rest = [f for f in readable if f not in set(relevant)]
+    return sorted(writable, key=key) + sorted(relevant, key=key), rest
 
 
 def _fill(
-    root: Path, ordered: list[str], budget: int
+    root: Path, ordered: list[str], budget: int, not_candidates: int
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """Show files whole while the budget lasts; name how many were left to the tools."""
     parts: list[str] = []
@@ -104,8 +115,9 @@ def _fill(
             budget -= cost
         else:
             omitted.append(rel)
-    if omitted:
-        note = f"{len(omitted)} more files in scope are not shown: see the repo map; read them."
+    if omitted or not_candidates:
+        count = len(omitted) + not_candidates
+        note = f"{count} more files in scope are not shown: see the repo map; read them."
         if estimate_tokens(note) <= budget:
             parts.append(note)
     return SEPARATOR.join(parts) or "(no files)", tuple(whole), tuple(omitted)

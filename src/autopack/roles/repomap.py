@@ -132,11 +132,11 @@ def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[s
     """Order files by relevance to ``focus`` patterns: matches, mentioned, nearby, rest."""
     focused = [f for f in files if any(path_matches(f, p) for p in focus)]
     focus_set = set(focused)
-    words = _focus_words(root, focused)
+    words = mentioned_words(root, focused)
     focus_dirs = {tuple(f.split("/")[:-1]) for f in focused}
     entries = []
     for f in files:
-        key = _module_key(f)
+        key = module_key(f)
         mentioned = words.get(key, 0) if len(key) >= 3 else 0
         folder = tuple(f.split("/")[:-1])
         near = max((_shared_prefix(folder, d) for d in focus_dirs), default=0)
@@ -145,7 +145,8 @@ def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[s
     return [e.path for e in sorted(entries, key=lambda e: e.rank)]
 
 
-def _module_key(path: str) -> str:
+def module_key(path: str) -> str:
+    """The name other files use for ``path`` (its stem; its folder for ``__init__``)."""
     p = Path(path)
     return p.parent.name if p.stem == "__init__" else p.stem
 
@@ -159,7 +160,8 @@ def _shared_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
     return count
 
 
-def _focus_words(root: Path, focused: Iterable[str], max_files: int = 200) -> Counter[str]:
+def mentioned_words(root: Path, focused: Iterable[str], max_files: int = 200) -> Counter[str]:
+    """How many of the ``focused`` files mention each identifier."""
     words: Counter[str] = Counter()
     for rel in list(focused)[:max_files]:
         try:
