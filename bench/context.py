@@ -1,9 +1,11 @@
 """Prompt tokens the Builder sends per phase, against the naive baseline.
 
-The naive baseline sends every file in the phase's write scope and read-only context
-whole. Autopack sends a repo map and selected context within a token budget. This
-prints both, per phase, for the demo plan and for a generated repository of 2,000
-files (``--quick``: 200 files), and whether each phase stayed within the budget.
+The naive baseline ("naive") is the token count of every file in the phase's write
+scope and read-only context, whole (file contents only, no instructions). Autopack
+sends a repo map and selected context within a token budget ("map+ctx", checked
+against the budget), inside the Builder's first prompt ("prompt", instructions and
+phase text included). This prints both, per phase, for the demo plan and for a
+generated repository of 2,000 files (``--quick``: 200 files).
 
     python bench/context.py [--quick] [--budget TOKENS]
 """

@@ -85,7 +85,7 @@ class StuckDetector:
 
     def record(self, call: ToolCall, observation: str) -> bool:
         """Note one tool call and its result; ``True`` when the loop is stuck."""
-        action = json.dumps([call.name, call.arguments, observation], sort_keys=True)
+        action = json.dumps([call.name, call.arguments, observation], sort_keys=True, default=str)
         fingerprint = hashlib.sha256(action.encode()).hexdigest()
         self.recent.append(fingerprint)
         return self.recent.count(fingerprint) >= self.repeats
