@@ -35,7 +35,12 @@ def test_escalation_steps_one_model_per_attempt_and_stays_on_the_last() -> None:
 
 
 def test_without_a_chain_for_the_risk_the_role_model_is_used() -> None:
-    assert choose_model("auditor", "low", 3, SETTINGS, None) == "openai:gpt-4.1"
+    assert choose_model("builder", "low", 3, SETTINGS, None) == "anthropic:claude-haiku-4-5"
+
+
+def test_the_escalation_chain_is_the_builders_only() -> None:
+    assert choose_model("auditor", "high", 2, SETTINGS, None) == "openai:gpt-4.1"
+    assert choose_model("planner", "high", 1, SETTINGS, None) == "anthropic:claude-opus-4-5"
 
 
 def test_a_role_without_a_model_names_the_setting() -> None:

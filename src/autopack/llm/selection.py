@@ -15,7 +15,7 @@ A spec is ``provider:name``: ``anthropic:claude-sonnet-4-5``, ``openai:gpt-4.1``
     [models.providers.ollama]
     base_url = "http://127.0.0.1:11434/v1"
     api_key_env = "OLLAMA_API_KEY"   # optional for compatible servers
-    timeout_seconds = 300
+    timeout_seconds = 300            # "timeout" is accepted too
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from autopack.llm.errors import NoModelConfigured, UnknownProvider
 from autopack.llm.scripted import Script, ScriptedModel
 
 _PROVIDER_KEYS = ("base_url", "api_key_env", "timeout_seconds")
+_ALIASES = {"timeout": "timeout_seconds"}
 
 
 def choose_model(
@@ -39,15 +40,17 @@ def choose_model(
 ) -> str:
     """The spec for ``role`` on attempt ``attempt`` (from 1) of a phase of risk ``risk``.
 
-    An override (``--model`` or the phase's ``models``) wins; else the escalation chain
-    of the risk level, one step per attempt and staying on its last model; else the
-    role's configured model.
+    An override (``--model`` or the phase's ``models``) wins; else, for the Builder, the
+    escalation chain of the risk level, one step per attempt and staying on its last
+    model; else the role's configured model. The chain is the Builder's only: a retry
+    needs a stronger author, while the Auditor should stay the independent reviewer
+    it was configured to be.
     """
     if override:
         return override
     settings = settings or {}
     chain = (settings.get("escalation") or {}).get(risk) or []
-    if chain:
+    if chain and role == "builder":
         return str(chain[min(max(attempt, 1), len(chain)) - 1])
     configured = settings.get(role)
     if not configured:
@@ -91,8 +94,9 @@ def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Mo
 
 
 def _provider_options(provider: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    section = dict((settings.get("providers") or {}).get(provider) or {})
-    section.update({k: settings[k] for k in _PROVIDER_KEYS if k in settings})
+    given: dict[str, Any] = dict((settings.get("providers") or {}).get(provider) or {})
+    given.update({k: settings[k] for k in _PROVIDER_KEYS if k in settings})
+    section: dict[str, Any] = {_ALIASES.get(k, k): v for k, v in given.items() if v is not None}
     unknown = set(section) - set(_PROVIDER_KEYS)
     if unknown:
         raise UnknownProvider(
