@@ -256,3 +256,11 @@ def test_apply_patch_applies_in_scope_and_reads_reach_read_only_context(worktree
     assert (worktree / "src/app/core.py").read_text() == "def core():\n    return 2\n"
     readme = box.dispatch(ToolCall(id="c", name="read_file", arguments={"path": "README.md"}))
     assert readme == "# App\nSays hello."
+
+
+def test_feedback_in_the_prompt_is_stable_across_replays(
+    worktree: Path, door: ModelDoor, calls: Calls
+) -> None:
+    feedback = f"1 failed, 4 passed in 0.20s\nrootdir: {worktree}\n"
+    result = run_builder(worktree, door, calls, ["no edits"], brief=make_brief(feedback=feedback))
+    assert "1 failed, 4 passed in <time>\nrootdir: <worktree>" in result.prompt

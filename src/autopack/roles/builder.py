@@ -15,7 +15,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,7 @@ from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolC
 from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
 from autopack.roles.context import Selection, select_context
 from autopack.roles.prompts import bullets, render
-from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions
+from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions, portable
 
 if TYPE_CHECKING:
     from autopack.edits import PathPolicy
@@ -92,8 +92,9 @@ class StuckDetector:
 
 
 def builder_prompt(brief: PhaseBrief, worktree: Path, limits: BuilderLimits) -> str:
-    """The Builder's first prompt for ``brief`` (the bench measures exactly this)."""
-    return render_prompt(brief, _selection(brief, worktree, limits))
+    """The Builder's first prompt for ``brief``; gate feedback is made replay-stable."""
+    stable = replace(brief, feedback=portable(brief.feedback, worktree))
+    return render_prompt(stable, _selection(brief, worktree, limits))
 
 
 def _selection(brief: PhaseBrief, worktree: Path, limits: BuilderLimits) -> Selection:

@@ -132,17 +132,7 @@ class Toolbox:
             result = f"error: bad arguments for {call.name}: {exc}"
         except (OSError, UnicodeDecodeError, ValueError, re.error) as exc:
             result = f"error: {exc}"
-        return clip(self.portable(result), self.limits.observation_tokens)
-
-    def portable(self, text: str) -> str:
-        """Write the worktree's absolute path as ``<worktree>``.
-
-        A replayed run builds in another worktree; its requests must still hash the
-        same as the recorded ones, and the model has no use for the absolute path.
-        """
-        for root in sorted({str(self.worktree.resolve()), str(self.worktree)}, key=len)[::-1]:
-            text = text.replace(root, "<worktree>")
-        return text
+        return clip(portable(result, self.worktree), self.limits.observation_tokens)
 
     def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
         lines = self.policy.resolve_read(path).read_text(encoding="utf-8").splitlines()
@@ -222,12 +212,20 @@ class Toolbox:
             status = f"timed out after {limit:g}s; the command was killed"
         else:
             status = f"exit code {result.exit_code}"
-        return f"{status}\n{mask_timings(result.output)}"
+        return f"{status}\n{result.output}"
 
 
-def mask_timings(output: str) -> str:
-    """Blank out durations (``0.42s``) so a replayed run sends the model the same bytes."""
-    return _TIMING.sub("<time>", output)
+def portable(text: str, worktree: Path) -> str:
+    """Text for a model, without what differs between a run and its replay.
+
+    A replay builds in another worktree and its tests take other times; its requests
+    must still hash the same as the recorded ones. So durations (``0.42s``) become
+    ``<time>`` and the worktree's absolute path becomes ``<worktree>``; the model has
+    no use for either.
+    """
+    for root in sorted({str(worktree.resolve()), str(worktree)}, key=len, reverse=True):
+        text = text.replace(root, "<worktree>")
+    return _TIMING.sub("<time>", text)
 
 
 def _write_atomic(target: Path, content: str) -> None:
