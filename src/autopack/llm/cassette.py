@@ -49,41 +49,48 @@ def register_secret_env(name: str) -> None:
     _extra_secret_env.add(name)
 
 
-def redact(text: str) -> str:
-    """``text`` without secret env var values and without well-known API key shapes."""
-    secrets = sorted(
-        (
+class Redactor:
+    """Redaction with the secrets of the environment as it is now (read once, used often)."""
+
+    def __init__(self) -> None:
+        values = {
             value
             for name, value in os.environ.items()
             if (_SECRET_NAME.search(name) or name in _extra_secret_env)
             and len(value) >= _MIN_SECRET_LENGTH
-        ),
-        key=len,
-        reverse=True,
-    )
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return _KEY_SHAPES.sub(REDACTED, text)
+        }
+        self.secrets = sorted(values, key=len, reverse=True)
+
+    def text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return _KEY_SHAPES.sub(REDACTED, text)
+
+    def data(self, value: Any) -> Any:
+        """Every string inside JSON-like data, keys included, redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return self.mapping(value)
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+    def mapping(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {self.text(str(k)): self.data(v) for k, v in value.items()}
 
 
-def redact_data(value: Any) -> Any:
-    """:func:`redact` applied to every string inside JSON-like data."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact(str(k)): redact_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
-    return value
+def redact(text: str) -> str:
+    """``text`` without secret env var values and without well-known API key shapes."""
+    return Redactor().text(text)
 
 
-def _redacted_mapping(data: dict[str, Any]) -> dict[str, Any]:
-    return {redact(k): redact_data(v) for k, v in data.items()}
-
-
-def normalise_request(model: str, request: ModelRequest) -> dict[str, Any]:
+def normalise_request(
+    model: str, request: ModelRequest, redactor: Redactor | None = None
+) -> dict[str, Any]:
     """The provider-independent, redacted form of a request; what is hashed and stored."""
-    return _redacted_mapping(
+    return (redactor or Redactor()).mapping(
         {
             "model": model,
             "messages": [_message_data(m) for m in request.messages],
@@ -108,9 +115,9 @@ def request_hash(normalised: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def response_data(response: ModelResponse) -> dict[str, Any]:
+def response_data(response: ModelResponse, redactor: Redactor | None = None) -> dict[str, Any]:
     """A response as JSON-ready data (redacted)."""
-    return _redacted_mapping(
+    return (redactor or Redactor()).mapping(
         {
             "text": response.text,
             "tool_calls": [_call_data(c) for c in response.tool_calls],
@@ -156,16 +163,17 @@ class Cassette:
         error: ModelError | None = None,
     ) -> None:
         """Append one exchange: a response, or an error that changed what the door did."""
-        normalised = normalise_request(model, request)
+        redactor = Redactor()
+        normalised = normalise_request(model, request, redactor)
         entry: dict[str, Any] = {
             "v": CASSETTE_VERSION,
             "hash": request_hash(normalised),
             "request": normalised,
         }
         if response is not None:
-            entry["response"] = response_data(response)
+            entry["response"] = response_data(response, redactor)
         if error is not None:
-            entry["error"] = {"type": type(error).__name__, "message": redact(str(error))}
+            entry["error"] = {"type": type(error).__name__, "message": redactor.text(str(error))}
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
