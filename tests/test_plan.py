@@ -75,9 +75,9 @@ BAD = [
     ),
     (
         "dependency cycle",
-        GOOD.replace("          paths: [src/b.py]", "          paths: [src/b.py]\n        depends_on: [b]").replace(
-            "        goal: Do b\n", "        goal: Do b\n        depends_on: [a]\n", 1
-        ),
+        GOOD.replace(
+            "          paths: [src/b.py]", "          paths: [src/b.py]\n        depends_on: [b]"
+        ).replace("        goal: Do b\n", "        goal: Do b\n        depends_on: [a]\n", 1),
         None,
         "depends_on",
         "cycle",
@@ -112,7 +112,9 @@ BAD = [
     ),
     (
         "dependency on a later tier",
-        GOOD.replace("          paths: [src/b.py]", "          paths: [src/b.py]\n        depends_on: [c]"),
+        GOOD.replace(
+            "          paths: [src/b.py]", "          paths: [src/b.py]\n        depends_on: [c]"
+        ),
         15,
         "tiers[0].phases[1].depends_on[0]",
         "later tier",
@@ -166,7 +168,9 @@ def _tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*") if ".git/" not in str(p))
 
 
-@pytest.mark.parametrize(("name", "text"), [(b[0], b[1]) for b in BAD[:10]], ids=[b[0] for b in BAD[:10]])
+@pytest.mark.parametrize(
+    ("name", "text"), [(b[0], b[1]) for b in BAD[:10]], ids=[b[0] for b in BAD[:10]]
+)
 def test_cli_refuses_bad_plan_and_writes_nothing(tmp_path: Path, name: str, text: str) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -28,10 +28,10 @@ class _Section(BaseModel):
 class ModelSettings(_Section):
     """Which model plays which role; specs are ``provider:name``."""
 
-    planner: str = Field("", description="Model that drafts plans.")
-    builder: str = Field("", description="Model that writes the code.")
-    auditor: str = Field("", description="Model that reviews each change.")
-    second_auditor: str = Field("", description="Second auditor for high-risk phases.")
+    planner: str = Field(default="", description="Model that drafts plans.")
+    builder: str = Field(default="", description="Model that writes the code.")
+    auditor: str = Field(default="", description="Model that reviews each change.")
+    second_auditor: str = Field(default="", description="Second auditor for high-risk phases.")
     escalation: dict[str, list[str]] = Field(
         default_factory=dict, description="Builder model per attempt, per risk level."
     )
@@ -43,25 +43,25 @@ class ModelSettings(_Section):
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
-    db_url: str = Field("", description="SQLAlchemy URL; default SQLite in .autopack/.")
-    test_command: str | None = Field(None, description="Command that runs the tests.")
-    test_timeout_s: float = Field(900, gt=0, description="Timeout of one test command.")
-    sandbox: str = Field("auto", description="auto, bwrap or subprocess.")
+    db_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in .autopack/.")
+    test_command: str | None = Field(default=None, description="Command that runs the tests.")
+    test_timeout_s: float = Field(default=900, gt=0, description="Timeout of one test command.")
+    sandbox: str = Field(default="auto", description="auto, bwrap or subprocess.")
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
     protected_paths: list[str] = Field(
         default_factory=list, description="Globs no phase may write."
     )
-    models: ModelSettings = Field(default_factory=ModelSettings)
+    models: ModelSettings = ModelSettings()
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="USD per million tokens, per model spec."
     )
     gate: dict[str, Any] = Field(default_factory=dict, description="Gate policy overrides.")
     builder: dict[str, Any] = Field(default_factory=dict, description="Builder limits.")
-    tidy_on_finish: bool = Field(False, description="Write ledgers when a run ends.")
-    enable_sot_memory_indexing: bool = Field(False, description="Index ledgers into memory.")
-    sot_retrieval_enabled: bool = Field(False, description="Give the Builder lessons.")
+    tidy_on_finish: bool = Field(default=False, description="Write ledgers when a run ends.")
+    enable_sot_memory_indexing: bool = Field(default=False, description="Index the ledgers.")
+    sot_retrieval_enabled: bool = Field(default=False, description="Give the Builder lessons.")
     memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
     approvals: dict[str, Any] = Field(
         default_factory=dict, description="Approval timeout policy and webhook."

@@ -157,10 +157,8 @@ def _created(event: Event, created: RunCreated) -> RunView:
         created_at=event.ts,
         updated_at=event.ts,
     )
-    position = 0
-    for tier, phase in plan.phases():
+    for position, (tier, phase) in enumerate(plan.phases()):
         view.phases[phase.id] = PhaseView(id=phase.id, tier=tier, position=position)
-        position += 1
     return view
 
 
@@ -215,6 +213,7 @@ def _step_started(view: RunView, started: StepStarted) -> None:
 
 def _step_completed(view: RunView, done: StepCompleted) -> None:
     phase = view.phases[done.phase_id]
+    phase.move(STEP_STATE[done.step])  # a completed step implies it started
     phase.steps[done.step] = done.result
     phase.step = None
     if done.step == "gate":

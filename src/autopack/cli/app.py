@@ -8,14 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.syntax import Syntax
 from typer.core import TyperGroup
 
 from autopack.cli.view import live_run, run_table, runs_table
-from autopack.config import CONFIG_FILE, STATE_DIR, ConfigError, load_settings, render_default_config
+from autopack.config import (
+    CONFIG_FILE,
+    STATE_DIR,
+    ConfigError,
+    load_settings,
+    render_default_config,
+)
 from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import EnvironmentProblem, LocalExecutor
 from autopack.engine.runtime import Runtime
@@ -26,7 +31,7 @@ from autopack.store import RunExists, RunNotFound
 from autopack.workspace import git
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay one line each, greppable
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.CANCELLED: 130}
@@ -70,7 +75,7 @@ def _message(exc: Exception) -> str:
 class PlanGroup(TyperGroup):
     """``autopack plan GOAL`` drafts a plan; ``autopack plan check PLAN`` validates one."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and not args[0].startswith("-") and args[0] not in self.commands:
             args = ["draft", *args]
         return super().parse_args(ctx, args)
@@ -184,6 +189,26 @@ def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
 
 @app.command()
 @fails_cleanly
+def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
+    """Re-run a recorded run offline from its cassette; check every phase lands the same tree."""
+    from autopack.engine.replay import replay as replay_run
+
+    rt = Runtime.open(_repo(repo))
+    result = replay_run(rt, run_id)
+    for phase in result.phases:
+        mark = "[green]same[/green]" if phase.same else "[red]differs[/red]"
+        console.print(
+            f"{phase.phase_id}: {phase.original_tree[:12]} -> {phase.replay_tree[:12]} {mark}"
+        )
+    if result.identical:
+        console.print(f"replay {result.run_id}: every phase's tree hash equals the original's")
+        raise typer.Exit(0)
+    console.print(f"[red]replay {result.run_id} {result.state.value}: trees differ[/red]")
+    raise typer.Exit(1)
+
+
+@app.command()
+@fails_cleanly
 def runs(
     repo: RepoOption = Path("."),
     state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
@@ -269,3 +294,14 @@ def plan_draft(
 
     draft(goal, _repo(repo), out, model, console)
 
+
+def _mount_rooms() -> None:
+    """Commands whose code lives with the room they drive."""
+    from autopack.edits.cli import edits_app
+    from autopack.ledger.cli import tidy_command
+
+    app.add_typer(edits_app, name="edits")
+    app.command("tidy")(tidy_command)
+
+
+_mount_rooms()

@@ -18,6 +18,9 @@ from autopack.states import RunState
 from autopack.workspace import git
 
 DEMO = resources.files("autopack") / "examples" / "demo"
+# The demo project needs no pytest plugins; not loading every installed one keeps each
+# of the run's test commands fast.
+DEMO_TESTS = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest -q"
 
 
 def demo_files() -> tuple[Path, Path, Path]:
@@ -31,9 +34,14 @@ def prepare_demo_repo(target: Path) -> Path:
     project, _, _ = demo_files()
     if target.exists() and any(target.iterdir()):
         raise FileExistsError(f"{target} is not empty; choose another --dir")
-    shutil.copytree(project, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        project,
+        target,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"),
+    )
     (target / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n", encoding="utf-8")
-    (target / CONFIG_FILE).write_text(render_default_config("python -m pytest -q"), encoding="utf-8")
+    (target / CONFIG_FILE).write_text(render_default_config(DEMO_TESTS), encoding="utf-8")
     git.git(target, "init", "-q", "-b", "main")
     git.git(target, "add", "-A")
     git.git(target, "commit", "-q", "-m", "textkit: initial version")

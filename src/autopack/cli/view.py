@@ -41,7 +41,9 @@ def styled(state: str) -> Text:
 
 def run_table(view: RunView) -> Table:
     """Tiers and phases of one run: state, attempt, current step, spend."""
-    title = f"{view.run_id}  {view.state.value}  {view.spend.tokens} tokens  ${view.spend.cost_usd:.4f}"
+    title = (
+        f"{view.run_id}  {view.state.value}  {view.spend.tokens} tokens  ${view.spend.cost_usd:.4f}"
+    )
     table = Table(title=title, title_justify="left", expand=False)
     for column in ("tier", "phase", "state", "attempt", "step", "tokens", "cost", "note"):
         table.add_column(column, no_wrap=column != "note")

@@ -40,7 +40,7 @@ def create_run(
         repo=str(rt.repo),
         base_commit=base_commit,
         branch=branch,
-        settings={"max_parallel": rt.settings.max_parallel},
+        settings={"max_parallel": rt.settings.max_parallel, "model_override": rt.model_override},
     )
     rt.store.create_run(run_id, created)
     git.create_branch(rt.repo, branch, base_commit)

@@ -145,7 +145,9 @@ def _ready(view: RunView, phase: PhaseView) -> bool:
 
 
 def _skips(view: RunView) -> list[Command]:
-    lost = {p.id for p in view.phases.values() if p.state in (PhaseState.FAILED, PhaseState.SKIPPED)}
+    lost = {
+        p.id for p in view.phases.values() if p.state in (PhaseState.FAILED, PhaseState.SKIPPED)
+    }
     if not lost:
         return []
     lost_tiers = {view.phases[p].tier for p in lost}
@@ -155,7 +157,9 @@ def _skips(view: RunView) -> list[Command]:
             continue
         missing = [dep for dep in view.plan.phase(phase.id).depends_on if dep in lost]
         if missing:
-            skips.append(SkipPhase(phase.id, f"depends on {', '.join(missing)}, which did not land"))
+            skips.append(
+                SkipPhase(phase.id, f"depends on {', '.join(missing)}, which did not land")
+            )
         elif any(tier < phase.tier for tier in lost_tiers):
             tier = min(t for t in lost_tiers if t < phase.tier)
             name = view.plan.tiers[tier].id
@@ -172,4 +176,6 @@ def _finish(view: RunView) -> list[Command]:
         return [FinishRun(RunState.SUCCEEDED, f"{len(phases)} phases landed")]
     first = failed[0]
     detail = f"phase {first.id} {first.state.value.lower()}: {first.reason}"
-    return [FinishRun(RunState.FAILED, f"{len(failed)} of {len(phases)} phases did not land; {detail}")]
+    return [
+        FinishRun(RunState.FAILED, f"{len(failed)} of {len(phases)} phases did not land; {detail}")
+    ]

@@ -7,6 +7,7 @@ at a time), record each result as an event, repeat. Nothing else changes a run.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -128,7 +129,9 @@ class LocalExecutor:
 
     def _finish(self, view: RunView, finish: FinishRun) -> None:
         self._cleanup_worktrees(view)
-        self.rt.store.append(view.run_id, RunFinished(state=finish.state.value, reason=finish.reason))
+        self.rt.store.append(
+            view.run_id, RunFinished(state=finish.state.value, reason=finish.reason)
+        )
 
     def _cleanup_worktrees(self, view: RunView) -> None:
         for phase_id in view.phases:
@@ -185,7 +188,8 @@ class LocalExecutor:
             return
         except ModelError as exc:
             if exc.environment:
-                raise EnvironmentProblem(str(exc)) from exc
+                detail = getattr(exc, "diff", "")
+                raise EnvironmentProblem(f"{exc}\n{detail}".rstrip()) from exc
             raise
         store.append(
             run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
@@ -202,9 +206,9 @@ class LocalExecutor:
         """Index of each model call, from calls recorded by earlier attempts (resume-safe)."""
         earlier: Counter[str] = Counter()
         for event in self.rt.store.events(run_id):
-            if event.type == ModelCalled.TYPE and event.phase_id == phase_id:
-                if (event.data.get("attempt") or 0) < attempt:
-                    earlier[str(event.data["role"])] += 1
+            earlier_call = (event.data.get("attempt") or 0) < attempt
+            if event.type == ModelCalled.TYPE and event.phase_id == phase_id and earlier_call:
+                earlier[str(event.data["role"])] += 1
         lock = threading.Lock()
 
         def next_index(role: str) -> int:
@@ -214,6 +218,9 @@ class LocalExecutor:
                 return index
 
         return next_index
+
+    def _record_call(self, run_id: str, call: ModelCalled) -> None:
+        self.rt.store.append(run_id, call)
 
     def _door(self, view: RunView) -> ModelDoor:
         run_budget = view.plan.run.budget
@@ -226,7 +233,7 @@ class LocalExecutor:
             run_id=view.run_id,
             ledger=ledger,
             prices=PriceTable.default(self.rt.settings.prices),
-            on_call=lambda call: self.rt.store.append(view.run_id, call),
+            on_call=functools.partial(self._record_call, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
         )
 

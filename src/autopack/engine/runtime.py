@@ -23,6 +23,8 @@ class Runtime:
     store: Store
     sandbox: Sandbox
     model_override: str | None = None
+    replay_from: Path | None = None
+    """A cassette: every model call is served from it by request hash (``autopack replay``)."""
     state_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:

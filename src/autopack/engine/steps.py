@@ -15,11 +15,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from autopack import gate, roles, verify
 from autopack.edits import PathPolicy, apply_edit_text
 from autopack.engine.runtime import Runtime
+from autopack.llm.cassette import ReplayModel
 from autopack.llm.door import ModelDoor, choose_model, resolve_model
 from autopack.llm.errors import ModelError, ScriptExhausted
 from autopack.plan import Phase, path_matches
@@ -74,13 +75,18 @@ class StepContext:
         )
 
     def model(self, role: str) -> Any:
-        override = self.rt.model_override
+        """The model for ``role``: phase override, else the run's --model, else the config."""
+        override = self.rt.model_override or self.view.settings.get("model_override")
         models = self.phase.models
         if models is not None and getattr(models, role, None):
             override = getattr(models, role)
-        spec = choose_model(
-            role, self.phase.risk, self.attempt, self.rt.settings.models.model_dump(), override
-        )
+        settings = self.rt.settings.models.model_dump()
+        spec = choose_model(role, self.phase.risk, self.attempt, settings, override)
+        return self.resolve(spec)
+
+    def resolve(self, spec: str) -> Any:
+        if self.rt.replay_from is not None:
+            return ReplayModel(self.rt.replay_from, inner_spec=spec)
         return resolve_model(spec, settings=self.rt.settings.models.model_dump())
 
     def brief(self) -> roles.PhaseBrief:
@@ -217,7 +223,11 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
     checks_data = [check.to_dict() for check in checks]
     checks_ok = all(check.passed for check in checks)
     if command is None:
-        evidence = {"kind": "none", "passed": True, "note": "no test command configured or detected"}
+        evidence = {
+            "kind": "none",
+            "passed": True,
+            "note": "no test command configured or detected",
+        }
     else:
         evidence = verify.verify_attempt(
             worktree,
@@ -230,9 +240,19 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             base_checkout=lambda: base_checkout(ctx),
             settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
         ).to_dict()
+        evidence["test_seconds"] = _test_seconds(evidence)
     (ctx.artifacts / "verify.json").write_text(json.dumps(evidence, indent=2), encoding="utf-8")
     passed = bool(evidence.get("passed")) and checks_ok
     return {"passed": passed, "tests_passed": bool(evidence.get("passed")), "checks": checks_data}
+
+
+def _test_seconds(evidence: dict[str, Any]) -> float:
+    """Time spent in test commands (a baseline taken from the cache costs nothing)."""
+    baseline = evidence.get("baseline") or {}
+    spent = float(evidence.get("selection", {}).get("test_time_s", 0.0))
+    if not baseline.get("cached"):
+        spent += float(baseline.get("duration_s", 0.0))
+    return round(spent, 3)
 
 
 class StoreBaselineCache:
@@ -279,7 +299,7 @@ def audit(ctx: StepContext) -> dict[str, Any]:
     models = [ctx.model("auditor")]
     second = ctx.rt.settings.models.second_auditor
     if ctx.phase.risk == "high" and second:
-        models.append(resolve_model(second, settings=ctx.rt.settings.models.model_dump()))
+        models.append(ctx.resolve(second))
     try:
         verdict = roles.audit(
             ctx.brief(),
@@ -299,19 +319,16 @@ def audit(ctx: StepContext) -> dict[str, Any]:
 
 
 def gate_step(ctx: StepContext, prev_proof_hash: str) -> dict[str, Any]:
+    """Decide from the recorded evidence by policy, and write the attempt's proof."""
     steps = ctx.pview.steps
     applied = steps["apply"]
     diff_path = ctx.artifacts / "changes.diff"
     diff = diff_path.read_text(encoding="utf-8") if diff_path.exists() else ""
-    verify_path = ctx.artifacts / "verify.json"
-    verify_data = json.loads(verify_path.read_text()) if verify_path.exists() else None
     evidence = gate.GateEvidence(
-        build_error=steps["build"].get("error", ""),
-        apply_ok=bool(applied.get("applied")),
-        apply_feedback=applied.get("feedback", ""),
-        edits_report=applied.get("report", {}),
-        verify=verify_data,
-        checks=steps.get("verify", {}).get("checks", []),
+        apply_ok=bool(applied.get("applied")) and not steps["build"].get("error"),
+        edits_report=_apply_report(steps),
+        verify=_recorded_verification(ctx),
+        checks=[verify.CheckResult(**c) for c in steps.get("verify", {}).get("checks", [])],
         risk=_risk(ctx, diff, applied.get("changed_files", [])),
         audit=steps.get("audit"),
         approved=False,
@@ -319,27 +336,59 @@ def gate_step(ctx: StepContext, prev_proof_hash: str) -> dict[str, Any]:
     decision = gate.decide(evidence, gate.load_policy(ctx.rt.settings.gate))
     proof = gate.build_proof(
         run_id=ctx.run_id,
-        phase=ctx.phase,
+        phase_id=ctx.phase.id,
         attempt=ctx.attempt,
-        base_commit=ctx.base,
+        phase_spec=ctx.phase.model_dump(mode="json"),
         base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
         result_tree=applied.get("tree", ""),
         diff=diff,
         evidence=evidence,
         decision=decision,
-        spend=vars(ctx.pview.spend),
-        prev_proof_hash=prev_proof_hash,
+        prev_proof_hash=prev_proof_hash or None,
+        usage=vars(ctx.pview.spend),
     )
     proof_hash = gate.proof_hash(proof)
     proofs = ctx.rt.run_dir(ctx.run_id) / "proofs"
     proofs.mkdir(parents=True, exist_ok=True)
     text = json.dumps(proof, indent=2, sort_keys=True)
     (proofs / f"{ctx.phase.id}-{ctx.attempt}.json").write_text(text, encoding="utf-8")
-    return {
-        **decision.to_dict(),
-        "proof_hash": proof_hash,
-        "feedback": gate.render_feedback(proof),
-    }
+    return {**decision.to_dict(), "proof_hash": proof_hash, "feedback": gate.render_feedback(proof)}
+
+
+def _apply_report(steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The edits report, with why nothing applied when the Builder or the scope refused."""
+    applied, build_result = steps["apply"], steps["build"]
+    report = dict(applied.get("report") or {})
+    for key, value in (
+        ("builder_error", build_result.get("error")),
+        ("refusal", applied.get("feedback") or applied.get("reason")),
+        ("outside_scope", applied.get("outside_scope")),
+    ):
+        if value:
+            report[key] = value
+    return report
+
+
+class RecordedVerification:
+    """The verify step's evidence read back from ``verify.json`` for the gate and the proof."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.delta = verify.TestDelta.from_dict(data.get("delta", {}))
+        self.passed = bool(data.get("passed"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+def _recorded_verification(ctx: StepContext) -> verify.VerifyEvidence | None:
+    path = ctx.artifacts / "verify.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("kind") == "none":
+        return None
+    return cast(verify.VerifyEvidence, RecordedVerification(data))
 
 
 # -- commit ------------------------------------------------------------------------
@@ -368,7 +417,11 @@ def _already_landed(ctx: StepContext, head: str, proof_hash: str) -> dict[str, A
     found = git.trailers(ctx.rt.repo, head)
     if found.get("Autopack-Phase") == ctx.phase.id and found.get("Autopack-Proof") == proof_hash:
         git.remove_worktree(ctx.rt.repo, ctx.worktree)
-        return {"commit": head, "proof_hash": proof_hash, "tree": git.commit_tree(ctx.rt.repo, head)}
+        return {
+            "commit": head,
+            "proof_hash": proof_hash,
+            "tree": git.commit_tree(ctx.rt.repo, head),
+        }
     return None
 
 

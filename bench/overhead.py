@@ -1,0 +1,163 @@
+"""Framework overhead per phase, next to the floor of the git work a phase cannot avoid.
+
+Overhead = phase wall time - model time - test command time, from the run's own
+events and evidence. The floor, measured in the same process on the same repository:
+``git worktree add`` + commit + ``git worktree remove``. Prints one table.
+
+    python bench/overhead.py            # the demo and a generated 5,000-file repository
+    python bench/overhead.py --quick    # tiny inputs, for CI smoke runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from autopack.cli.demo import demo_files, prepare_demo_repo
+from autopack.engine import create_run
+from autopack.engine.local import LocalExecutor
+from autopack.engine.runtime import Runtime
+from autopack.plan import load_plan, parse_plan_text
+from autopack.workspace import git
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def phase_figures(rt: Runtime, run_id: str) -> list[dict[str, float]]:
+    """Per landed phase: wall, model and test seconds, and the framework's own time."""
+    events = rt.store.events(run_id)
+    view = rt.store.view(run_id)
+    figures = []
+    for phase_id, phase in view.phases.items():
+        mine = [e for e in events if e.phase_id == phase_id]
+        starts = [e for e in mine if e.type == "phase_started"]
+        end = [e for e in mine if e.type == "step_completed" and e.data["step"] == "commit"]
+        if not starts or not end:
+            continue
+        wall = _ts(end[-1].ts) - _ts(starts[0].ts)
+        model = sum(e.data["duration_ms"] for e in mine if e.type == "model_called") / 1000
+        tests = sum(_test_seconds(rt, run_id, phase_id, n) for n in range(1, phase.attempt + 1))
+        figures.append({"wall": wall, "model": model, "tests": tests, "own": wall - model - tests})
+    return figures
+
+
+def _test_seconds(rt: Runtime, run_id: str, phase_id: str, attempt: int) -> float:
+    path = rt.run_dir(run_id) / "phases" / phase_id / str(attempt) / "verify.json"
+    if not path.exists():
+        return 0.0
+    return float(json.loads(path.read_text()).get("test_seconds", 0.0))
+
+
+def git_floor(repo: Path, samples: int) -> float:
+    """Median seconds of worktree add + one-file commit + worktree remove."""
+    times = []
+    for n in range(samples):
+        path = repo / ".autopack" / "floor" / str(n)
+        start = time.perf_counter()
+        git.add_worktree(repo, path, "HEAD")
+        (path / "floor.txt").write_text(f"{n}\n")
+        git.git(path, "add", "-A")
+        git.git(path, "-c", "user.name=f", "-c", "user.email=f@f", "commit", "-qm", "floor")
+        git.remove_worktree(repo, path)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def generated_repo(root: Path, files: int, phases: int) -> tuple[Path, Path, Path]:
+    """A repository of ``files`` small modules, a plan editing one module per phase, a script."""
+    repo = root / "generated"
+    for n in range(files):
+        module = repo / "pkg" / f"sub{n // 100:03d}" / f"mod{n:05d}.py"
+        module.parent.mkdir(parents=True, exist_ok=True)
+        module.write_text(
+            f'"""Module {n}."""\n\nVALUE = {n}\n\n\ndef value() -> int:\n    return VALUE\n'
+        )
+    git.git(repo, "init", "-q", "-b", "main")
+    git.git(repo, "add", "-A")
+    git.git(repo, "commit", "-q", "-m", "generated")
+    tiers, replies = [], []
+    for p in range(phases):
+        target = f"pkg/sub{p:03d}/mod{p * 100:05d}.py"
+        tiers.append(
+            f"  - id: t{p}\n    phases:\n      - id: p{p}\n        goal: bump {target}\n"
+            f"        scope: {{paths: [{target}]}}\n        tests: {{command: 'true'}}\n"
+        )
+        edit = (
+            f"{target}\n<<<<<<< SEARCH\nVALUE = {p * 100}\n=======\n"
+            f"VALUE = {p * 100 + 1}\n>>>>>>> REPLACE\n"
+        )
+        replies.append(
+            f"  p{p}:\n    builder:\n      - |\n"
+            + "".join(f"        {line}\n" for line in edit.splitlines())
+            + "    auditor:\n      - {verdict: approve, summary: ok, issues: []}\n"
+        )
+    plan = root / "plan.yaml"
+    plan.write_text("run: {goal: overhead}\ntiers:\n" + "".join(tiers))
+    script = root / "script.yaml"
+    script.write_text("version: 1\nreplies:\n" + "".join(replies))
+    return repo, plan, script
+
+
+def measure(repo: Path, plan_path: Path, script: Path, floor_samples: int) -> dict[str, float]:
+    rt = Runtime.open(repo, model_override=f"scripted:{script}")
+    plan = load_plan(plan_path) if plan_path.suffix else parse_plan_text(plan_path.read_text())
+    run_id = create_run(rt, plan, plan_source=str(plan_path))
+    LocalExecutor(rt).execute(run_id)
+    figures = phase_figures(rt, run_id)
+    floor = git_floor(repo, floor_samples)
+    own = statistics.median(f["own"] for f in figures)
+    return {
+        "phases": len(figures),
+        "wall": statistics.median(f["wall"] for f in figures),
+        "model": statistics.median(f["model"] for f in figures),
+        "tests": statistics.median(f["tests"] for f in figures),
+        "own": own,
+        "floor": floor,
+        "ratio": own / floor if floor else float("nan"),
+    }
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny inputs (CI smoke)")
+    args = parser.parse_args(argv)
+    files, phases, samples = (200, 2, 3) if args.quick else (5000, 6, 7)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="autopack-bench-") as tmp:
+        root = Path(tmp)
+        _, demo_plan, demo_script = demo_files()
+        demo_repo = prepare_demo_repo(root / "demo")
+        rows.append(("demo", measure(demo_repo, demo_plan, demo_script, samples)))
+        repo, plan, script = generated_repo(root, files, phases)
+        rows.append((f"generated {files} files", measure(repo, plan, script, samples)))
+    header = (
+        "repository",
+        "phases",
+        "wall ms",
+        "model ms",
+        "tests ms",
+        "own ms",
+        "floor ms",
+        "own/floor",
+    )
+    print("Framework overhead per phase (medians; own = wall - model - tests)")
+    print(" | ".join(header))
+    for name, r in rows:
+        print(
+            f"{name} | {r['phases']:.0f} | {r['wall'] * 1000:.0f} | {r['model'] * 1000:.0f} | "
+            f"{r['tests'] * 1000:.0f} | {r['own'] * 1000:.0f} | {r['floor'] * 1000:.0f} | "
+            f"{r['ratio']:.2f}"
+        )
+    print("targets: own/floor <= 2.0 and own <= 150 ms on the 5,000-file repository")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
