@@ -136,7 +136,7 @@ class Toolbox:
 
     def read_file(self, path: str, start_line: int = 1, end_line: int | None = None) -> str:
         lines = self.policy.resolve_read(path).read_text(encoding="utf-8").splitlines()
-        chosen = lines[start_line - 1 : end_line]
+        chosen = lines[max(start_line, 1) - 1 : end_line]
         if not chosen:
             return f"{path}: {len(lines)} lines; nothing in {start_line}..{end_line}"
         return "\n".join(chosen)
