@@ -35,10 +35,6 @@ _MIN_SECRET_LENGTH = 8
 """Shorter env values (``TOKEN_LIMIT=1``) would redact every digit; real keys are longer."""
 
 _extra_secret_env: set[str] = set()
-_REPLAYED_ERRORS: dict[str, type[ModelError]] = {
-    "ContextTooLong": ContextTooLong,
-    "MalformedReply": MalformedReply,
-}
 
 
 def register_secret_env(name: str) -> None:
@@ -248,17 +244,16 @@ class ReplayModel:
 
 
 def _replayed(entry: dict[str, Any]) -> ModelResponse:
+    """The recorded response, or the recorded failure raised again."""
     response = response_from(entry["response"]) if "response" in entry else None
     error = entry.get("error")
-    if error is None:
-        assert response is not None, "a cassette entry holds a response or an error"
+    if error is None and response is not None:
         return response
-    kind = _REPLAYED_ERRORS.get(error["type"])
-    if kind is MalformedReply:
+    if error is not None and error["type"] == "MalformedReply":
         raise MalformedReply(error["message"], response=response)
-    if kind is ContextTooLong:
+    if error is not None and error["type"] == "ContextTooLong":
         raise ContextTooLong(error["message"])
-    raise ReplayDivergence(f"cassette holds an error of unknown type {error['type']!r}")
+    raise ReplayDivergence(f"cassette entry {entry.get('hash')} holds no response to replay")
 
 
 def _closest(live: dict[str, Any], recorded: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
