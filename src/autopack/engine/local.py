@@ -135,7 +135,9 @@ class LocalExecutor:
 
     def _cleanup_worktrees(self, view: RunView) -> None:
         for phase_id in view.phases:
-            git.remove_worktree(self.rt.repo, self.rt.worktree(view.run_id, phase_id))
+            path = self.rt.worktree(view.run_id, phase_id)
+            if path.exists():
+                git.remove_worktree(self.rt.repo, path)
 
     # -- carrying out one command ---------------------------------------------------
 

@@ -56,6 +56,3 @@ class Runtime:
 
     def worktree(self, run_id: str, phase_id: str) -> Path:
         return self.state_dir / "worktrees" / run_id / phase_id
-
-    def scratch(self, run_id: str, name: str) -> Path:
-        return self.state_dir / "worktrees" / run_id / f"_{name}"

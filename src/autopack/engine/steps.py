@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -116,15 +117,20 @@ def _write(path: Path, text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def ensure_worktree(ctx: StepContext, tree: str | None = None) -> Path:
-    """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given."""
+def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool = False) -> Path:
+    """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given.
+
+    Whatever a crashed process left there is replaced; ``at_base`` says the worktree is
+    known to be exactly the base (skips the check).
+    """
     worktree = ctx.worktree
-    if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
-        return worktree
-    if not (worktree / ".git").exists():
-        git.add_worktree(ctx.rt.repo, worktree, ctx.base)
-    else:
-        git.reset_worktree(worktree, ctx.base)
+    if not at_base:
+        if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
+            return worktree
+        if (worktree / ".git").exists():
+            git.reset_worktree(worktree, ctx.base)
+        else:
+            git.add_worktree(ctx.rt.repo, worktree, ctx.base)
     if tree is not None:
         diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
         git.apply_diff(worktree, diff)
@@ -182,19 +188,19 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         if not edit_report.applied:
             git.reset_worktree(worktree, ctx.base)
             return {"applied": False, "report": report, "feedback": edit_report.to_text()}
-    changed = git.changed_files(worktree, ctx.base)
+    changed = git.changed_files(worktree, ctx.base)  # stages everything once
     outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
     if outside:
         git.reset_worktree(worktree, ctx.base)
         feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
-    diff = git.diff_against(worktree, ctx.base)
+    diff = git.diff_against(worktree, ctx.base, staged=True)
     _write(ctx.artifacts / "changes.diff", diff)
     return {
         "applied": True,
         "report": report,
         "changed_files": changed,
-        "tree": git.tree_hash(worktree),
+        "tree": git.tree_hash(worktree, staged=True),
     }
 
 
@@ -237,7 +243,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             changed_files=applied["changed_files"],
             sandbox=ctx.rt.sandbox,
             cache=StoreBaselineCache(ctx.rt),
-            base_checkout=lambda: base_checkout(ctx),
+            base_checkout=lambda: base_checkout(ctx, applied["tree"]),
             settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
         ).to_dict()
         evidence["test_seconds"] = _test_seconds(evidence)
@@ -268,20 +274,15 @@ class StoreBaselineCache:
         self.store.baseline_put(key, value)
 
 
-def base_checkout(ctx: StepContext) -> Any:
-    """A scratch worktree at the attempt's base commit (for the baseline test run)."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def checkout() -> Any:
-        path = ctx.rt.scratch(ctx.run_id, f"baseline-{ctx.phase.id}")
-        git.add_worktree(ctx.rt.repo, path, ctx.base)
-        try:
-            yield path
-        finally:
-            git.remove_worktree(ctx.rt.repo, path)
-
-    return checkout()
+@contextmanager
+def base_checkout(ctx: StepContext, tree: str) -> Iterator[Path]:
+    """The attempt's own worktree, set back to its base for the baseline test run and
+    given its recorded changes again afterwards: cheaper than a second checkout."""
+    git.reset_worktree(ctx.worktree, ctx.base)
+    try:
+        yield ctx.worktree
+    finally:
+        ensure_worktree(ctx, tree, at_base=True)
 
 
 # -- audit -------------------------------------------------------------------------

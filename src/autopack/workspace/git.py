@@ -8,6 +8,7 @@ works on machines with no git configuration. Ref updates are compare-and-swap
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -91,28 +92,28 @@ def add_worktree(repo: Path, path: Path, commit: str) -> None:
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
+    """Remove a worktree; a half-removed one (crash, manual rm) is cleaned up too."""
     git(repo, "worktree", "remove", "--force", str(path), check=False)
     if path.exists():
-        import shutil
-
         shutil.rmtree(path, ignore_errors=True)
-    git(repo, "worktree", "prune", check=False)
+        git(repo, "worktree", "prune", check=False)
 
 
 def reset_worktree(worktree: Path, commit: str) -> None:
-    """Make the worktree exactly ``commit``: tracked changes and untracked files go."""
-    git(worktree, "checkout", "--detach", "--force", commit)
-    git(worktree, "reset", "--hard", commit)
-    git(worktree, "clean", "-fdx", "-q")
+    """Make the (detached) worktree exactly ``commit``: changes and untracked files go."""
+    git(worktree, "reset", "-q", "--hard", commit)
+    git(worktree, "clean", "-fdxq")
 
 
 def stage_all(worktree: Path) -> None:
     git(worktree, "add", "-A")
 
 
-def tree_hash(worktree: Path) -> str:
-    """Hash of the worktree's current content (tracked and new files, ignored ones excluded)."""
-    stage_all(worktree)
+def tree_hash(worktree: Path, *, staged: bool = False) -> str:
+    """Hash of the worktree's content (tracked and new files, ignored ones excluded);
+    ``staged=True`` when :func:`stage_all` just ran."""
+    if not staged:
+        stage_all(worktree)
     return git(worktree, "write-tree")
 
 
@@ -120,14 +121,16 @@ def commit_tree(repo: Path, commit: str) -> str:
     return git(repo, "rev-parse", f"{commit}^{{tree}}")
 
 
-def diff_against(worktree: Path, base: str) -> str:
+def diff_against(worktree: Path, base: str, *, staged: bool = False) -> str:
     """Binary-safe diff of the worktree's content against ``base``."""
-    stage_all(worktree)
+    if not staged:
+        stage_all(worktree)
     return git(worktree, "diff", "--cached", "--binary", "--no-color", base) + "\n"
 
 
-def changed_files(worktree: Path, base: str) -> list[str]:
-    stage_all(worktree)
+def changed_files(worktree: Path, base: str, *, staged: bool = False) -> list[str]:
+    if not staged:
+        stage_all(worktree)
     out = git(worktree, "diff", "--cached", "--name-only", "--no-renames", "-z", base)
     return [name for name in out.split("\0") if name]
 
