@@ -14,7 +14,14 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopack.edits.match import Matcher, Outcome, locate
+from autopack.edits.match import (
+    Hints,
+    Matcher,
+    Outcome,
+    indentation_evidence,
+    locate,
+    typographic_evidence,
+)
 from autopack.edits.model import EditParseError, EditSet, FileEdit, Hunk
 from autopack.edits.parse import parse_edits
 from autopack.edits.policy import PathPolicy, PathRefused, normalize_rel
@@ -140,13 +147,19 @@ def _run(session: _Session, edit: FileEdit) -> None:
 def _modify(session: _Session, state: _State, hunks: tuple[Hunk, ...]) -> None:
     if state.current is None:
         raise _Refused("missing_file", f"{state.rel} does not exist; create it first")
-    offset = 0
+    offset, end = 0, 0
+    straighten = typographic_evidence(hunks, state.current.text())
+    restyle = indentation_evidence(hunks, Matcher(state.current.lines).indent_style)
     for hunk in hunks:
         current = state.current
         expected = hunk.hint - 1 + offset if hunk.hint is not None else None
-        outcome = locate(Matcher(current.lines), hunk, expected)
+        hints = Hints(expected, end if hunk.follows else 0, straighten, restyle)
+        outcome = locate(Matcher(current.lines), hunk, hints)
         if outcome.status == "apply":
             current.lines[outcome.start : outcome.end] = outcome.new_lines
+            end = outcome.start + len(outcome.new_lines)
+        elif outcome.status == "already_applied":
+            end = outcome.end
         if outcome.status != "refused":
             offset += len(hunk.replace) - len(hunk.search)
         session.report(state.rel, "modify", outcome)
@@ -174,7 +187,7 @@ def _snippet(state: _State, edit: FileEdit) -> Outcome:
     if news:
         return Outcome("already_applied", rung="exact", start=text.count("\n", 0, news[0]))
     hunk = Hunk(tuple(_terminated(edit.old)), tuple(_terminated(edit.new)))
-    outcome = locate(Matcher(state.current.lines), hunk, None)
+    outcome = locate(Matcher(state.current.lines), hunk, Hints())
     if outcome.status == "apply":
         state.current.lines[outcome.start : outcome.end] = outcome.new_lines
     return outcome
@@ -283,14 +296,17 @@ def _commit(changes: list[tuple[_State, bytes | None]]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes, mode: int | None) -> None:
+    """Readers see the old file or the new one, never a mix (rename is atomic).
+
+    No fsync: surviving power loss is the apply step's job (it is redone on resume,
+    and a redone edit reports already_applied), and fsync would cost ~10 ms a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.autopack-tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

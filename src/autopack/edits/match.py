@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from autopack.edits.model import Hunk
@@ -61,6 +62,20 @@ LADDER = (
 )
 
 
+@dataclass(frozen=True)
+class Hints:
+    """What the edit says about where a hunk goes, besides its lines."""
+
+    expected: int | None = None
+    """0-based line the hunk's line number points at, adjusted for earlier hunks."""
+    min_start: int = 0
+    """The hunk follows an earlier piece of the same hunk (cut at an elision) that ends here."""
+    straighten: bool = False
+    """The edit's search lines prove the model typed curly quotes: straighten new lines."""
+    restyle: bool = False
+    """The edit's search lines prove the model indented in the other style (tabs/spaces)."""
+
+
 @dataclass
 class Outcome:
     """What the ladder decided for one hunk against the current file lines."""
@@ -87,10 +102,22 @@ class Matcher:
 
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
-        self.contents = [content(line) for line in lines]
+        self.contents = contents_of(lines)
         self._keys: dict[str, list[str]] = {}
 
+    @cached_property
+    def dominant(self) -> str:
+        """The file's usual line ending, for new lines with no neighbour to copy."""
+        return dominant_ending(self.lines)
+
+    @cached_property
+    def indent_style(self) -> tuple[str, int] | None:
+        """("spaces", unit) or ("tabs", 1) when every indented line agrees; else None."""
+        return _indent_style(self.contents)
+
     def keys(self, rung: Rung) -> list[str]:
+        if rung is LADDER[0]:
+            return self.contents
         if rung.name not in self._keys:
             self._keys[rung.name] = [rung.key(text) for text in self.contents]
         return self._keys[rung.name]
@@ -102,9 +129,14 @@ class Matcher:
         keys = self.keys(rung)
         wanted = [rung.key(text) for text in needle]
         first, size = wanted[0], len(wanted)
-        found = []
-        for start, key in enumerate(keys[: len(keys) - size + 1]):
-            if key != first or keys[start : start + size] != wanted:
+        found: list[_Found] = []
+        start, limit = -1, len(keys) - size + 1
+        while True:
+            try:
+                start = keys.index(first, start + 1, max(limit, 0))
+            except ValueError:
+                return found
+            if keys[start : start + size] != wanted:
                 continue
             if not rung.reindent:
                 found.append(_Found(start, _same))
@@ -112,22 +144,50 @@ class Matcher:
             mapping = reindenter(self.contents[start : start + size], needle)
             if mapping is not None:
                 found.append(_Found(start, mapping))
-        return found
+
+
+def _indent_style(contents: list[str]) -> tuple[str, int] | None:
+    tabs = spaces = 0
+    unit = 8
+    for text in contents:
+        if text.startswith("\t"):
+            tabs += 1
+        elif text.startswith(" ") and text.strip():
+            spaces += 1
+            unit = min(unit, len(text) - len(text.lstrip(" ")))
+    if tabs and not spaces:
+        return ("tabs", 1)
+    if spaces and not tabs:
+        return ("spaces", max(unit, 2))
+    return None
+
+
+def contents_of(lines: list[str]) -> list[str]:
+    """Every line's content (:func:`content` for a whole file, in one fast pass)."""
+    parts = "".join(lines).split("\n")
+    if parts and not parts[-1]:
+        parts.pop()  # the text ended with a line break
+    last = len(parts) - 1
+    terminated_last = bool(lines) and lines[-1].endswith("\n")
+    return [
+        part[:-1] if part.endswith("\r") and (n < last or terminated_last) else part
+        for n, part in enumerate(parts)
+    ]
 
 
 def _same(text: str) -> str | None:
     return text
 
 
-def locate(matcher: Matcher, hunk: Hunk, expected: int | None) -> Outcome:
-    """Run the ladder for ``hunk``; ``expected`` is the 0-based position its hint implies."""
+def locate(matcher: Matcher, hunk: Hunk, hints: Hints) -> Outcome:
+    """Run the ladder for ``hunk`` against the file state in ``matcher``."""
     search = [content(line) for line in hunk.search]
     replace = [content(line) for line in hunk.replace]
     if not search:
         return _empty_search(matcher, hunk)
     already: Outcome | None = None
     for rung in LADDER:
-        outcome, replaced = _decide(matcher, hunk, rung, search, replace, expected)
+        outcome, replaced = _decide(matcher, hunk, rung, search, replace, hints)
         if outcome is not None:
             return outcome
         if already is None and replaced:
@@ -138,13 +198,13 @@ def locate(matcher: Matcher, hunk: Hunk, expected: int | None) -> Outcome:
         "refused",
         reason="no_match",
         detail="the lines to change are not in the file at any rung of the ladder",
-        candidates=closest(matcher, search, expected),
+        candidates=closest(matcher, search, hints.expected),
     )
 
 
 def _empty_search(matcher: Matcher, hunk: Hunk) -> Outcome:
     if not matcher.lines:
-        return _build(matcher, hunk, LADDER[0], _Found(0, _same), 0, "exact")
+        return _build(matcher, hunk, LADDER[0], _Found(0, _same), 0, "exact", Hints())
     if [content(line) for line in hunk.replace] == matcher.contents:
         return Outcome("already_applied", rung="exact", start=0, end=len(matcher.lines))
     return Outcome(
@@ -160,33 +220,38 @@ def _decide(
     rung: Rung,
     search: list[str],
     replace: list[str],
-    expected: int | None,
+    hints: Hints,
 ) -> tuple[Outcome | None, list[_Found]]:
-    """Decide at one rung; no outcome means the search lines are not here (except as
-    part of the replacement, which the caller treats as already applied)."""
+    """Decide at one rung; no outcome means the search lines are not here at all (the
+    caller then treats a replacement found here as already applied, if nothing looser
+    finds the search lines)."""
     if rung is not LADDER[0] and not any(line.strip() for line in search):
         return None, []  # whitespace alone is no evidence once whitespace is ignored
-    s_all = matcher.find(search, rung)
+    s_all = [f for f in matcher.find(search, rung) if f.start >= hints.min_start]
     endings_only = search == replace and hunk.search != hunk.replace
     r_all = matcher.find(replace, rung) if replace and not endings_only else []
+    r_all = [f for f in r_all if f.start >= hints.min_start]
+    expected = hints.expected
     if expected is not None:
         s_at = next((f for f in s_all if f.start == expected), None)
         r_at = any(f.start == expected for f in r_all)
         if s_at is not None and not r_at:
             name = rung.name if len(s_all) == 1 else "near_hint"
-            return _build(matcher, hunk, rung, s_at, len(search), name), r_all
+            return _build(matcher, hunk, rung, s_at, len(search), name, hints), r_all
         if r_at and s_at is None:
             return _already(rung, expected, len(replace)), r_all
     s_found = _anchored(s_all, hunk, len(search), len(matcher.lines))
     r_found = _anchored(r_all, hunk, len(replace), len(matcher.lines))
     free = [s for s in s_found if not _inside(s.start, len(search), r_found, len(replace))]
+    if not free and s_found:
+        return _already(rung, r_found[0].start, len(replace)), r_found
     if not free:
         return None, r_found
     if len(free) == 1:
-        return _build(matcher, hunk, rung, free[0], len(search), rung.name), r_found
-    near = _near_hint(free, expected)
+        return _build(matcher, hunk, rung, free[0], len(search), rung.name, hints), r_found
+    near = _near_hint(free, expected if expected is not None else _floor(hunk, hints))
     if near is not None:
-        return _build(matcher, hunk, rung, near, len(search), "near_hint"), r_found
+        return _build(matcher, hunk, rung, near, len(search), "near_hint", hints), r_found
     refusal = Outcome(
         "refused",
         reason="ambiguous",
@@ -195,6 +260,11 @@ def _decide(
         candidates=[_candidate(matcher, search, f.start) for f in free[:5]],
     )
     return refusal, r_found
+
+
+def _floor(hunk: Hunk, hints: Hints) -> int | None:
+    """A piece after an elision is expected soon after the piece before it."""
+    return hints.min_start if hunk.follows else None
 
 
 def _already(rung: Rung, start: int, size: int) -> Outcome:
@@ -217,23 +287,32 @@ def _inside(start: int, size: int, spans: list[_Found], span_size: int) -> bool:
 
 
 def _near_hint(found: list[_Found], expected: int | None) -> _Found | None:
+    """The candidate the hint singles out: the nearest, if every other is clearly farther.
+
+    "Clearly" means more than twice as far plus four lines, so a hint that drifted by a
+    line or two picks its place, while two places at similar distances stay ambiguous.
+    """
     if expected is None:
         return None
-    near = [f for f in found if abs(f.start - expected) <= HINT_WINDOW]
-    return near[0] if len(near) == 1 else None
+    ranked = sorted(found, key=lambda f: abs(f.start - expected))
+    best = abs(ranked[0].start - expected)
+    runner_up = abs(ranked[1].start - expected) if len(ranked) > 1 else None
+    if best > HINT_WINDOW or (runner_up is not None and runner_up <= 2 * best + 4):
+        return None
+    return ranked[0]
 
 
 def _build(
-    matcher: Matcher, hunk: Hunk, rung: Rung, found: _Found, size: int, name: str
+    matcher: Matcher, hunk: Hunk, rung: Rung, found: _Found, size: int, name: str, hints: Hints
 ) -> Outcome:
     """The lines that replace ``lines[start:start+size]``, or a refusal if they cannot be made."""
     start = found.start
     region = matcher.lines[start : start + size]
     search = [content(line) for line in hunk.search]
     replace = [content(line) for line in hunk.replace]
-    fix_typo = _typographic_fixer(region) if rung.typographic else None
+    fix_typo = _typographic_fixer(region) if rung.typographic or hints.straighten else None
+    restyle = _restyler(matcher.indent_style if hints.restyle else None, replace)
     literal = _mixed_endings(hunk) or not any(ending(line) for line in matcher.lines)
-    fallback = dominant_ending(matcher.lines)
     new_lines: list[tuple[str, str]] = []  # (text, terminator)
     ops = difflib.SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
     for tag, i1, i2, j1, j2 in ops:
@@ -244,7 +323,7 @@ def _build(
                 new_lines.append((content(line), kept or ending(line) or ending(wanted)))
             continue
         neighbour = region[i1 - 1] if i1 > 0 else (region[0] if region else "")
-        newline = ending(neighbour) or fallback
+        newline = ending(neighbour) or matcher.dominant
         for j in range(j1, j2):
             text = found.reindent(replace[j])
             if text is None:
@@ -257,10 +336,11 @@ def _build(
                 )
             if fix_typo is not None:
                 text = fix_typo(text)
+            text = restyle(text)
             new_lines.append((text, ending(hunk.replace[j]) if literal else newline))
     if start + size == len(matcher.lines) and new_lines:
         text, terminator = new_lines[-1]
-        new_lines[-1] = (text, _final_terminator(terminator, hunk, region, fallback))
+        new_lines[-1] = (text, _final_terminator(terminator, hunk, region, matcher.dominant))
     lines = [text + terminator for text, terminator in new_lines]
     return Outcome("apply", rung=name, start=start, end=start + size, new_lines=lines)
 
@@ -298,6 +378,48 @@ def _typographic_fixer(region: list[str]) -> Callable[[str], str]:
         if not any(ch in file_text for ch in chars):
             table.update({ord(ch): plain for ch in chars})
     return lambda text: text.translate(table)
+
+
+def typographic_evidence(hunks: Sequence[Hunk], file_text: str) -> bool:
+    """Whether the edit's search lines use typographic characters the file never uses."""
+    search_text = "".join(line for hunk in hunks for line in hunk.search)
+    return any(
+        any(ch in search_text for ch in chars) and not any(ch in file_text for ch in chars)
+        for chars, _ in _TYPOGRAPHIC.values()
+    )
+
+
+def indentation_evidence(hunks: Sequence[Hunk], style: tuple[str, int] | None) -> bool:
+    """Whether the edit's search lines indent with tabs in a spaces-only file, or the reverse."""
+    if style is None:
+        return False
+    wrong = "\t" if style[0] == "spaces" else " "
+    return any(line.startswith(wrong) and line.strip() for h in hunks for line in h.search)
+
+
+def _restyler(style: tuple[str, int] | None, new_lines: list[str]) -> Callable[[str], str]:
+    """Write new lines' indentation in the file's style when the file has only one.
+
+    A model that indents with tabs in a spaces-only file (or the reverse) cannot mean it.
+    """
+    if style is None:
+        return lambda text: text
+    kind, unit = style
+    if kind == "spaces":
+        return lambda text: _retab(text, " " * unit, "\t")
+    widths = [len(_indent_of(line)) for line in new_lines if line.startswith(" ")]
+    edit_unit = min(max(min(widths, default=4), 2), 8)
+    return lambda text: _retab(text, "\t", " " * edit_unit)
+
+
+def _retab(text: str, new: str, old: str) -> str:
+    indent = _indent_of(text)
+    if old not in indent or indent.replace(old, "").strip(" \t") != "":
+        return text
+    rest = indent.replace(old, "")
+    if old == " " * len(old) and rest.strip("\t"):
+        return text  # spaces that are not whole units are alignment: leave them
+    return indent.replace(old, new) + text[len(indent) :]
 
 
 def _indent_of(text: str) -> str:

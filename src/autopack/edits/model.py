@@ -29,6 +29,8 @@ class Hunk:
     """The hunk has trailing but no leading context: it belongs at the top of the file."""
     anchor_end: bool = False
     """The hunk has leading but no trailing context: it belongs at the end of the file."""
+    follows: bool = False
+    """Cut from the previous hunk at an elision: it lies after it, gap size unknown."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ Delete and rename directives work alongside search-replace and whole blocks.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -133,7 +134,8 @@ def _split_elisions(hunk: Hunk) -> tuple[Hunk, ...]:
     if not search_cuts or len(search_cuts) != len(replace_cuts):
         return (hunk,)
     pieces = zip(_cut(hunk.search, search_cuts), _cut(hunk.replace, replace_cuts), strict=True)
-    return tuple(Hunk(tuple(s), tuple(r)) for s, r in pieces if s != r)
+    hunks = [Hunk(tuple(s), tuple(r)) for s, r in pieces if s != r]
+    return tuple(dataclasses.replace(hunk, follows=n > 0) for n, hunk in enumerate(hunks))
 
 
 def _cut(lines: tuple[str, ...], cuts: list[int]) -> list[list[str]]:
@@ -334,13 +336,19 @@ def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hu
         return [_make_hunk(body, old_start)]
     bounds = [-1, *cuts, len(body)]
     pieces = [body[a + 1 : b] for a, b in itertools.pairwise(bounds)]
-    hunks = [_make_hunk(piece, None, anchored=False) for piece in pieces]
-    return [hunk for hunk in hunks if hunk.search != hunk.replace]
+    hunks: list[Hunk] = []
+    for n, piece in enumerate(pieces):
+        first, last = n == 0, n == len(pieces) - 1
+        hunk = _make_hunk(piece, old_start if first else None, start=first, end=last)
+        if hunk.search != hunk.replace:
+            hunks.append(dataclasses.replace(hunk, follows=not first and bool(hunks)))
+    return hunks
 
 
 def _make_hunk(
-    body: list[tuple[str, str]], old_start: int | None, *, anchored: bool = True
+    body: list[tuple[str, str]], old_start: int | None, *, start: bool = True, end: bool = True
 ) -> Hunk:
+    """``start``/``end``: whether the piece's first/last line is the hunk's (not an elision)."""
     search = tuple(line for kind, line in body if kind != "+")
     replace = tuple(line for kind, line in body if kind != "-")
     kinds = [kind for kind, _ in body]
@@ -351,8 +359,8 @@ def _make_hunk(
         search,
         replace,
         hint=old_start if old_start else None,
-        anchor_start=anchored and leading == 0 and trailing > 0,
-        anchor_end=anchored and trailing == 0 and leading > 0,
+        anchor_start=start and leading == 0 and trailing > 0,
+        anchor_end=end and trailing == 0 and leading > 0,
     )
 
 
