@@ -15,8 +15,8 @@ from pathlib import Path
 from autopack.ledger import Entry, RunSummary, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import KINDS
 
-CHUNK_WORDS = 150
-"""Words per ledger chunk: well inside MiniLM's 256-token window."""
+CHUNK_WORDS = 90
+"""Words per ledger chunk: about the 128 tokens MiniLM was trained on and is cut at."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2-onnx-int8"
     dim = 384
 
-    def __init__(self, *, max_tokens: int = 256, batch_size: int = 32, threads: int = 2) -> None:
+    def __init__(self, *, max_tokens: int = 128, batch_size: int = 32, threads: int = 1) -> None:
         try:
             import onnxruntime
             import tokenizers

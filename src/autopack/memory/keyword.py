@@ -14,7 +14,12 @@ from pathlib import Path
 
 from autopack.memory.documents import MemoryDoc
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")
+MAX_DF = 0.05
+"""Query words in more than this share of documents are dropped (their BM25 weight is
+near zero, yet scoring every document they occur in dominates the query time)."""
+KEEP_RAREST = 2
+"""However common its words, a query keeps at least this many of its rarest ones."""
 _STOPWORDS = frozenset(
     [
         "a",
@@ -52,12 +57,12 @@ _STOPWORDS = frozenset(
     ]
 )
 _SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(
-    title, body, tokenize = 'porter unicode61'
-);
+CREATE VIRTUAL TABLE IF NOT EXISTS docs USING fts5(title, body, tokenize = 'unicode61');
+CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5vocab(docs, row);
 CREATE TABLE IF NOT EXISTS meta (
     doc_id TEXT PRIMARY KEY, fts_rowid INTEGER NOT NULL, hash TEXT NOT NULL, source TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS meta_by_fts_rowid ON meta (fts_rowid);
 """
 
 
@@ -92,8 +97,8 @@ class KeywordIndex:
                 )
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """``(document id, score)`` by BM25 over any of the query's words, best first."""
-        match = fts_query(query)
+        """``(document id, score)`` by BM25 over the query's distinctive words, best first."""
+        match = " OR ".join(f'"{word}"' for word in self._distinctive(words(query)))
         if not match:
             return []
         rows = self.db.execute(
@@ -103,6 +108,17 @@ class KeywordIndex:
             (match, k),
         )
         return [(doc_id, -rank) for doc_id, rank in rows]
+
+    def _distinctive(self, query_words: list[str]) -> list[str]:
+        if not query_words:
+            return []
+        marks = ",".join("?" * len(query_words))
+        df = dict(
+            self.db.execute(f"SELECT term, doc FROM terms WHERE term IN ({marks})", query_words)
+        )
+        known = sorted((w for w in query_words if w in df), key=lambda w: df[w])
+        limit = MAX_DF * self.count()
+        return [w for i, w in enumerate(known) if i < KEEP_RAREST or df[w] <= limit]
 
     def get(self, ids: Sequence[str]) -> dict[str, MemoryDoc]:
         found: dict[str, MemoryDoc] = {}
@@ -123,7 +139,7 @@ class KeywordIndex:
         self.db.close()
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 query matching any meaningful word of ``text`` (each quoted, so no syntax)."""
-    words = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOPWORDS]
-    return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+def words(text: str) -> list[str]:
+    """The query's words as FTS5's unicode61 tokenizer sees them, without stopwords."""
+    found = [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOPWORDS]
+    return list(dict.fromkeys(found))

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "keyword", "dense"]
 RRF_K = 60
 """The usual reciprocal-rank constant: damps the difference between ranks 1 and 2."""
+MIN_LESSON_CHARS = 80
+"""A lesson cut shorter than this says too little to be worth its tokens."""
 CANDIDATES = 50
 """How deep each side's list goes before fusion."""
 
@@ -73,17 +75,13 @@ class MemoryService:
     def for_repo(cls, repo: Path, *, dense: bool = True) -> MemoryService:
         """The service as configured for ``repo``: stores under ``.autopack/memory``.
 
-        ``[memory]`` options: ``qdrant_url`` (a server instead of local mode).
+        ``[memory]`` options: ``qdrant_url`` (a Qdrant server instead of local mode) and
+        ``vector_store = "array"`` (NumPy matrix; faster than Qdrant local past ~10k).
         """
         settings = load_settings(repo)
         root = repo / STATE_DIR / "memory"
         embedder = _embedder() if dense else None
-        vectors = None
-        if embedder is not None:
-            from autopack.memory.vectors import QdrantVectorStore
-
-            url = settings.memory.get("qdrant_url")
-            vectors = QdrantVectorStore(embedder.dim, path=str(root / "qdrant"), url=url)
+        vectors = _vector_store(settings.memory, root, embedder.dim) if embedder else None
         return cls(
             KeywordIndex(root / "keyword.db"),
             embedder,
@@ -132,14 +130,16 @@ class MemoryService:
             return []
         query = " ".join([goal_text, *(Path(path).stem for path in scope_paths)])
         lessons: list[str] = []
-        used = 0
+        room = token_cap * 4
         for hit in self.search(query, k=10):
             lesson = f"[{hit.id}] {hit.title}: {' '.join(hit.text.split())}"
-            cost = (len(lesson) + 3) // 4
-            if used + cost > token_cap:
+            if len(lesson) > room:
+                # The best lessons come first: cut the one that overflows, then stop.
+                if room >= MIN_LESSON_CHARS:
+                    lessons.append(lesson[: room - 3] + "...")
                 break
             lessons.append(lesson)
-            used += cost
+            room -= len(lesson)
         return lessons
 
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
@@ -171,3 +171,12 @@ def _embedder() -> Embedder | None:
     except ImportError:  # numpy is part of the memory extra
         return None
     return default_embedder()
+
+
+def _vector_store(options: dict[str, object], root: Path, dim: int) -> VectorStore:
+    from autopack.memory.vectors import ArrayVectorStore, QdrantVectorStore
+
+    if options.get("vector_store") == "array":
+        return ArrayVectorStore(dim, root / "vectors")
+    url = options.get("qdrant_url")
+    return QdrantVectorStore(dim, path=str(root / "qdrant"), url=str(url) if url else None)
