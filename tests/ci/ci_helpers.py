@@ -32,10 +32,10 @@ import sys
 import typer
 
 from autopack.ci.cli import mount
-from autopack.ledger.cli import ledger_cli
+from autopack.ledger.cli import tidy_command
 
 app = typer.Typer(name="autopack")
-app.add_typer(ledger_cli)
+app.command("tidy")(tidy_command)
 mount(app)
 sys.exit(app())
 """
@@ -91,7 +91,7 @@ def autopack_bin(folder: Path) -> Path:
 
     The installed console script is used once it has the commands the contract runs;
     until the main CLI mounts them, a script that mounts them the same way
-    (``ledger_cli`` unnamed, :func:`autopack.ci.cli.mount`) stands in for it.
+    (``tidy_command``, :func:`autopack.ci.cli.mount`) stands in for it.
     """
     folder.mkdir(parents=True, exist_ok=True)
     installed = shutil.which("autopack")

@@ -180,7 +180,7 @@ def test_tests_that_need_uncommitted_files_and_an_unreachable_temporal_fail(
     )
     (repo / "run-tests.sh").write_text("exit 0\n")  # present here, not in a clean checkout
     monkeypatch.chdir(repo)
-    (repo / "script.yaml").write_text("replies: []\n")
+    (repo / "script.yaml").write_text("version: 1\nreplies: {}\n")
     port = closed_port()
 
     code, out = doctor(repo, "--temporal", f"127.0.0.1:{port}")

@@ -157,35 +157,28 @@ def check_providers(settings: Settings, env: Mapping[str, str]) -> list[Finding]
         provider, _, name = spec.partition(":")
         providers.setdefault(provider, []).append(name)
     for provider, names in providers.items():
-        findings.append(
-            check_provider(provider, names, models["providers"].get(provider) or {}, env)
-        )
+        findings.append(check_provider(provider, names, models, env))
     return findings
 
 
 def check_provider(
-    provider: str, names: list[str], options: Mapping[str, Any], env: Mapping[str, str]
+    provider: str, names: list[str], models: Mapping[str, Any], env: Mapping[str, str]
 ) -> Finding:
-    """A provider's key is present and a cheap authenticated request succeeds."""
+    """The door accepts the provider's specs, its key is set, and a cheap authenticated
+    request succeeds."""
+    from autopack.llm.errors import ModelError
+    from autopack.llm.selection import resolve_model
+
     check = f"provider {provider}"
+    for name in names:
+        try:
+            resolve_model(f"{provider}:{name}", settings=models)
+        except ModelError as exc:
+            return Finding(check, "fail", str(exc), "correct [models] in autopack.toml")
     if provider == "scripted":
-        missing = [name for name in names if not Path(name).is_file()]
-        if missing:
-            return Finding(
-                check,
-                "fail",
-                f"no script file {', '.join(missing)}",
-                "fix the path after scripted: (relative to where you run autopack)",
-            )
         return Finding(check, "ok", f"scripts {', '.join(names)}")
-    base_url = options.get("base_url") or DEFAULT_BASE_URL.get(provider)
-    if base_url is None:
-        return Finding(
-            check,
-            "fail",
-            f"unknown provider {provider!r}",
-            f"use anthropic or openai, or set models.providers.{provider}.base_url",
-        )
+    options = (models.get("providers") or {}).get(provider) or {}
+    base_url = str(options.get("base_url") or DEFAULT_BASE_URL[provider])
     key_env = options.get("api_key_env") or KNOWN_KEY_ENV.get(provider)
     key = env.get(key_env) if key_env else None
     if key_env and not key:
@@ -196,7 +189,7 @@ def check_provider(
             f"export {key_env}=<your {provider} API key>, or name the variable that "
             f"holds it in models.providers.{provider}.api_key_env",
         )
-    return _reach(check, provider, str(base_url), key, key_env)
+    return _reach(check, provider, base_url, key, key_env)
 
 
 def _reach(
