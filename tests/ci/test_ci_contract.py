@@ -26,6 +26,7 @@ PIN = f"autopack=={__version__}"
 
 
 def test_init_writes_valid_yaml_that_pins_autopack_and_runs_the_contract(project: Path) -> None:
+    assert set(load_yaml(project / WORKFLOW_PATH)["on"]) == {"push", "pull_request"}
     steps = workflow_steps(project / WORKFLOW_PATH)
     runs = {step.get("name"): step.get("run", "") for step in steps}
     assert f'python -m pip install "{PIN}"' in runs["Install Autopack"]
