@@ -82,10 +82,13 @@ def test_dry_run_writes_nothing(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
 
 
-def test_index_doc_links_the_ledgers(repo: Path) -> None:
+def test_index_doc_links_the_ledgers_and_keeps_hand_written_lines(repo: Path) -> None:
+    (repo / "docs").mkdir()
+    (repo / "docs" / "INDEX.md").write_text("# Documentation index\n\n- [Guide](guide.md)\n")
     tidy(repo, RUNS)
     index = (repo / "docs" / "INDEX.md").read_text()
 
+    assert index.startswith("# Documentation index\n\n- [Guide](guide.md)\n")
     assert "[Build history](BUILD_HISTORY.md): 1 entries, newest BUILD-001" in index
     assert "[Debug log](DEBUG_LOG.md)" in index
     assert "[Architecture decisions](ARCHITECTURE_DECISIONS.md)" in index

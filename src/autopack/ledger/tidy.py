@@ -29,6 +29,8 @@ README = Path("README.md")
 INDEX = DOCS / "INDEX.md"
 SUMMARY_START = "<!-- SOT_SUMMARY_START -->"
 SUMMARY_END = "<!-- SOT_SUMMARY_END -->"
+INDEX_START = "<!-- LEDGER_INDEX_START -->"
+INDEX_END = "<!-- LEDGER_INDEX_END -->"
 KINDS: tuple[Kind, ...] = ("build", "debug", "decision")
 
 
@@ -86,10 +88,16 @@ def tidy(
             new_entries += record_run(ledgers, run)
             recorded.add(run.run_id)
     texts = {ledger_path(repo, kind): render_ledger(ledgers[kind]) for kind in KINDS}
-    texts[repo / INDEX] = render_index_doc(ledgers)
+    index_text = _read(repo / INDEX) or "# Index\n"
+    texts[repo / INDEX] = replace_block(
+        index_text, INDEX_START, INDEX_END, render_index_block(ledgers)
+    )
     readme = repo / README
     if readme.is_file():
-        texts[readme] = refresh_readme(readme.read_text(encoding="utf-8"), ledgers)
+        text = readme.read_text(encoding="utf-8")
+        texts[readme] = replace_block(
+            text, SUMMARY_START, SUMMARY_END, render_summary_block(ledgers)
+        )
     changed = [path for path, text in texts.items() if _read(path) != text]
     names = [str(path.relative_to(repo)) for path in changed]
     if dry_run or not changed:
@@ -183,7 +191,7 @@ def _debug_fields(
 
 
 def render_summary_block(ledgers: dict[Kind, Ledger]) -> str:
-    """The README block between the SOT markers, markers included."""
+    """What goes between the README's SOT markers."""
     builds = ledgers["build"].entries
     latest = (
         f"{builds[-1].id} ({builds[-1].date}) {builds[-1].title}: {builds[-1].field('Status')}"
@@ -192,29 +200,17 @@ def render_summary_block(ledgers: dict[Kind, Ledger]) -> str:
     )
     dates = [entry.date for kind in KINDS for entry in ledgers[kind].entries]
     return (
-        f"{SUMMARY_START}\n"
         f"- Builds: {len(builds)}\n"
         f"- Latest build: {latest}\n"
         f"- Decisions: {len(ledgers['decision'].entries)}\n"
         f"- Debug entries: {len(ledgers['debug'].entries)}\n"
         f"- Last updated: {max(dates, default='never')}\n"
-        f"{SUMMARY_END}"
     )
 
 
-def refresh_readme(text: str, ledgers: dict[Kind, Ledger]) -> str:
-    """Replace the block between the markers; append one at the end when there is none."""
-    block = render_summary_block(ledgers)
-    start, end = text.find(SUMMARY_START), text.find(SUMMARY_END)
-    if start == -1 or end < start:
-        separator = "" if text.endswith("\n") or not text else "\n"
-        return f"{text}{separator}\n{block}\n"
-    return text[:start] + block + text[end + len(SUMMARY_END) :]
-
-
-def render_index_doc(ledgers: dict[Kind, Ledger]) -> str:
-    """``docs/INDEX.md``: one line per ledger with its size and newest entry."""
-    lines = ["# Index\n", "\n", "The project's append-only ledgers (newest entries last).\n", "\n"]
+def render_index_block(ledgers: dict[Kind, Ledger]) -> str:
+    """What goes between the INDEX.md markers: each ledger with its size and newest entry."""
+    lines = []
     for kind in KINDS:
         ledger = ledgers[kind]
         newest = ledger.entries[-1].id if ledger.entries else "none yet"
@@ -223,6 +219,19 @@ def render_index_doc(ledgers: dict[Kind, Ledger]) -> str:
             f"newest {newest}\n"
         )
     return "".join(lines)
+
+
+def replace_block(text: str, start: str, end: str, content: str) -> str:
+    """Replace what is between the markers; append a marked block when there is none.
+
+    Everything outside the markers is the author's and stays byte for byte.
+    """
+    block = f"{start}\n{content}{end}"
+    first, last = text.find(start), text.find(end)
+    if first == -1 or last < first:
+        separator = "\n" if text and not text.endswith("\n") else ""
+        return f"{text}{separator}\n{block}\n"
+    return text[:first] + block + text[last + len(end) :]
 
 
 def _read(path: Path) -> str | None:
