@@ -29,7 +29,7 @@ class VerifySettings:
     """How an attempt is verified."""
 
     flaky_reruns: int = 2
-    """Isolated reruns of a newly failing test; passing any of them marks it flaky."""
+    """Reruns of the newly failing tests apart from the suite; passing one marks a test flaky."""
     impact_selection: bool = True
     """Run the tests affected by the change first, and stop there if they regress."""
     full_suite: bool = True
@@ -253,27 +253,34 @@ def _delta(
     delta = compute_delta(baseline, run, fail_to_pass, only=None if only is None else set(only))
     if only is not None:
         delta.new_tests = [t for t in delta.new_tests if t in baseline.outcomes or t in only]
-    flaky = [
-        t for t in delta.newly_failing if _passes_on_rerun(t, run, sandbox, worktree, settings)
-    ]
+    flaky = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
     delta.flaky = flaky
     delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
     return delta
 
 
-def _passes_on_rerun(
-    test: str, run: TestRun, sandbox: Sandbox, worktree: Path, settings: VerifySettings
-) -> bool:
-    ids = [] if test == EXIT_STATUS_ID else [test]
+def _passing_on_rerun(
+    tests: list[str], run: TestRun, sandbox: Sandbox, worktree: Path, settings: VerifySettings
+) -> list[str]:
+    """The newly failing tests that pass when rerun apart from the rest of the suite.
+
+    They rerun together, one command per round, so a change that breaks many tests
+    costs ``flaky_reruns`` commands rather than that many per test.
+    """
+    if not tests:
+        return []
+    passed: set[str] = set()
     for _ in range(settings.flaky_reruns):
+        pending = [t for t in tests if t not in passed and t != EXIT_STATUS_ID]
         rerun = run_tests(
             sandbox,
             worktree,
             run.command,
-            test_ids=ids,
+            test_ids=pending,
             timeout_s=settings.rerun_timeout_s,
             env=settings.env,
         )
-        if outcomes_of(rerun).get(test) == PASSED:
-            return True
-    return False
+        passed |= {t for t, o in outcomes_of(rerun).items() if o == PASSED and t in tests}
+        if passed == set(tests):
+            break
+    return sorted(passed)

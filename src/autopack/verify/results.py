@@ -7,6 +7,7 @@ command is judged by its exit status alone, and the evidence says so.
 
 from __future__ import annotations
 
+import os
 import shlex
 import tempfile
 import xml.etree.ElementTree as ET
@@ -140,7 +141,8 @@ def run_tests(
         writable = [Path(scratch)]
         if coverage_file is not None:
             args.append("-p autopack_impact")
-            env.update(PYTHONPATH=str(PLUGIN_DIR), AUTOPACK_COVERAGE_FILE=str(coverage_file))
+            path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
+            env.update(PYTHONPATH=path, AUTOPACK_COVERAGE_FILE=str(coverage_file))
             writable.append(coverage_file.parent)
         args += [shlex.quote(test_id) for test_id in test_ids]
         result = sandbox.run(

@@ -1,0 +1,264 @@
+"""Benchmark: does the Quality Gate pass good fixes and stop bad ones on real projects?
+
+For each real library (its sdist, with its own test suite, fetched with ``pip download``
+into a cache dir at bench time), tasks are made by mutation: a mutation some existing
+test catches is the bug (its caught tests become ``fail_to_pass``), the original code
+is the good fix, and another mutation, or the good fix plus an unrelated breakage, are
+bad fixes. The gate judges every candidate; bad fixes (retry attempts) are verified
+twice, with impact selection and with the full suite only, to compare test time.
+
+    python bench/gate.py            # several projects
+    python bench/gate.py --quick    # one tiny project, a few tasks (CI smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autopack.gate import GateEvidence, decide, load_policy, score_risk
+from autopack.verify import MemoryBaselineCache, VerifySettings, run_checks, verify_attempt
+from autopack.verify.results import PASSED, run_tests
+from autopack.workspace.runner import Sandbox, make_sandbox
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "autopack-bench"
+ENV = {"PYTHONPATH": ".", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+SWAPS = [(" == ", " != "), (" != ", " == "), (" < ", " >= "), (" > ", " <= "), (" + ", " - ")]
+SWAPS += [("return True", "return False"), ("return False", "return True")]
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    version: str
+    sources: tuple[str, ...]  # files to mutate, relative to the sdist root
+    tests: str  # test path passed to pytest
+
+
+PROJECTS = [
+    Project(
+        "toolz",
+        "0.12.1",
+        ("toolz/itertoolz.py", "toolz/dicttoolz.py", "toolz/functoolz.py"),
+        "toolz/tests",
+    ),
+    Project("idna", "3.7", ("idna/core.py", "idna/intranges.py"), "tests"),
+]
+
+
+@dataclass
+class Tally:
+    good: int = 0
+    good_passed: int = 0
+    bad: int = 0
+    bad_stopped: int = 0
+    flaky: int = 0
+    selected_s: list[float] = field(default_factory=list)
+    full_s: list[float] = field(default_factory=list)
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def fetch(project: Project, into: Path) -> Path:
+    """The project's sdist, downloaded once into the cache, unpacked into ``into``."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    found = list(CACHE.glob(f"{project.name}-{project.version}.tar.gz"))
+    if not found:
+        spec = f"{project.name}=={project.version}"
+        subprocess.run(
+            ["pip", "download", "--no-binary", ":all:", "--no-deps", "-q", "-d", str(CACHE), spec],
+            check=True,
+        )
+        found = list(CACHE.glob(f"{project.name}-{project.version}.tar.gz"))
+    with tarfile.open(found[0]) as archive:
+        archive.extractall(into, filter="data")
+    return into / f"{project.name}-{project.version}"
+
+
+def mutations(root: Path, project: Project, rng: random.Random) -> list[tuple[str, int, str]]:
+    """(file, line index, mutated line) for every simple operator swap, shuffled."""
+    found = []
+    for rel in project.sources:
+        for index, line in enumerate((root / rel).read_text().splitlines()):
+            stripped = line.strip()
+            if stripped.startswith(("#", '"', "'")):
+                continue
+            for old, new in SWAPS:
+                if old in line:
+                    found.append((rel, index, line.replace(old, new, 1)))
+    rng.shuffle(found)
+    return found
+
+
+def apply(root: Path, mutation: tuple[str, int, str]) -> None:
+    rel, index, new = mutation
+    lines = (root / rel).read_text().splitlines(keepends=True)
+    lines[index] = new + "\n"
+    (root / rel).write_text("".join(lines))
+
+
+def commit_all(repo: Path, message: str) -> str:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    return git(repo, "rev-parse", "HEAD^{tree}")
+
+
+@contextmanager
+def worktree(repo: Path) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="bench-wt-") as scratch:
+        target = Path(scratch) / "wt"
+        git(repo, "worktree", "add", "-q", "--detach", str(target), "HEAD")
+        try:
+            yield target
+        finally:
+            git(repo, "worktree", "remove", "--force", str(target))
+
+
+def judge(
+    repo: Path,
+    tree: str,
+    candidate: list[tuple[str, int, str]],
+    f2p: list[str],
+    command: str,
+    sandbox: Sandbox,
+    cache: MemoryBaselineCache,
+    *,
+    select: bool,
+) -> tuple[str, float, int]:
+    """Gate decision, test seconds spent and flaky tests seen for one candidate."""
+    with worktree(repo) as wt:
+        for mutation in candidate:
+            apply(wt, mutation)
+        changed = git(wt, "diff", "--name-only").split()
+        diff = git(wt, "diff")
+        settings = VerifySettings(env=ENV, impact_selection=select, timeout_s=600)
+        verified = verify_attempt(
+            wt,
+            base_tree=tree,
+            command=command,
+            fail_to_pass=f2p,
+            changed_files=changed,
+            sandbox=sandbox,
+            cache=cache,
+            base_checkout=lambda: worktree(repo),
+            settings=settings,
+        )
+        policy = load_policy()
+        evidence = GateEvidence(
+            apply_ok=True,
+            edits_report={},
+            verify=verified,
+            checks=run_checks(
+                wt, changed_files=changed, deliverables=[], edits_report={}, ruff=False
+            ),
+            risk=score_risk(diff, changed, protected=policy.protected_paths),
+            audit=None,
+        )
+        decision = decide(evidence, policy).decision
+    return decision, verified.selection["test_time_s"], len(verified.delta.flaky)
+
+
+def bench_project(project: Project, tasks: int, work: Path, sandbox: Sandbox) -> Tally:
+    rng = random.Random(0)
+    root = fetch(project, work)
+    git(root, "init", "-q")
+    git(root, "config", "user.email", "bench@example.com")
+    git(root, "config", "user.name", "bench")
+    commit_all(root, "original")
+    command = f"python -m pytest -q {project.tests}"
+    original = run_tests(sandbox, root, command, env=ENV, timeout_s=600)
+    passing = {t for t, o in original.outcomes.items() if o == PASSED}
+    tally, cache = Tally(), MemoryBaselineCache()
+    candidates = mutations(root, project, rng)
+    caught: list[tuple[tuple[str, int, str], list[str]]] = []
+    for mutation in candidates:
+        if len(caught) >= tasks + 1:
+            break
+        with worktree(root) as wt:
+            apply(wt, mutation)
+            run = run_tests(sandbox, wt, command, env=ENV, timeout_s=600)
+        broken = sorted(t for t in passing if run.outcomes.get(t) != PASSED)
+        if broken and not run.collection_errors:
+            caught.append((mutation, broken))
+    for index, (bug, f2p) in enumerate(caught[:tasks]):
+        other = caught[(index + 1) % len(caught)][0]
+        if other[:2] == bug[:2]:
+            continue
+        apply(root, bug)
+        tree = commit_all(root, f"bug {index}")
+        good = [(bug[0], bug[1], _original_line(root, bug))]
+        decision, _, flaky = judge(root, tree, good, f2p, command, sandbox, cache, select=True)
+        tally.good += 1
+        tally.good_passed += decision == "PASS"
+        tally.flaky += flaky
+        for bad in ([other], [*good, other]):
+            decision, seconds, flaky = judge(
+                root, tree, bad, f2p, command, sandbox, cache, select=True
+            )
+            _, full, _ = judge(root, tree, bad, f2p, command, sandbox, cache, select=False)
+            tally.bad += 1
+            tally.bad_stopped += decision != "PASS"
+            tally.flaky += flaky
+            tally.selected_s.append(seconds)
+            tally.full_s.append(full)
+        git(root, "checkout", "-q", "HEAD~1", "--", ".")
+        commit_all(root, f"undo bug {index}")
+    return tally
+
+
+def _original_line(root: Path, bug: tuple[str, int, str]) -> str:
+    return git(root, "show", f"HEAD~1:{bug[0]}").splitlines()[bug[1]]
+
+
+def row(name: str, tally: Tally) -> str:
+    sel = statistics.median(tally.selected_s) if tally.selected_s else 0.0
+    full = statistics.median(tally.full_s) if tally.full_s else 0.0
+    ratio = f"{100 * sel / full:.0f}%" if full else "-"
+    good, bad = f"{tally.good_passed}/{tally.good}", f"{tally.bad_stopped}/{tally.bad}"
+    return (
+        f"| {name:<8} | {good:>11} | {bad:>11} | {tally.good - tally.good_passed:>12} "
+        f"| {tally.flaky:>5} | {sel:>11.2f} | {full:>9.2f} | {ratio:>8} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one tiny project, two tasks")
+    parser.add_argument("--tasks", type=int, default=4, help="tasks per project")
+    args = parser.parse_args()
+    projects, tasks = (PROJECTS[:1], 2) if args.quick else (PROJECTS, args.tasks)
+    sandbox = make_sandbox()
+    total = Tally()
+    lines = [
+        "| project  | good passed | bad stopped | false blocks | flaky | retry sel s "
+        "| full s    | sel/full |",
+        "|----------|-------------|-------------|--------------|-------|-------------"
+        "|-----------|----------|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch:
+        for project in projects:
+            tally = bench_project(project, tasks, Path(scratch) / project.name, sandbox)
+            lines.append(row(project.name, tally))
+            for name in ("good", "good_passed", "bad", "bad_stopped", "flaky"):
+                setattr(total, name, getattr(total, name) + getattr(tally, name))
+            total.selected_s += tally.selected_s
+            total.full_s += tally.full_s
+    lines.append(row("overall", total))
+    print(f"sandbox: {sandbox.name}; test times are medians per retry attempt (bad fixes)")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
