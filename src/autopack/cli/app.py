@@ -299,8 +299,11 @@ def _mount_rooms() -> None:
     """Commands whose code lives with the room they drive."""
     from autopack.edits.cli import edits_app
     from autopack.ledger.cli import tidy_command
+    from autopack.memory.cli import memory_cli, rules_cli
 
     app.add_typer(edits_app, name="edits")
+    app.add_typer(memory_cli, name="memory")
+    app.add_typer(rules_cli, name="rules")
     app.command("tidy")(tidy_command)
 
 

@@ -28,6 +28,7 @@ from autopack.engine.decider import (
     decide,
 )
 from autopack.engine.runtime import Runtime
+from autopack.engine.summary import run_summary, write_summary
 from autopack.events import (
     ModelCalled,
     PhaseFailed,
@@ -42,6 +43,7 @@ from autopack.llm.cassette import Cassette
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
 from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.llm.pricing import PriceTable
+from autopack.memory.service import MemoryService
 from autopack.projection import RunView
 from autopack.states import RUN_TERMINAL, RunState
 from autopack.workspace import git
@@ -129,9 +131,12 @@ class LocalExecutor:
 
     def _finish(self, view: RunView, finish: FinishRun) -> None:
         self._cleanup_worktrees(view)
-        self.rt.store.append(
-            view.run_id, RunFinished(state=finish.state.value, reason=finish.reason)
-        )
+        ended = RunFinished(state=finish.state.value, reason=finish.reason)
+        event = self.rt.store.append(view.run_id, ended)
+        summary = run_summary(self.rt.store.view(view.run_id), ended_at=event.ts)
+        write_summary(self.rt.run_dir(view.run_id), summary)
+        if self.rt.settings.enable_sot_memory_indexing:
+            MemoryService.for_repo(self.rt.repo).index_repo(self.rt.repo)
 
     def _cleanup_worktrees(self, view: RunView) -> None:
         for phase_id in view.phases:

@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -24,6 +24,8 @@ from autopack.engine.runtime import Runtime
 from autopack.llm.cassette import ReplayModel
 from autopack.llm.door import ModelDoor, choose_model, resolve_model
 from autopack.llm.errors import ModelError, ScriptExhausted
+from autopack.memory.rules import RuleBook
+from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
 from autopack.workspace import git
@@ -90,13 +92,26 @@ class StepContext:
             return ReplayModel(self.rt.replay_from, inner_spec=spec)
         return resolve_model(spec, settings=self.rt.settings.models.model_dump())
 
-    def brief(self) -> roles.PhaseBrief:
+    def brief(self, lessons: tuple[str, ...] = ()) -> roles.PhaseBrief:
         return roles.PhaseBrief(
             run_goal=self.view.plan.run.goal,
             phase=self.phase,
             attempt=self.attempt,
             feedback=previous_feedback(self.pview),
+            lessons=lessons,
         )
+
+
+def lessons_for(ctx: StepContext) -> tuple[list[str], list[dict[str, Any]]]:
+    """Promoted rules whose scope matches, then retrieved lessons when retrieval is on;
+    with the rule injections, which the build step records as evidence."""
+    paths = ctx.phase.scope.paths
+    text, injections = RuleBook.load(ctx.rt.repo).inject(ctx.phase.id, paths)
+    found = [text] if text else []
+    if ctx.rt.settings.sot_retrieval_enabled:
+        query = f"{ctx.phase.goal}\n{ctx.phase.description}"
+        found += MemoryService.for_repo(ctx.rt.repo).lessons_for(query, paths)
+    return found, [asdict(injection) for injection in injections]
 
 
 def previous_feedback(phase: PhaseView) -> str:
@@ -142,9 +157,10 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
 
 def build(ctx: StepContext) -> dict[str, Any]:
     worktree = ensure_worktree(ctx)
+    lessons, injections = lessons_for(ctx)
     try:
         result = roles.build(
-            ctx.brief(),
+            ctx.brief(tuple(lessons)),
             worktree=worktree,
             policy=ctx.policy(),
             sandbox=ctx.rt.sandbox,
@@ -169,6 +185,8 @@ def build(ctx: StepContext) -> dict[str, Any]:
         "stop_reason": result.stop_reason,
         "edits_sha256": edits_sha,
         "wrote_through_tools": bool(tool_diff.strip()),
+        "lessons": len(lessons),
+        "rule_injections": injections,
     }
 
 
@@ -228,6 +246,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
     )
     checks_data = [check.to_dict() for check in checks]
     checks_ok = all(check.passed for check in checks)
+    evidence: dict[str, Any]
     if command is None:
         evidence = {
             "kind": "none",
@@ -249,7 +268,16 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
         evidence["test_seconds"] = _test_seconds(evidence)
     (ctx.artifacts / "verify.json").write_text(json.dumps(evidence, indent=2), encoding="utf-8")
     passed = bool(evidence.get("passed")) and checks_ok
-    return {"passed": passed, "tests_passed": bool(evidence.get("passed")), "checks": checks_data}
+    counts = {
+        "baseline": (evidence.get("baseline") or {}).get("counts", {}),
+        "full": (evidence.get("full_run") or {}).get("counts", {}),
+    }
+    return {
+        "passed": passed,
+        "tests_passed": bool(evidence.get("passed")),
+        "checks": checks_data,
+        "counts": counts,
+    }
 
 
 def _test_seconds(evidence: dict[str, Any]) -> float:
