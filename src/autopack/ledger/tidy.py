@@ -87,17 +87,7 @@ def tidy(
         if run.run_id not in recorded:
             new_entries += record_run(ledgers, run)
             recorded.add(run.run_id)
-    texts = {ledger_path(repo, kind): render_ledger(ledgers[kind]) for kind in KINDS}
-    index_text = _read(repo / INDEX) or "# Index\n"
-    texts[repo / INDEX] = replace_block(
-        index_text, INDEX_START, INDEX_END, render_index_block(ledgers)
-    )
-    readme = repo / README
-    if readme.is_file():
-        text = readme.read_text(encoding="utf-8")
-        texts[readme] = replace_block(
-            text, SUMMARY_START, SUMMARY_END, render_summary_block(ledgers)
-        )
+    texts = render_docs(repo, ledgers)
     changed = [path for path, text in texts.items() if _read(path) != text]
     names = [str(path.relative_to(repo)) for path in changed]
     if dry_run or not changed:
@@ -107,6 +97,18 @@ def tidy(
         path.write_text(texts[path], encoding="utf-8")
     sha = _commit(repo, names, new_entries, branch) if commit else None
     return TidyResult(new_entries, names, sha)
+
+
+def render_docs(repo: Path, ledgers: dict[Kind, Ledger]) -> dict[Path, str]:
+    """The text every tidied file should have: ledgers, INDEX.md and the README if any."""
+    texts = {ledger_path(repo, kind): render_ledger(ledgers[kind]) for kind in KINDS}
+    index = _read(repo / INDEX) or "# Index\n"
+    texts[repo / INDEX] = replace_block(index, INDEX_START, INDEX_END, render_index_block(ledgers))
+    readme = _read(repo / README)
+    if readme is not None:
+        summary = render_summary_block(ledgers)
+        texts[repo / README] = replace_block(readme, SUMMARY_START, SUMMARY_END, summary)
+    return texts
 
 
 def record_run(ledgers: dict[Kind, Ledger], run: RunSummary) -> list[str]:
