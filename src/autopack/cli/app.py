@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -24,9 +25,10 @@ from autopack.config import (
 from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import EnvironmentProblem, LocalExecutor
 from autopack.engine.runtime import Runtime
+from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
 from autopack.llm.errors import ModelError
 from autopack.plan import Plan, PlanError, load_plan
-from autopack.states import RunState
+from autopack.states import RUN_TERMINAL, PhaseState, RunState
 from autopack.store import RunExists, RunNotFound
 from autopack.workspace import git
 
@@ -207,6 +209,64 @@ def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     raise typer.Exit(1)
 
 
+def _waiting(rt: Runtime, run_id: str, phase_id: str) -> int:
+    """The attempt of a phase that waits for approval; bad input otherwise."""
+    view = rt.store.view(run_id)
+    phase = view.phases.get(phase_id)
+    if phase is None or phase.state is not PhaseState.AWAITING_APPROVAL:
+        state = phase.state.value if phase else "not in this run"
+        raise RepoProblem(f"phase {phase_id!r} of {run_id} is not awaiting approval ({state})")
+    return phase.attempt
+
+
+@app.command()
+@fails_cleanly
+def approve(
+    run_id: str,
+    phase_id: str,
+    repo: RepoOption = Path("."),
+    note: Annotated[str, typer.Option(help="Recorded with the approval.")] = "",
+) -> None:
+    """Land a phase that waits for approval; the run's executor commits it."""
+    rt = Runtime.open(_repo(repo))
+    attempt = _waiting(rt, run_id, phase_id)
+    granted = ApprovalGranted(phase_id=phase_id, attempt=attempt, note=note, by=_who())
+    rt.store.append(run_id, granted)
+    console.print(f"approved {phase_id} attempt {attempt}")
+
+
+@app.command()
+@fails_cleanly
+def reject(
+    run_id: str,
+    phase_id: str,
+    note: Annotated[str, typer.Option(help="Why; the Builder gets it as feedback.")],
+    repo: RepoOption = Path("."),
+    fail: Annotated[bool, typer.Option("--fail", help="Fail the phase instead.")] = False,
+) -> None:
+    """Send a waiting phase back with a note as feedback, or fail it with --fail."""
+    rt = Runtime.open(_repo(repo))
+    attempt = _waiting(rt, run_id, phase_id)
+    rejected = ApprovalRejected(phase_id=phase_id, attempt=attempt, note=note, by=_who(), fail=fail)
+    rt.store.append(run_id, rejected)
+    console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
+
+
+@app.command()
+@fails_cleanly
+def cancel(run_id: str, repo: RepoOption = Path(".")) -> None:
+    """Stop a run at the next safe point; landed phases keep their commits."""
+    rt = Runtime.open(_repo(repo))
+    if rt.store.view(run_id).state in RUN_TERMINAL:
+        raise RepoProblem(f"run {run_id} has already ended")
+    rt.store.append(run_id, CancelRequested(reason=f"cancelled by {_who()}"))
+    console.print(f"cancel requested for {run_id}")
+
+
+def _who() -> str:
+    return getpass.getuser()
+
+
 @app.command()
 @fails_cleanly
 def runs(
@@ -281,6 +341,22 @@ def demo(
     raise typer.Exit(run_demo(dir, console))
 
 
+@app.command()
+def serve(
+    repo: RepoOption = Path("."),
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="No API keys; only allowed on loopback.")
+    ] = False,
+    engine: Annotated[str, typer.Option(help="local (embedded executor).")] = "local",
+) -> None:
+    """Serve the HTTP API and the live dashboard, with an executor for queued runs."""
+    from autopack.api.cli import serve as serve_api
+
+    serve_api(repo, host, port, no_auth, engine)
+
+
 @plan_app.command("draft", hidden=True)
 @fails_cleanly
 def plan_draft(
@@ -297,6 +373,8 @@ def plan_draft(
 
 def _mount_rooms() -> None:
     """Commands whose code lives with the room they drive."""
+    from autopack.api.cli import keys_app
+    from autopack.ci.cli import mount as mount_ci
     from autopack.edits.cli import edits_app
     from autopack.ledger.cli import tidy_command
     from autopack.memory.cli import memory_cli, rules_cli
@@ -304,7 +382,9 @@ def _mount_rooms() -> None:
     app.add_typer(edits_app, name="edits")
     app.add_typer(memory_cli, name="memory")
     app.add_typer(rules_cli, name="rules")
+    app.add_typer(keys_app, name="keys")
     app.command("tidy")(tidy_command)
+    mount_ci(app)
 
 
 _mount_rooms()

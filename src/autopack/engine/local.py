@@ -30,6 +30,7 @@ from autopack.engine.decider import (
 from autopack.engine.runtime import Runtime
 from autopack.engine.summary import run_summary, write_summary
 from autopack.events import (
+    CancelRequested,
     ModelCalled,
     PhaseFailed,
     PhaseSkipped,
@@ -94,11 +95,32 @@ class LocalExecutor:
         wait_for_approvals: bool,
     ) -> RunState:
         in_flight: dict[str, Future[None]] = {}
+        try:
+            return self._steer(run_id, door, pool, max_parallel, wait_for_approvals, in_flight)
+        except KeyboardInterrupt:
+            self.cancel.set()
+            wait(list(in_flight.values()))
+            reason = "interrupted (Ctrl-C)"
+            self.rt.store.append(run_id, CancelRequested(reason=reason))
+            self._finish(self.rt.store.view(run_id), FinishRun(RunState.CANCELLED, reason))
+            raise
+
+    def _steer(
+        self,
+        run_id: str,
+        door: ModelDoor,
+        pool: ThreadPoolExecutor,
+        max_parallel: int,
+        wait_for_approvals: bool,
+        in_flight: dict[str, Future[None]],
+    ) -> RunState:
         while True:
             view = self.rt.store.view(run_id)
             if view.state in RUN_TERMINAL:
                 return view.state
-            commands = decide(view, max_parallel)
+            if view.cancel_requested:
+                self.cancel.set()  # running commands stop; nothing new starts
+            commands = [] if self.cancel.is_set() and in_flight else decide(view, max_parallel)
             if self._budget_stop and not in_flight:
                 commands = [FinishRun(RunState.FAILED, self._budget_stop)]
             finish = next((c for c in commands if isinstance(c, FinishRun)), None)
@@ -115,7 +137,7 @@ class LocalExecutor:
                     return view.state
                 time.sleep(self.poll_s)  # only approvals are pending
                 continue
-            done, _ = wait(list(in_flight.values()), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(in_flight.values()), self.poll_s, return_when=FIRST_COMPLETED)
             for phase_id, future in list(in_flight.items()):
                 if future in done:
                     del in_flight[phase_id]
@@ -194,10 +216,14 @@ class LocalExecutor:
                 self._budget_stop = f"run budget exhausted ({exc.kind})"
             return
         except ModelError as exc:
+            if self.cancel.is_set():
+                return
             if exc.environment:
                 detail = getattr(exc, "diff", "")
                 raise EnvironmentProblem(f"{exc}\n{detail}".rstrip()) from exc
             raise
+        if self.cancel.is_set():
+            return  # an interrupted step is not recorded: resume runs it again
         store.append(
             run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
         )

@@ -29,6 +29,7 @@ from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
 from autopack.workspace import git
+from autopack.workspace.runner import CommandResult, Sandbox
 
 
 class PhaseFailure(Exception):
@@ -50,6 +51,10 @@ class StepContext:
     @property
     def run_id(self) -> str:
         return self.view.run_id
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return cast(Sandbox, CancellableSandbox(self.rt.sandbox, self.cancel))
 
     @property
     def pview(self) -> PhaseView:
@@ -114,6 +119,19 @@ def lessons_for(ctx: StepContext) -> tuple[list[str], list[dict[str, Any]]]:
     return found, [asdict(injection) for injection in injections]
 
 
+class CancellableSandbox:
+    """The runtime's sandbox, with every command killed as soon as the run is cancelled."""
+
+    def __init__(self, inner: Sandbox, cancel: threading.Event) -> None:
+        self.inner = inner
+        self.cancel = cancel
+        self.name = inner.name
+
+    def run(self, command: str, cwd: Path, **options: Any) -> CommandResult:
+        options.setdefault("cancel", self.cancel)
+        return self.inner.run(command, cwd, **options)
+
+
 def previous_feedback(phase: PhaseView) -> str:
     """What the Builder is told about the last attempt: the gate's compact feedback."""
     if phase.rejection is not None and phase.rejection.get("attempt") == phase.attempt - 1:
@@ -163,7 +181,7 @@ def build(ctx: StepContext) -> dict[str, Any]:
             ctx.brief(tuple(lessons)),
             worktree=worktree,
             policy=ctx.policy(),
-            sandbox=ctx.rt.sandbox,
+            sandbox=ctx.sandbox,
             door=ctx.door,
             model=ctx.model("builder"),
             call_counter=ctx.call_counter,
@@ -260,7 +278,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             command=command,
             fail_to_pass=ctx.phase.tests.fail_to_pass,
             changed_files=applied["changed_files"],
-            sandbox=ctx.rt.sandbox,
+            sandbox=ctx.sandbox,
             cache=StoreBaselineCache(ctx.rt),
             base_checkout=lambda: base_checkout(ctx, applied["tree"]),
             settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
