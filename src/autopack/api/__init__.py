@@ -10,19 +10,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from autopack import __version__
 from autopack.api import knowledge, metrics, runs
-from autopack.api.auth import COOKIE, READ, Caller, RateLimiter, presented_secret
+from autopack.api.auth import COOKIE, RateLimiter, presented_secret
 from autopack.api.context import ApiConfig, ApiContext
 from autopack.api.errors import documented, install_error_handlers
 from autopack.api.executor import EmbeddedExecutor
 from autopack.api.models import WhoAmI
+from autopack.api.runs import Reader
 from autopack.api.stream import EventHub, all_events
 
 WEB = Path(str(resources.files("autopack") / "web" / "static"))
@@ -68,22 +68,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _session_routes(app: FastAPI) -> None:
-    reader = Annotated[Caller, Depends(READ)]
     errors = documented(401, 403, 429)
 
     @app.get("/auth/whoami", response_model=WhoAmI, tags=["auth"], responses=errors)
-    def whoami(caller: reader) -> WhoAmI:
+    def whoami(caller: Reader) -> WhoAmI:
         """The key this request was made with (the dashboard hides what it may not do)."""
         return WhoAmI(key_id=caller.key_id, name=caller.name, scope=caller.scope)
 
     @app.post("/auth/session", status_code=204, tags=["auth"], responses=errors)
-    def sign_in(request: Request, response: Response, _: reader) -> None:
+    def sign_in(request: Request, response: Response, _: Reader) -> None:
         """Keep the presented key in an HttpOnly cookie, for the dashboard's event streams."""
         secret = presented_secret(request)
         if secret:
             response.set_cookie(COOKIE, secret, httponly=True, samesite="strict", path="/")
 
-    @app.delete("/auth/session", status_code=204, tags=["auth"])
+    @app.post("/auth/signout", status_code=204, tags=["auth"])
     def sign_out(response: Response) -> None:
         """Forget the dashboard's cookie."""
         response.delete_cookie(COOKIE, path="/")
@@ -91,7 +90,7 @@ def _session_routes(app: FastAPI) -> None:
     @app.get(
         "/events",
         tags=["runs"],
-        response_class=StreamingResponse,
+        response_model=None,
         responses={
             200: {
                 "description": "Server-sent notices: which run has a new event.",
@@ -100,7 +99,7 @@ def _session_routes(app: FastAPI) -> None:
             **errors,
         },
     )
-    def every_run_events(request: Request, _: reader) -> StreamingResponse:
+    def every_run_events(request: Request, _: Reader) -> StreamingResponse:
         """A notice for every new event of any run, for live lists (not resumable)."""
         hub: EventHub = request.app.state.hub
         hub.attach(request.app.state.ctx.rt.store)

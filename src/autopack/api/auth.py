@@ -12,8 +12,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from autopack.api.context import ApiContext
 from autopack.api.errors import ApiError
@@ -81,10 +83,16 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def requires(scope: str) -> Callable[[Request], Caller]:
+BEARER = HTTPBearer(auto_error=False, description="An API key from `autopack keys create`.")
+
+
+def requires(scope: str) -> Callable[..., Caller]:
     """A dependency: authenticate, check ``scope``, spend one request of the key's rate."""
 
-    def dependency(request: Request) -> Caller:
+    def dependency(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
+    ) -> Caller:
         ctx: ApiContext = request.app.state.ctx
         caller = authenticate(ctx, request)
         if not caller.allows(scope):

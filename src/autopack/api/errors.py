@@ -70,7 +70,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 DESCRIPTIONS: dict[int, str] = {
-    400: "The request cannot be carried out as sent.",
+    400: "The body is not valid JSON.",
     401: "No valid API key.",
     403: "The key's scope does not allow this.",
     404: "No such run, phase or entry.",

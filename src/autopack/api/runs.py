@@ -38,7 +38,7 @@ from autopack.states import PHASE_ACTIVE, IllegalTransition, PhaseState, RunStat
 from autopack.store import RunExists, tables
 
 PLAN_BYTES_CAP = 1_000_000
-router = APIRouter(tags=["runs"], responses=documented(401, 403, 429))
+router = APIRouter(tags=["runs"], responses=documented(400, 401, 403, 429))
 _actions = threading.Lock()
 """Check-then-append for approvals is one step, so two clicks cannot both land."""
 
@@ -260,7 +260,7 @@ def _phase(view: RunView, phase_id: str) -> PhaseView:
         },
         **documented(404, 422),
     },
-    response_class=StreamingResponse,
+    response_model=None,
 )
 def stream_events(
     run_id: str,
