@@ -148,15 +148,15 @@ def _modify(session: _Session, state: _State, hunks: tuple[Hunk, ...]) -> None:
     if state.current is None:
         raise _Refused("missing_file", f"{state.rel} does not exist; create it first")
     offset, end = 0, 0
+    matcher = Matcher(state.current.lines)
     straighten = typographic_evidence(hunks, state.current.text())
-    restyle = indentation_evidence(hunks, Matcher(state.current.lines).indent_style)
+    restyle = indentation_evidence(hunks, matcher)
     for hunk in hunks:
-        current = state.current
         expected = hunk.hint - 1 + offset if hunk.hint is not None else None
         hints = Hints(expected, end if hunk.follows else 0, straighten, restyle)
-        outcome = locate(Matcher(current.lines), hunk, hints)
+        outcome = locate(matcher, hunk, hints)
         if outcome.status == "apply":
-            current.lines[outcome.start : outcome.end] = outcome.new_lines
+            matcher.splice(outcome.start, outcome.end, outcome.new_lines)
             end = outcome.start + len(outcome.new_lines)
         elif outcome.status == "already_applied":
             end = outcome.end

@@ -15,6 +15,7 @@ in the edit's whitespace or quotes never leaks into lines the change did not tou
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +104,17 @@ class Matcher:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.contents = contents_of(lines)
-        self._keys: dict[str, list[str]] = {}
+        self._keys: dict[Rung, list[str]] = {}
+
+    def splice(self, start: int, end: int, new_lines: list[str]) -> None:
+        """Replace ``lines[start:end]`` (in place) and keep every cache in step."""
+        self.lines[start:end] = new_lines
+        new_contents = contents_of(new_lines)
+        self.contents[start:end] = new_contents
+        for rung, keys in self._keys.items():
+            keys[start:end] = [rung.key(text) for text in new_contents]
+        self.__dict__.pop("dominant", None)
+        self.__dict__.pop("indent_style", None)
 
     @cached_property
     def dominant(self) -> str:
@@ -118,9 +129,13 @@ class Matcher:
     def keys(self, rung: Rung) -> list[str]:
         if rung is LADDER[0]:
             return self.contents
-        if rung.name not in self._keys:
-            self._keys[rung.name] = [rung.key(text) for text in self.contents]
-        return self._keys[rung.name]
+        if rung not in self._keys:
+            if rung.typographic and self.contents:  # one translate beats one per line
+                joined = "\n".join(self.contents).translate(_TYPO_TABLE)
+                self._keys[rung] = [line.strip() for line in joined.split("\n")]
+            else:
+                self._keys[rung] = [rung.key(text) for text in self.contents]
+        return self._keys[rung]
 
     def find(self, needle: Sequence[str], rung: Rung) -> list[_Found]:
         """Every place the needle (line contents) matches at this rung."""
@@ -146,27 +161,29 @@ class Matcher:
                 found.append(_Found(start, mapping))
 
 
+_TAB_INDENT = re.compile(r"^\t", re.MULTILINE)
+_SPACE_INDENT = re.compile(r"^( +)\S", re.MULTILINE)
+
+
 def _indent_style(contents: list[str]) -> tuple[str, int] | None:
-    tabs = spaces = 0
-    unit = 8
-    for text in contents:
-        if text.startswith("\t"):
-            tabs += 1
-        elif text.startswith(" ") and text.strip():
-            spaces += 1
-            unit = min(unit, len(text) - len(text.lstrip(" ")))
-    if tabs and not spaces:
+    text = "\n".join(contents)
+    tabs = _TAB_INDENT.search(text) is not None
+    spaces = _SPACE_INDENT.search(text) is not None
+    if tabs == spaces:
+        return None
+    if tabs:
         return ("tabs", 1)
-    if spaces and not tabs:
-        return ("spaces", max(unit, 2))
-    return None
+    return ("spaces", max(min(len(run) for run in _SPACE_INDENT.findall(text)), 2))
 
 
 def contents_of(lines: list[str]) -> list[str]:
     """Every line's content (:func:`content` for a whole file, in one fast pass)."""
-    parts = "".join(lines).split("\n")
+    text = "".join(lines)
+    parts = text.split("\n")
     if parts and not parts[-1]:
         parts.pop()  # the text ended with a line break
+    if "\r" not in text:
+        return parts
     last = len(parts) - 1
     terminated_last = bool(lines) and lines[-1].endswith("\n")
     return [
@@ -314,8 +331,7 @@ def _build(
     restyle = _restyler(matcher.indent_style if hints.restyle else None, replace)
     literal = _mixed_endings(hunk) or not any(ending(line) for line in matcher.lines)
     new_lines: list[tuple[str, str]] = []  # (text, terminator)
-    ops = difflib.SequenceMatcher(None, search, replace, autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in ops:
+    for tag, i1, i2, j1, j2 in _opcodes(search, replace):
         if tag == "equal":
             for line, wanted in zip(region[i1:i2], hunk.replace[j1:j2], strict=True):
                 kept = ending(wanted) if literal else ending(line)
@@ -343,6 +359,25 @@ def _build(
         new_lines[-1] = (text, _final_terminator(terminator, hunk, region, matcher.dominant))
     lines = [text + terminator for text, terminator in new_lines]
     return Outcome("apply", rung=name, start=start, end=start + size, new_lines=lines)
+
+
+def _opcodes(search: list[str], replace: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """Which lines the hunk keeps and which it changes (shared edges first, cheaply)."""
+    head = 0
+    limit = min(len(search), len(replace))
+    while head < limit and search[head] == replace[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and search[-1 - tail] == replace[-1 - tail]:
+        tail += 1
+    middle = difflib.SequenceMatcher(
+        None, search[head : len(search) - tail], replace[head : len(replace) - tail], False
+    ).get_opcodes()
+    ops = [("equal", 0, head, 0, head)] if head else []
+    ops += [(tag, a + head, b + head, c + head, d + head) for tag, a, b, c, d in middle]
+    if tail:
+        ops.append(("equal", len(search) - tail, len(search), len(replace) - tail, len(replace)))
+    return ops
 
 
 def _final_terminator(terminator: str, hunk: Hunk, region: list[str], fallback: str) -> str:
@@ -383,18 +418,25 @@ def _typographic_fixer(region: list[str]) -> Callable[[str], str]:
 def typographic_evidence(hunks: Sequence[Hunk], file_text: str) -> bool:
     """Whether the edit's search lines use typographic characters the file never uses."""
     search_text = "".join(line for hunk in hunks for line in hunk.search)
+    if search_text.isascii():
+        return False
     return any(
         any(ch in search_text for ch in chars) and not any(ch in file_text for ch in chars)
         for chars, _ in _TYPOGRAPHIC.values()
     )
 
 
-def indentation_evidence(hunks: Sequence[Hunk], style: tuple[str, int] | None) -> bool:
+def indentation_evidence(hunks: Sequence[Hunk], matcher: Matcher) -> bool:
     """Whether the edit's search lines indent with tabs in a spaces-only file, or the reverse."""
-    if style is None:
+    starts = {line[:1] for hunk in hunks for line in hunk.search if line.strip()}
+    if not ("\t" in starts or " " in starts):
         return False
-    wrong = "\t" if style[0] == "spaces" else " "
-    return any(line.startswith(wrong) and line.strip() for h in hunks for line in h.search)
+    text = "\n".join(matcher.contents)
+    if "\t" in starts and _TAB_INDENT.search(text) is None:
+        return _SPACE_INDENT.search(text) is not None
+    if " " in starts and _SPACE_INDENT.search(text) is None:
+        return _TAB_INDENT.search(text) is not None
+    return False
 
 
 def _restyler(style: tuple[str, int] | None, new_lines: list[str]) -> Callable[[str], str]:
@@ -507,7 +549,9 @@ def closest(matcher: Matcher, search: list[str], expected: int | None) -> list[d
 
 def _candidate(matcher: Matcher, search: list[str], start: int) -> dict[str, Any]:
     window = matcher.contents[start : start + len(search)]
-    ratio = difflib.SequenceMatcher(None, "\n".join(search), "\n".join(window)).ratio()
+    stripped = [line.strip() for line in window]
+    wanted = [line.strip() for line in search]
+    ratio = difflib.SequenceMatcher(None, wanted, stripped, autojunk=False).ratio()
     candidate: dict[str, Any] = {"line": start + 1, "similarity": round(ratio, 2)}
     for offset, (want, have) in enumerate(zip(search, window, strict=False)):
         if want != have:

@@ -9,6 +9,7 @@ file, or a file outside the phase's write scope.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from autopack.plan import path_matches
@@ -60,7 +61,7 @@ class PathPolicy:
     def resolve_write(self, rel_path: str) -> Path:
         """The absolute path to write for ``rel_path``, or raise :class:`PathRefused`."""
         clean, target = self._resolve(rel_path, writing=True)
-        real_rel = target.relative_to(self.root.resolve()).as_posix()
+        real_rel = target.relative_to(self.real_root).as_posix()
         for name in {clean, real_rel}:
             hit = next((glob for glob in self.protected if path_matches(name, glob)), None)
             if hit is not None:
@@ -75,9 +76,10 @@ class PathPolicy:
         """The absolute path to read: inside the root and not in ``.git/``; scope not needed."""
         return self._resolve(rel_path, writing=False)[1]
 
-    def relative(self, path: Path) -> str:
-        """The posix path of ``path`` relative to the root (for reports)."""
-        return path.relative_to(self.root.resolve()).as_posix()
+    @cached_property
+    def real_root(self) -> Path:
+        """The root with symlinks resolved (once: resolving costs a syscall per part)."""
+        return self.root.resolve()
 
     def _resolve(self, rel_path: str, *, writing: bool) -> tuple[str, Path]:
         if not rel_path.strip() or "\0" in rel_path:
@@ -94,7 +96,7 @@ class PathPolicy:
             raise PathRefused(rel_path, "git_dir", "git's own data is never edited")
         if writing and parts[0] == ".autopack":
             raise PathRefused(rel_path, "autopack_dir", ".autopack/ holds the run's own state")
-        root = self.root.resolve()
+        root = self.real_root
         target = (root / clean).resolve()
         if target != root and root not in target.parents:
             raise PathRefused(rel_path, "symlink_escape", f"resolves to {target}, outside root")

@@ -7,10 +7,7 @@ the edit does not change are written back exactly as they were read.
 from __future__ import annotations
 
 import codecs
-import re
 from dataclasses import dataclass
-
-_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 class UnreadableFile(ValueError):
@@ -19,7 +16,12 @@ class UnreadableFile(ValueError):
 
 def split_lines(text: str) -> list[str]:
     """Lines with their terminators; only ``\\n`` ends a line (``\\r`` stays with it)."""
-    return _LINE.findall(text)
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts]
+    lines[-1] = parts[-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def content(line: str) -> str:
