@@ -77,7 +77,9 @@ def doctor(
 ) -> None:
     """Check what a run needs; print each problem with its fix; exit 0 only when a run can
     start (3 when it cannot, 2 when the configuration is invalid)."""
-    raise typer.Exit(run_doctor(repo.resolve(), temporal=temporal))
+    repo = repo.resolve()
+    root = git.toplevel(repo) if git.is_repo(repo) else repo
+    raise typer.Exit(run_doctor(root, temporal=temporal))
 
 
 def run_doctor(repo: Path, *, temporal: str | None = None) -> int:
