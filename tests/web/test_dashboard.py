@@ -1,0 +1,85 @@
+"""The dashboard in a real headless Chromium while a scripted demo run executes.
+
+Every phase of the run needs approval (risk threshold below any score), so the test sees
+a phase wait, approves it with the button, and watches it become COMPLETE and the run go
+on, all without reloading the page. A screenshot is kept under artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from web_helpers import CHROMIUM, CHROMIUM_ARGS, LiveServer
+
+from autopack.api import ApiConfig, create_app
+from autopack.cli.demo import demo_files, prepare_demo_repo
+from autopack.store.keys import create_key
+
+pytestmark = [pytest.mark.browser, pytest.mark.services, pytest.mark.slow]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+WAIT_MS = 90_000
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    repo = prepare_demo_repo(tmp_path / "repo")
+    config = repo / "autopack.toml"
+    text = config.read_text().replace("# risk_threshold = 60", "risk_threshold = -1")
+    config.write_text(text)
+    return repo
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_watch_a_run_live_and_approve_a_waiting_phase(demo_repo: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    _, plan_path, script = demo_files()
+    app = create_app(ApiConfig(repo=demo_repo, model_override=f"scripted:{script}"))
+    _, secret = create_key(app.state.ctx.rt.store.engine, "operator", "operate")
+    auth = {"Authorization": f"Bearer {secret}"}
+    plan = yaml.safe_load(plan_path.read_text())
+    plan["run"]["id"] = "browser-run"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with LiveServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url)
+        page.fill("#key", secret)
+        page.click("button[type=submit]")
+        expect(page.locator("#who")).to_have_text("operator (operate)")
+        page.evaluate("window.__sameDocument = true")
+
+        started = httpx.post(f"{server.url}/runs/start", headers=auth, content=json.dumps(plan))
+        assert started.status_code == 201, started.text
+        row = page.locator('tr[data-run="browser-run"]')
+        expect(row).to_be_visible(timeout=WAIT_MS)  # appeared live, via /events
+
+        row.locator("a").click()
+        slugify = page.locator('.phase[data-phase="slugify"]')
+        expect(slugify).to_have_attribute("data-state", "AWAITING_APPROVAL", timeout=WAIT_MS)
+        slugify.click()
+        expect(page.locator("#approve")).to_be_visible()
+        expect(page.locator(".reasons")).to_contain_text("score")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-phase-waiting.png"), full_page=True)
+        page.click("#approve")
+        state = page.locator("#phase-state .badge")
+        expect(state).to_have_attribute("data-state", "COMPLETE", timeout=WAIT_MS)
+        expect(page.locator("#proof")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
+
+        page.click("text=← browser-run")
+        nxt = page.locator('.phase[data-phase="word-frequencies"]')
+        expect(nxt).not_to_have_attribute("data-state", "QUEUED", timeout=WAIT_MS)
+        expect(page.locator('.phase[data-phase="slugify"]')).to_have_attribute(
+            "data-state", "COMPLETE"
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard-run.png"), full_page=True)
+        assert page.evaluate("window.__sameDocument") is True  # never reloaded
+        httpx.post(f"{server.url}/runs/browser-run/cancel", headers=auth)
+        browser.close()
+    assert app.state.ctx.rt.store.view("browser-run").phases["slugify"].commit
