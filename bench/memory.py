@@ -7,7 +7,7 @@ of one (family, component) pair:
 
 - exact: the entry's title, word for word;
 - paraphrase: the same problem in other words (no shared keywords but the component);
-- error: a fragment of the error message, as pasted from a log (with the file path).
+- error: the head of the error message and the folder it came from, as read in a log.
 
 recall@5 = |relevant in top 5| / min(|relevant|, 5); MRR over the top 50.
 Latency: hybrid search (embed query + FTS5 + Qdrant local in-memory + fusion) at 10,000
@@ -338,7 +338,7 @@ def build_queries(per_kind: int, families: int, components: int) -> list[Query]:
         text = {
             "exact": title.format(c=c),
             "paraphrase": paraphrase.format(c=c),
-            "error": error.format(c=c, f=f"src/{c}/")[:70],
+            "error": f"{error.split(' (')[0][:60]} in src/{c}/",
         }[kind]
         queries.append(Query(kind, text, relevant))
     return queries
