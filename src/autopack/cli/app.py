@@ -23,7 +23,7 @@ from autopack.config import (
     render_default_config,
 )
 from autopack.engine import RepoProblem, create_run
-from autopack.engine.local import EnvironmentProblem, LocalExecutor
+from autopack.engine.local import EnvironmentProblem, LeaseHeld, LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
 from autopack.llm.errors import ModelError
@@ -59,6 +59,9 @@ def fails_cleanly(func: F) -> F:
         except (ConfigError, RepoProblem, RunExists, RunNotFound) as exc:
             err.print(f"[red]error:[/red] {_message(exc)}", highlight=False)
             raise typer.Exit(2) from exc
+        except LeaseHeld as exc:
+            err.print(f"[red]refused:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
         except (EnvironmentProblem, git.GitError, ModelError) as exc:
             err.print(f"[red]environment:[/red] {exc}", highlight=False)
             raise typer.Exit(3) from exc

@@ -28,7 +28,7 @@ from autopack.engine.decider import (
     decide,
 )
 from autopack.engine.runtime import Runtime
-from autopack.engine.summary import run_summary, write_summary
+from autopack.engine.summary import SUMMARY_FILE, run_summary, write_summary
 from autopack.events import (
     CancelRequested,
     ModelCalled,
@@ -54,6 +54,16 @@ class EnvironmentProblem(RuntimeError):
     """Something outside the run is wrong (a key, a provider); the run stops, exit 3."""
 
 
+class LeaseHeld(RuntimeError):
+    """Another live executor holds the run; this one refuses to work on it."""
+
+
+LEASE_TTL_S = 30.0
+"""An executor renews its lease every third of this; one silent for longer is presumed dead."""
+INFRA_RETRIES = 3
+"""Retries of a step that failed for infrastructure reasons, which cost no attempt."""
+
+
 STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
     "build": steps.build,
     "apply": steps.apply,
@@ -66,9 +76,13 @@ STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
 class LocalExecutor:
     """Carries one run to its end (or to a wait for approval) in this process."""
 
-    def __init__(self, rt: Runtime, *, poll_s: float = 0.5) -> None:
+    def __init__(
+        self, rt: Runtime, *, poll_s: float = 0.5, lease_ttl_s: float = LEASE_TTL_S
+    ) -> None:
         self.rt = rt
         self.poll_s = poll_s
+        self.lease_ttl_s = lease_ttl_s
+        self._infra_failures: Counter[tuple[str, int, str]] = Counter()
         self.name = f"local:{socket.gethostname()}:{os.getpid()}"
         self.cancel = threading.Event()
         self._gate_lock = threading.Lock()
@@ -78,13 +92,44 @@ class LocalExecutor:
         """Run until the run ends; returns its final state (or RUNNING when not waiting)."""
         view = self.rt.store.view(run_id)
         if view.state is RunState.SUCCEEDED:
+            self._write_lost_summary(view)
             return view.state
-        if view.state is not RunState.RUNNING or view.last_seq == 1:
-            self.rt.store.append(run_id, RunStarted(executor=self.name, resumed=view.last_seq > 1))
-        door = self._door(self.rt.store.view(run_id))
-        max_parallel = int(self.rt.store.view(run_id).settings.get("max_parallel", 1))
-        with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="phase") as pool:
-            return self._loop(run_id, door, pool, max_parallel, wait_for_approvals)
+        stop_heartbeat = self._take_lease(run_id)
+        try:
+            worktrees = [self.rt.worktree(run_id, phase) for phase in view.phases]
+            git.clear_run_locks(self.rt.repo, view.branch, worktrees)
+            if view.state is not RunState.RUNNING or view.last_seq == 1:
+                started = RunStarted(executor=self.name, resumed=view.last_seq > 1)
+                self.rt.store.append(run_id, started)
+            door = self._door(self.rt.store.view(run_id))
+            max_parallel = int(self.rt.store.view(run_id).settings.get("max_parallel", 1))
+            with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="phase") as pool:
+                return self._loop(run_id, door, pool, max_parallel, wait_for_approvals)
+        finally:
+            stop_heartbeat.set()
+            self.rt.store.release_lease(run_id, self.name)
+
+    def _take_lease(self, run_id: str) -> threading.Event:
+        """Hold the run's lease, renewed by a heartbeat thread until the returned event is set."""
+        holder = self.rt.store.acquire_lease(run_id, self.name, self.lease_ttl_s, time.time())
+        if holder is not None and _dead_here(holder):
+            self.rt.store.release_lease(run_id, holder)
+            holder = self.rt.store.acquire_lease(run_id, self.name, self.lease_ttl_s, time.time())
+        if holder is not None:
+            raise LeaseHeld(f"run {run_id} is being executed by {holder}; try again later")
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.lease_ttl_s / 3):
+                self.rt.store.acquire_lease(run_id, self.name, self.lease_ttl_s, time.time())
+
+        threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True).start()
+        return stop
+
+    def _write_lost_summary(self, view: RunView) -> None:
+        """A crash right after the run's last event lost its summary; write it now."""
+        if not (self.rt.run_dir(view.run_id) / SUMMARY_FILE).exists():
+            write_summary(self.rt.run_dir(view.run_id), run_summary(view, view.updated_at))
 
     def _loop(
         self,
@@ -218,6 +263,9 @@ class LocalExecutor:
         except ModelError as exc:
             if self.cancel.is_set():
                 return
+            if exc.retryable:
+                self._infrastructure_failure(run_id, command, exc)
+                return
             if exc.environment:
                 detail = getattr(exc, "diff", "")
                 raise EnvironmentProblem(f"{exc}\n{detail}".rstrip()) from exc
@@ -227,6 +275,17 @@ class LocalExecutor:
         store.append(
             run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
         )
+
+    def _infrastructure_failure(self, run_id: str, command: RunStep, exc: Exception) -> None:
+        """A provider outage costs no attempt: the step runs again, up to its own cap."""
+        key = (command.phase_id, command.attempt, command.step)
+        self._infra_failures[key] += 1
+        if self._infra_failures[key] <= INFRA_RETRIES:
+            time.sleep(min(30.0, 2.0 ** self._infra_failures[key]))
+            return
+        reason = f"infrastructure: {command.step} failed {INFRA_RETRIES + 1} times: {exc}"
+        failed = PhaseFailed(phase_id=command.phase_id, attempt=command.attempt, reason=reason)
+        self.rt.store.append(run_id, failed)
 
     def _dispatch(self, ctx: steps.StepContext, step: str) -> dict[str, Any]:
         if step == "gate":
@@ -269,6 +328,21 @@ class LocalExecutor:
             on_call=functools.partial(self._record_call, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
         )
+
+
+def _dead_here(holder: str) -> bool:
+    """Whether a lease holder is an executor of this machine whose process is gone."""
+    kind, _, rest = holder.partition(":")
+    host, _, pid = rest.rpartition(":")
+    if kind != "local" or host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _spent(spend: Any) -> Spent:

@@ -23,7 +23,7 @@ from autopack.edits import PathPolicy, apply_edit_text
 from autopack.engine.runtime import Runtime
 from autopack.llm.cassette import ReplayModel
 from autopack.llm.door import ModelDoor, choose_model, resolve_model
-from autopack.llm.errors import ModelError, ScriptExhausted
+from autopack.llm.errors import BudgetExceeded, ModelError, ScriptExhausted
 from autopack.memory.rules import RuleBook
 from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
@@ -189,7 +189,7 @@ def build(ctx: StepContext) -> dict[str, Any]:
     except ScriptExhausted as exc:
         raise PhaseFailure(str(exc)) from exc
     except ModelError as exc:
-        if exc.environment or getattr(exc, "kind", None):
+        if exc.environment or exc.retryable or isinstance(exc, BudgetExceeded):
             raise
         return {"error": f"{type(exc).__name__}: {exc}"}
     _write(ctx.artifacts / "prompt.txt", result.prompt)
@@ -359,6 +359,11 @@ def audit(ctx: StepContext) -> dict[str, Any]:
         )
     except ScriptExhausted as exc:
         raise PhaseFailure(str(exc)) from exc
+    except ModelError as exc:
+        if exc.environment or exc.retryable or isinstance(exc, BudgetExceeded):
+            raise
+        # No usable verdict is no approval: the gate sends the attempt back.
+        return {"verdict": "request_changes", "summary": f"the Auditor failed: {exc}", "issues": []}
     return dict(verdict)
 
 

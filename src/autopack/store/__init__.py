@@ -19,7 +19,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from autopack.events import Event, Payload, RunCreated
@@ -310,6 +319,37 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
+
+    # -- executor leases -------------------------------------------------------------
+
+    def acquire_lease(self, run_id: str, owner: str, ttl_s: float, now: float) -> str | None:
+        """Take or renew the run's lease; ``None`` on success, else the live holder's name.
+
+        A lease whose holder stopped renewing it (``expires_at`` passed) is taken over.
+        """
+        table = tables.leases
+        with self._lock, self.engine.begin() as conn:
+            held = conn.execute(select(table).where(table.c.run_id == run_id)).mappings().first()
+            if held is None:
+                values = {"run_id": run_id, "owner": owner, "expires_at": now + ttl_s}
+                try:
+                    conn.execute(insert(table).values(values))
+                except IntegrityError:
+                    return "another executor"
+                return None
+            if held["owner"] != owner and held["expires_at"] > now:
+                return str(held["owner"])
+            taken = conn.execute(
+                update(table)
+                .where(table.c.run_id == run_id, table.c.owner == held["owner"])
+                .values(owner=owner, expires_at=now + ttl_s)
+            )
+        return None if taken.rowcount == 1 else "another executor"
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        table = tables.leases
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.run_id == run_id, table.c.owner == owner))
 
     # -- verification baselines ------------------------------------------------------
 

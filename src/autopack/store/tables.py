@@ -72,6 +72,14 @@ events = Table(
     UniqueConstraint("run_id", "seq", name="uq_events_run_seq"),
 )
 
+leases = Table(
+    "leases",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 baselines = Table(
     "baselines",
     metadata,

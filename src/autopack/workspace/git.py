@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -88,12 +89,12 @@ def add_worktree(repo: Path, path: Path, commit: str) -> None:
     if path.exists():
         remove_worktree(repo, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "worktree", "add", "--detach", "--force", str(path), commit)
+    git(repo, "worktree", "add", "--detach", "--force", "--force", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
     """Remove a worktree; a half-removed one (crash, manual rm) is cleaned up too."""
-    git(repo, "worktree", "remove", "--force", str(path), check=False)
+    git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
     if path.exists():
         shutil.rmtree(path, ignore_errors=True)
         git(repo, "worktree", "prune", check=False)
@@ -163,7 +164,54 @@ def log_commits(repo: Path, base: str, head: str) -> list[str]:
 
 
 def add_note(repo: Path, commit: str, text: str, ref: str = NOTES_REF) -> None:
-    git(repo, "notes", "--ref", ref, "add", "-f", "-F", "-", commit, input_text=text)
+    """Attach ``text`` to ``commit``; waits out (or clears a stale) lock on the notes ref,
+    which every run of the repository shares."""
+    for _ in range(40):
+        try:
+            git(repo, "notes", "--ref", ref, "add", "-f", "-F", "-", commit, input_text=text)
+            return
+        except GitError as exc:
+            if ".lock" not in str(exc):
+                raise
+            remove_if_stale(common_dir(repo) / f"{ref}.lock")
+            time.sleep(0.25)
+    raise GitError(f"the notes ref {ref} stayed locked")
+
+
+STALE_LOCK_S = 5.0
+"""A git lock older than this was left by a killed process: git holds them for milliseconds."""
+
+
+def common_dir(repo: Path) -> Path:
+    path = Path(git(repo, "rev-parse", "--git-common-dir"))
+    return path if path.is_absolute() else (repo / path).resolve()
+
+
+def remove_if_stale(lock: Path, age_s: float = STALE_LOCK_S) -> bool:
+    try:
+        if time.time() - lock.stat().st_mtime > age_s:
+            lock.unlink()
+            return True
+    except FileNotFoundError:
+        pass
+    return False
+
+
+def clear_run_locks(repo: Path, branch: str, worktrees: Sequence[Path]) -> list[Path]:
+    """Remove the lock files a killed executor left in what only its run uses: the run
+    branch's ref and its worktrees' indexes. Call it while holding the run's lease."""
+    root = common_dir(repo)
+    locks = [root / "refs" / "heads" / f"{branch}.lock"]
+    for worktree in worktrees:
+        pointer = worktree / ".git"
+        if pointer.is_file():
+            admin = Path(pointer.read_text().removeprefix("gitdir:").strip())
+            locks.append(admin / "index.lock")
+    removed = [lock for lock in locks if lock.exists()]
+    for lock in removed:
+        lock.unlink(missing_ok=True)
+    remove_if_stale(root / f"{NOTES_REF}.lock")
+    return removed
 
 
 def read_note(repo: Path, commit: str, ref: str = NOTES_REF) -> str | None:
