@@ -252,6 +252,10 @@ def _decide(
     if expected is not None:
         s_at = next((f for f in s_all if f.start == expected), None)
         r_at = any(f.start == expected for f in r_all)
+        if s_at is not None and r_at:
+            # both fit at the hinted line: the longer one is the stronger evidence
+            longer = len(search) - len(replace)
+            s_at, r_at = (s_at if longer > 0 else None), longer < 0
         if s_at is not None and not r_at:
             name = rung.name if len(s_all) == 1 else "near_hint"
             return _build(matcher, hunk, rung, s_at, len(search), name, hints), r_all
