@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -86,10 +86,13 @@ def _unauthorized(message: str) -> ApiError:
 BEARER = HTTPBearer(auto_error=False, description="An API key from `autopack keys create`.")
 
 
-def requires(scope: str) -> Callable[..., Caller]:
-    """A dependency: authenticate, check ``scope``, spend one request of the key's rate."""
+def requires(scope: str) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: authenticate, check ``scope``, spend one request of the key's rate.
 
-    def dependency(
+    It runs on the event loop (its one indexed lookup is shorter than a thread hop).
+    """
+
+    async def dependency(
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None,
     ) -> Caller:

@@ -26,10 +26,17 @@ from autopack.api.models import (
     RunAction,
     RunDetail,
     RunList,
-    RunSummary,
 )
 from autopack.api.stream import EventHub, run_events
-from autopack.api.views import attempt_steps, budget, evidence, phase_summary, run_summary, tiers
+from autopack.api.views import (
+    attempt_steps,
+    budget,
+    evidence,
+    phase_summary,
+    run_summary,
+    summary_of,
+    tiers,
+)
 from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
@@ -43,7 +50,7 @@ _actions = threading.Lock()
 """Check-then-append for approvals is one step, so two clicks cannot both land."""
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.ctx
     return ctx
 
@@ -126,16 +133,12 @@ def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> RunDetail:
     view = ctx.rt.store.view(run_id)
     found = executor(request)
     return RunDetail(
-        run=_summary(ctx, run_id),
+        run=summary_of(view),
         tiers=tiers(view),
         budget=budget(view),
         cancel_requested=view.cancel_requested,
         executing=found is not None and found.executing(run_id),
     )
-
-
-def _summary(ctx: ApiContext, run_id: str) -> RunSummary:
-    return run_summary(ctx.rt.store.run(run_id))
 
 
 @router.get("/runs/{run_id}/progress", response_model=Progress, responses=documented(404))

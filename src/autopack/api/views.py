@@ -16,6 +16,7 @@ from autopack.api.models import (
 )
 from autopack.engine.runtime import Runtime
 from autopack.projection import PhaseView, RunView
+from autopack.states import PhaseState
 from autopack.store import RunRow
 
 DIFF_CAP = 512_000
@@ -24,6 +25,28 @@ DIFF_CAP = 512_000
 
 def run_summary(row: RunRow) -> RunSummary:
     return RunSummary(**asdict(row))
+
+
+def summary_of(view: RunView) -> RunSummary:
+    """The run's list row, from the projection the caller already holds (one query less)."""
+    states = [phase.state for phase in view.phases.values()]
+    return RunSummary(
+        id=view.run_id,
+        state=view.state.value,
+        goal=view.plan.run.goal,
+        repo=view.repo,
+        branch=view.branch,
+        reason=view.reason,
+        phases_total=len(states),
+        phases_complete=states.count(PhaseState.COMPLETE),
+        pending_approvals=states.count(PhaseState.AWAITING_APPROVAL),
+        tokens=view.spend.tokens,
+        cost_usd=view.spend.cost_usd,
+        model_calls=view.spend.model_calls,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        last_seq=view.last_seq,
+    )
 
 
 def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:
