@@ -205,3 +205,22 @@ def test_a_folder_that_is_not_a_repository(tmp_path: Path) -> None:
     assert code == 3
     assert f"FAIL git: {tmp_path} is not a git repository with a commit" in out
     assert os.listdir(tmp_path) == []
+
+
+def test_a_run_s_model_option_replaces_the_configured_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = configure(make_project(tmp_path / "p"), 'test_command = "python -c pass"\n')
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("AUTOPACK_DB_URL", raising=False)
+    code, out = doctor(repo)
+    assert code == 3 and "FAIL model builder: no model for the builder" in out
+    assert "--model provider:name" in out
+
+    code, out = doctor(repo, "--model", "scripted:missing.yaml")
+    assert code == 3 and "FAIL provider scripted: cannot read script missing.yaml" in out
+    assert "fix: correct --model" in out and "model builder" not in out
+
+    (repo / "script.yaml").write_text("version: 1\nreplies: {}\n")
+    code, out = doctor(repo, "--model", "scripted:script.yaml")
+    assert code == 0, out

@@ -74,22 +74,25 @@ def doctor(
     temporal: Annotated[
         str | None, typer.Option("--temporal", help="Temporal address (host:port) runs use.")
     ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="The --model runs will be given.")
+    ] = None,
 ) -> None:
     """Check what a run needs; print each problem with its fix; exit 0 only when a run can
     start (3 when it cannot, 2 when the configuration is invalid)."""
     repo = repo.resolve()
     root = git.toplevel(repo) if git.is_repo(repo) else repo
-    raise typer.Exit(run_doctor(root, temporal=temporal))
+    raise typer.Exit(run_doctor(root, temporal=temporal, model=model))
 
 
-def run_doctor(repo: Path, *, temporal: str | None = None) -> int:
+def run_doctor(repo: Path, *, temporal: str | None = None, model: str | None = None) -> int:
     """Print every finding for ``repo`` and return the exit code."""
     try:
         settings = load_settings(repo)
     except ConfigError as exc:
         typer.echo(f"FAIL config: {exc}\n     fix: correct the key it names")
         return 2
-    findings = diagnose(repo, settings, temporal=temporal)
+    findings = diagnose(repo, settings, temporal=temporal, model=model)
     for finding in findings:
         typer.echo(_render(finding))
     failures = sum(1 for finding in findings if finding.level == "fail")

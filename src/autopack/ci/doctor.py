@@ -50,11 +50,15 @@ def diagnose(
     *,
     environ: Mapping[str, str] | None = None,
     temporal: str | None = None,
+    model: str | None = None,
 ) -> list[Finding]:
-    """Every finding for a run in ``repo``; the test command runs only when git works."""
+    """Every finding for a run in ``repo``; the test command runs only when git works.
+
+    ``model`` is a run's ``--model``: it replaces every configured model, so only it is
+    checked."""
     env = dict(os.environ if environ is None else environ)
     findings = [check_git(repo), check_sandbox(settings.sandbox)]
-    findings += check_providers(settings, env)
+    findings += check_providers(settings, env, model)
     findings.append(check_database(settings.database_url(repo)))
     if temporal:
         findings.append(check_temporal(temporal))
@@ -138,31 +142,43 @@ def configured_specs(models: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(spec for spec in specs if spec))
 
 
-def check_providers(settings: Settings, env: Mapping[str, str]) -> list[Finding]:
+def check_providers(
+    settings: Settings, env: Mapping[str, str], override: str | None = None
+) -> list[Finding]:
     """The roles a run needs have models, and each provider's key is set and accepted."""
     models = settings.models.model_dump()
     findings = []
     for role in ("builder", "auditor"):
-        if not models[role] and not (role == "builder" and models["escalation"]):
+        if (
+            override is None
+            and not models[role]
+            and not (role == "builder" and models["escalation"])
+        ):
             findings.append(
                 Finding(
                     f"model {role}",
                     "fail",
                     f"no model for the {role}",
-                    f'set models.{role} = "provider:name" in autopack.toml',
+                    f'set models.{role} = "provider:name" in autopack.toml, or give '
+                    "runs (and doctor) --model provider:name",
                 )
             )
     providers: dict[str, list[str]] = {}
-    for spec in configured_specs(models):
+    for spec in [override] if override else configured_specs(models):
         provider, _, name = spec.partition(":")
         providers.setdefault(provider, []).append(name)
     for provider, names in providers.items():
-        findings.append(check_provider(provider, names, models, env))
+        where = "--model" if override else "[models] in autopack.toml"
+        findings.append(check_provider(provider, names, models, env, where))
     return findings
 
 
 def check_provider(
-    provider: str, names: list[str], models: Mapping[str, Any], env: Mapping[str, str]
+    provider: str,
+    names: list[str],
+    models: Mapping[str, Any],
+    env: Mapping[str, str],
+    where: str = "[models] in autopack.toml",
 ) -> Finding:
     """The door accepts the provider's specs, its key is set, and a cheap authenticated
     request succeeds."""
@@ -174,7 +190,7 @@ def check_provider(
         try:
             resolve_model(f"{provider}:{name}", settings=models)
         except ModelError as exc:
-            return Finding(check, "fail", str(exc), "correct [models] in autopack.toml")
+            return Finding(check, "fail", str(exc), f"correct {where}")
     if provider == "scripted":
         return Finding(check, "ok", f"scripts {', '.join(names)}")
     options = (models.get("providers") or {}).get(provider) or {}
