@@ -192,3 +192,9 @@ def test_summary_json_shape_is_plain_data() -> None:
 
     assert data == json.loads(json.dumps(asdict(RUNS[0])))
     assert data["phases"][0]["attempts"][1]["fix_kind"] == "import"
+
+
+def test_this_projects_own_ledgers_pass_the_check() -> None:
+    root = Path(__file__).resolve().parents[2]
+
+    assert check_ledgers(root) == []
