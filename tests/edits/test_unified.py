@@ -146,3 +146,14 @@ def test_hunks_without_file_names_are_a_parse_error(apply: Apply) -> None:
 def test_no_newline_markers_are_honoured() -> None:
     hunk = parse_edits(unified_diff("a\nb", "a\nc\n", "f")).files[0].hunks[0]
     assert hunk.search == ("a\n", "b") and hunk.replace == ("a\n", "c\n")
+
+
+def test_replacement_seen_far_away_is_not_taken_for_already_applied(
+    root: Path, apply: Apply
+) -> None:
+    text = "a\nb\ngone\nc\nd\n" + "".join(f"pad {n}\n" for n in range(40)) + "a\nb\nc\nd\n"
+    (root / "f.txt").write_text(text)
+    edit = "--- a/f.txt\n+++ b/f.txt\n@@ -1,5 +1,4 @@\n a\n b\n-gone, edited\n c\n d\n"
+    report = apply(edit)
+    assert (report.applied, report.hunks[0].reason) == (False, "no_match")
+    assert (root / "f.txt").read_text() == text

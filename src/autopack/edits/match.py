@@ -207,8 +207,9 @@ def locate(matcher: Matcher, hunk: Hunk, hints: Hints) -> Outcome:
         outcome, replaced = _decide(matcher, hunk, rung, search, replace, hints)
         if outcome is not None:
             return outcome
-        if already is None and replaced:
-            already = _already(rung, replaced[0].start, len(replace))
+        place = _replacement_place(replaced, hints.expected)
+        if already is None and place is not None:
+            already = _already(rung, place.start, len(replace))
     if already is not None:
         return already
     return Outcome(
@@ -217,6 +218,19 @@ def locate(matcher: Matcher, hunk: Hunk, hints: Hints) -> Outcome:
         detail="the lines to change are not in the file at any rung of the ladder",
         candidates=closest(matcher, search, hints.expected),
     )
+
+
+def _replacement_place(found: list[_Found], expected: int | None) -> _Found | None:
+    """Where the replacement already stands, when the search lines are nowhere.
+
+    Weaker evidence than finding the search lines, so it must be unique, or singled
+    out by the line hint, and never far from the hint.
+    """
+    if not found:
+        return None
+    if expected is None:
+        return found[0] if len(found) == 1 else None
+    return _near_hint(found, expected)
 
 
 def _empty_search(matcher: Matcher, hunk: Hunk) -> Outcome:
