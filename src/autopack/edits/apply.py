@@ -41,6 +41,8 @@ class _State:
 
 
 class _Refused(Exception):
+    """An operation that cannot be done; becomes a refused entry in the report."""
+
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
         self.detail = detail
@@ -49,6 +51,8 @@ class _Refused(Exception):
 
 @dataclass
 class _Session:
+    """One edit set being validated: the files it touches and what each step reported."""
+
     policy: PathPolicy
     states: dict[Path, _State] = field(default_factory=dict)
     hunks: list[HunkReport] = field(default_factory=list)
@@ -61,18 +65,22 @@ class _Session:
             self.states[path] = _read_state(normalize_rel(rel_path), path)
         return self.states[path]
 
-    def report(self, rel: str, operation: str, outcome: Outcome | None = None) -> HunkReport:
+    def report(self, rel: str, operation: str, outcome: Outcome) -> None:
         self.counters[rel] = self.counters.get(rel, 0) + 1
-        hunk = HunkReport(file=rel, index=self.counters[rel], status="", operation=operation)
-        if outcome is not None:
-            hunk.status = "applied" if outcome.status == "apply" else outcome.status
-            hunk.rung = outcome.rung
-            hunk.line = outcome.start + 1 if outcome.status != "refused" else None
-            hunk.reason = outcome.reason
-            hunk.detail = outcome.detail
-            hunk.candidates = outcome.candidates
-        self.hunks.append(hunk)
-        return hunk
+        refused = outcome.status == "refused"
+        self.hunks.append(
+            HunkReport(
+                file=rel,
+                index=self.counters[rel],
+                status="applied" if outcome.status == "apply" else outcome.status,
+                rung=outcome.rung,
+                line=None if refused else outcome.start + 1,
+                candidates=outcome.candidates,
+                reason=outcome.reason,
+                detail=outcome.detail,
+                operation=operation,
+            )
+        )
 
 
 def _read_state(rel: str, path: Path) -> _State:

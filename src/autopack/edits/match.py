@@ -262,19 +262,10 @@ def _decide(
     endings_only = search == replace and hunk.search != hunk.replace
     r_all = matcher.find(replace, rung) if replace and not endings_only else []
     r_all = [f for f in r_all if f.start >= hints.min_start]
+    at_hint = _at_hint(matcher, hunk, rung, s_all, r_all, hints)
+    if at_hint is not None:
+        return at_hint, r_all
     expected = hints.expected
-    if expected is not None:
-        s_at = next((f for f in s_all if f.start == expected), None)
-        r_at = any(f.start == expected for f in r_all)
-        if s_at is not None and r_at:
-            # both fit at the hinted line: the longer one is the stronger evidence
-            longer = len(search) - len(replace)
-            s_at, r_at = (s_at if longer > 0 else None), longer < 0
-        if s_at is not None and not r_at:
-            name = rung.name if len(s_all) == 1 else "near_hint"
-            return _build(matcher, hunk, rung, s_at, len(search), name, hints), r_all
-        if r_at and s_at is None:
-            return _already(rung, expected, len(replace)), r_all
     s_found = _anchored(s_all, hunk, len(search), len(matcher.lines))
     r_found = _anchored(r_all, hunk, len(replace), len(matcher.lines))
     free = [s for s in s_found if not _inside(s.start, len(search), r_found, len(replace))]
@@ -295,6 +286,32 @@ def _decide(
         candidates=[_candidate(matcher, search, f.start) for f in free[:5]],
     )
     return refusal, r_found
+
+
+def _at_hint(
+    matcher: Matcher,
+    hunk: Hunk,
+    rung: Rung,
+    s_all: list[_Found],
+    r_all: list[_Found],
+    hints: Hints,
+) -> Outcome | None:
+    """Decide by the line hint when the search or the replacement stands exactly there."""
+    expected = hints.expected
+    if expected is None:
+        return None
+    size, new_size = len(hunk.search), len(hunk.replace)
+    s_at = next((f for f in s_all if f.start == expected), None)
+    r_at = any(f.start == expected for f in r_all)
+    if s_at is not None and r_at:
+        # both fit at the hinted line: the longer one is the stronger evidence
+        s_at, r_at = (s_at if size > new_size else None), new_size > size
+    if s_at is not None and not r_at:
+        name = rung.name if len(s_all) == 1 else "near_hint"
+        return _build(matcher, hunk, rung, s_at, size, name, hints)
+    if r_at and s_at is None:
+        return _already(rung, expected, new_size)
+    return None
 
 
 def _floor(hunk: Hunk, hints: Hints) -> int | None:
