@@ -401,11 +401,11 @@ def copies(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="300 entries, 5 queries a kind")
+    parser.add_argument("--quick", action="store_true", help="120 entries, 4 queries a kind")
     args = parser.parse_args()
-    families, components, projects = (6, 10, 5) if args.quick else (24, 40, 10)
-    total, big = (300, 3_000) if args.quick else (10_000, 100_000)
-    per_kind = 5 if args.quick else 60
+    families, components, projects = (4, 6, 5) if args.quick else (24, 40, 10)
+    total, big = (120, 1_200) if args.quick else (10_000, 100_000)
+    per_kind = 4 if args.quick else 60
 
     docs = build_corpus(families, components, projects, total)
     queries = build_queries(per_kind, families, components)

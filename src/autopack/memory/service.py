@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 Mode = Literal["hybrid", "keyword", "dense"]
 RRF_K = 10
 """Reciprocal-rank constant. Smaller than the usual 60 because we keep only the top few:
-the heads of the two lists must dominate. Measured on a 960-entry run of bench/memory.py's
-generator: with 60, keyword matches on a shared component name pushed paraphrase hits out
-of the top 5 (recall 0.78 against 0.95 with 10)."""
+the heads of the two lists must dominate."""
+WEIGHTS = (0.25, 0.75)
+"""Keyword and dense weights in the fusion (Weaviate's default hybrid alpha, 0.75).
+On bench/memory.py's generator (dev runs of 120-960 entries, not the reported corpus),
+equal weights let keyword matches on a shared component name push paraphrase hits out
+of the top 5: hybrid paraphrase recall@5 0.56-0.65 with 1:1, 0.80-0.90 with 1:3, while
+exact and error-fragment queries stayed at 1.0 either way."""
 MIN_LESSON_CHARS = 80
 """A lesson cut shorter than this says too little to be worth its tokens."""
 CANDIDATES = 50
@@ -119,7 +123,7 @@ class MemoryService:
         dense = self._dense(query, CANDIDATES if mode == "hybrid" else k)
         if mode == "dense":
             return self._hits(dense)
-        return self._hits(fuse([self.keyword.search(query, CANDIDATES), dense])[:k])
+        return self._hits(fuse([self.keyword.search(query, CANDIDATES), dense], WEIGHTS)[:k])
 
     def lessons_for(
         self, goal_text: str, scope_paths: Sequence[str], token_cap: int = 800
@@ -159,12 +163,17 @@ class MemoryService:
         ]
 
 
-def fuse(rankings: Sequence[list[tuple[str, float]]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: each list adds ``1 / (k + rank)`` to a document's score."""
+def fuse(
+    rankings: Sequence[list[tuple[str, float]]],
+    weights: Sequence[float] | None = None,
+    k: int = RRF_K,
+) -> list[tuple[str, float]]:
+    """Weighted reciprocal rank fusion: list ``i`` adds ``weights[i] / (k + rank)``."""
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for i, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[i]
         for rank, (doc_id, _) in enumerate(ranking, start=1):
-            scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (k + rank)
+            scores[doc_id] = scores.get(doc_id, 0.0) + weight / (k + rank)
     return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
