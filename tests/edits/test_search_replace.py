@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from edits_helpers import Apply, snapshot, sr
 
 SOURCE = """def greet(name):
@@ -192,3 +193,26 @@ def test_fenced_blocks_and_decorated_paths_parse(root: Path, apply: Apply) -> No
     text = "Here is the change:\n\n`a.py`\n```python\n" + sr("", "x = 1\n", "x = 2\n")[1:] + "```\n"
     assert apply(text).applied
     assert path.read_text() == "x = 2\n"
+
+
+def test_a_failed_write_puts_back_the_files_already_written(
+    root: Path, apply: Apply, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(root, "a.py", "x = 1\n")
+    write(root, "b.py", "y = 1\n")
+    before = snapshot(root)
+    real_replace = os.replace
+    calls = []
+
+    def disk_full_on_second(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("autopack.edits.apply.os.replace", disk_full_on_second)
+    report = apply(sr("a.py", "x = 1\n", "x = 2\n") + sr("b.py", "y = 1\n", "y = 2\n"))
+    monkeypatch.undo()
+    assert not report.applied and report.changed_files == []
+    assert report.refusals[0]["reason"] == "write_failed"
+    assert snapshot(root) == before

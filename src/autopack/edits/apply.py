@@ -113,12 +113,15 @@ def apply_edits(edits: EditSet, policy: PathPolicy, *, dry_run: bool = False) ->
     for edit in edits.files:
         _run(session, edit)
     changes = [] if _refused(session) else _changes(session)
+    if not _refused(session) and not dry_run:
+        failure = _commit(changes)
+        if failure is not None:
+            session.refusals.append(failure)
+            changes = []
     refused = _refused(session)
     if refused or dry_run:
         for hunk in session.hunks:
             hunk.status = "matched" if hunk.status == "applied" else hunk.status
-    else:
-        _commit(changes)
     nothing_new = not changes and all(h.status == "already_applied" for h in session.hunks)
     return EditReport(
         applied=not refused,
@@ -283,24 +286,32 @@ def _changes(session: _Session) -> list[tuple[_State, bytes | None]]:
     return changes
 
 
-def _commit(changes: list[tuple[_State, bytes | None]]) -> None:
-    """Write every change; if one fails, put back the files already written and re-raise."""
+def _commit(changes: list[tuple[_State, bytes | None]]) -> dict[str, str] | None:
+    """Write every change; if one fails, put back the files already written.
+
+    Returns the failure as a path-level refusal (reason ``write_failed``), or None.
+    """
     done: list[_State] = []
-    try:
-        for state, data in sorted(changes, key=lambda change: change[1] is None):
+    for state, data in sorted(changes, key=lambda change: change[1] is None):
+        try:
             if data is None:
                 state.path.unlink()
             else:
                 _atomic_write(state.path, data, state.mode)
-            done.append(state)
-    except OSError:
-        for state in reversed(done):
-            with contextlib.suppress(OSError):
-                if state.original is None:
-                    state.path.unlink()
-                else:
-                    _atomic_write(state.path, state.original, state.mode)
-        raise
+        except OSError as exc:
+            _restore(done)
+            return {"path": state.rel, "reason": "write_failed", "detail": str(exc)}
+        done.append(state)
+    return None
+
+
+def _restore(written: list[_State]) -> None:
+    for state in reversed(written):
+        with contextlib.suppress(OSError):
+            if state.original is None:
+                state.path.unlink()
+            else:
+                _atomic_write(state.path, state.original, state.mode)
 
 
 def _atomic_write(path: Path, data: bytes, mode: int | None) -> None:
