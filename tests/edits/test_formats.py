@@ -102,3 +102,15 @@ def test_explicit_format_is_respected() -> None:
         parse_edits(sr("a.py", "x\n", "y\n"), "replace")
     with pytest.raises(EditParseError):
         parse_edits("x", "yaml")
+
+
+def test_rst_underline_inside_a_block_is_content(root: Path, apply: Apply) -> None:
+    (root / "doc.rst").write_text("Title\n=====\n\nBody.\n")
+    report = apply(sr("doc.rst", "Title\n=====\n", "New title\n=========\n"))
+    assert report.applied, report.to_text()
+    assert (root / "doc.rst").read_text() == "New title\n=========\n\nBody.\n"
+
+
+def test_several_seven_equals_lines_are_a_parse_error() -> None:
+    with pytest.raises(EditParseError):
+        parse_edits(sr("doc.rst", "Title\n=======\n", "Other\n=======\n"))

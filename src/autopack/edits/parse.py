@@ -144,21 +144,37 @@ def _cut(lines: tuple[str, ...], cuts: list[int]) -> list[list[str]]:
 
 
 def _read_block(lines: list[str], marker: int) -> tuple[Hunk, int]:
-    search: list[str] = []
-    replace: list[str] = []
-    target = search
+    """The block starting at ``marker``, and the index of its REPLACE line."""
+    body: list[str] = []
     for j in range(marker + 1, len(lines)):
         line = content(lines[j])
-        if _DIVIDER.match(line) and target is search:
-            target = replace
-        elif _REPLACE.match(line) and target is replace:
+        if _REPLACE.match(line):
+            search, replace = _divide(body, marker)
             return Hunk(tuple(search), tuple(replace)), j
-        elif _SEARCH.match(line):
+        if _SEARCH.match(line):
             break
-        else:
-            target.append(lines[j] if lines[j].endswith("\n") else lines[j] + "\n")
-    missing = "=======" if target is search else ">>>>>>> REPLACE"
-    raise EditParseError(f"line {marker + 1}: SEARCH block is missing its {missing} line")
+        body.append(lines[j] if lines[j].endswith("\n") else lines[j] + "\n")
+    raise EditParseError(f"line {marker + 1}: SEARCH block is missing its >>>>>>> REPLACE line")
+
+
+def _divide(body: list[str], marker: int) -> tuple[list[str], list[str]]:
+    """Split a block at its ``=======`` line; refuse to guess between several.
+
+    A line of ``=`` can be content (a reStructuredText underline), so a block with more
+    than one is split only at the single line of exactly seven.
+    """
+    dividers = [n for n, line in enumerate(body) if _DIVIDER.match(content(line))]
+    if len(dividers) > 1:
+        dividers = [n for n in dividers if content(body[n]).strip() == "======="]
+    if not dividers:
+        raise EditParseError(f"line {marker + 1}: SEARCH block is missing its ======= line")
+    if len(dividers) > 1:
+        raise EditParseError(
+            f"line {marker + 1}: SEARCH block has several ======= lines; "
+            "use a unified diff or whole-file block for text that contains them"
+        )
+    cut = dividers[0]
+    return body[:cut], body[cut + 1 :]
 
 
 def parse_whole(text: str) -> list[FileEdit]:
