@@ -268,12 +268,15 @@ class SubprocessSandbox:
             )
 
 
-@functools.cache
 def bwrap_works(executable: str = "bwrap") -> bool:
-    """Whether bubblewrap is installed and can create its namespaces on this machine."""
+    """Whether bubblewrap is installed (on PATH now) and can create its namespaces here."""
     path = shutil.which(executable)
-    if path is None:
-        return False
+    return path is not None and _bwrap_probe(path)
+
+
+@functools.cache
+def _bwrap_probe(path: str) -> bool:
+    """One probe per binary: starting namespaces works or not for the process's life."""
     with tempfile.TemporaryDirectory(prefix="autopack-probe-") as scratch:
         probe = BwrapSandbox(path).argv("true", Path(scratch), ())
         try:
