@@ -8,6 +8,7 @@ file, or a file outside the phase's write scope.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -60,8 +61,7 @@ class PathPolicy:
 
     def resolve_write(self, rel_path: str) -> Path:
         """The absolute path to write for ``rel_path``, or raise :class:`PathRefused`."""
-        clean, target = self._resolve(rel_path, writing=True)
-        real_rel = target.relative_to(self.real_root).as_posix()
+        clean, real_rel = self._resolve(rel_path, writing=True)
         for name in {clean, real_rel}:
             hit = next((glob for glob in self.protected if path_matches(name, glob)), None)
             if hit is not None:
@@ -70,18 +70,19 @@ class PathPolicy:
             if not any(path_matches(name, glob) for glob in self.scope):
                 scope = ", ".join(self.scope)
                 raise PathRefused(rel_path, "out_of_scope", f"{name!r} is outside scope {scope}")
-        return target
+        return Path(self.real_root, real_rel)
 
     def resolve_read(self, rel_path: str) -> Path:
         """The absolute path to read: inside the root and not in ``.git/``; scope not needed."""
-        return self._resolve(rel_path, writing=False)[1]
+        return Path(self.real_root, self._resolve(rel_path, writing=False)[1])
 
     @cached_property
-    def real_root(self) -> Path:
+    def real_root(self) -> str:
         """The root with symlinks resolved (once: resolving costs a syscall per part)."""
-        return self.root.resolve()
+        return os.path.realpath(self.root)
 
-    def _resolve(self, rel_path: str, *, writing: bool) -> tuple[str, Path]:
+    def _resolve(self, rel_path: str, *, writing: bool) -> tuple[str, str]:
+        """The cleaned path and the real path relative to the root, or raise."""
         if not rel_path.strip() or "\0" in rel_path:
             raise PathRefused(rel_path, "invalid", "empty path or NUL character")
         clean = normalize_rel(rel_path)
@@ -96,14 +97,13 @@ class PathPolicy:
             raise PathRefused(rel_path, "git_dir", "git's own data is never edited")
         if writing and parts[0] == ".autopack":
             raise PathRefused(rel_path, "autopack_dir", ".autopack/ holds the run's own state")
-        root = self.real_root
-        target = (root / clean).resolve()
-        if target != root and root not in target.parents:
-            raise PathRefused(rel_path, "symlink_escape", f"resolves to {target}, outside root")
-        if target == root:
-            raise PathRefused(rel_path, "invalid", "the path names the root itself")
-        real_parts = target.relative_to(root).parts
+        real = os.path.realpath(os.path.join(self.real_root, clean))
+        real_rel = os.path.relpath(real, self.real_root)
+        if real_rel == "." or real_rel == ".." or real_rel.startswith("../"):
+            code = "invalid" if real_rel == "." else "symlink_escape"
+            raise PathRefused(rel_path, code, f"resolves to {real}, not a file inside the root")
+        real_parts = real_rel.split("/")
         if ".git" in real_parts or (writing and real_parts[0] == ".autopack"):
             reason = "git_dir" if ".git" in real_parts else "autopack_dir"
             raise PathRefused(rel_path, reason, f"a symlink leads into {real_parts[0]}/")
-        return clean, target
+        return clean, real_rel
