@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
+import pytest
 from typer.testing import CliRunner
 
 from autopack.cli import app
 from autopack.engine import create_run
+from autopack.engine.approvals import SIGNATURE_HEADER, signature
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import CancelRequested
@@ -166,3 +171,75 @@ def test_cancel_during_a_test_command_stops_it_and_keeps_landed_phases(tmp_path:
     assert [git.trailers(repo, c)["Autopack-Phase"] for c in commits] == ["one"]
     assert not any(rt.worktree(run_id, phase).exists() for phase in view.phases)
     assert "verify" not in view.phases["two"].steps
+
+
+def _configure(repo: Path, text: str) -> None:
+    (repo / "autopack.toml").write_text(text)
+    git.git(repo, "add", "-A")
+    git.git(repo, "commit", "-q", "-m", "config")
+
+
+def test_an_unanswered_approval_times_out_and_fails_the_phase(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    _configure(repo, '[approvals]\ntimeout_s = 0.5\non_timeout = "fail"\n')
+    rt, run_id, thread, result = start(repo, APPROVAL_PLAN, approval_script())
+    thread.join(timeout=120)
+    assert result == [RunState.FAILED]
+    phase = rt.store.view(run_id).phases["touch-test"]
+    assert phase.state is PhaseState.FAILED
+    assert "no approval within 0.5 s" in phase.reason
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[bytes, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((body, self.headers.get(SIGNATURE_HEADER, "")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_pending_approval_is_announced_with_an_hmac_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HOOK_SECRET", "s3cret")
+    repo = make_repo(tmp_path)
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    _configure(repo, f'[approvals]\nwebhook_url = "{url}"\nwebhook_secret_env = "HOOK_SECRET"\n')
+    rt, run_id, thread, _ = start(repo, APPROVAL_PLAN, approval_script())
+    wait_until(rt, run_id, lambda v: v.phases["touch-test"].state is PhaseState.AWAITING_APPROVAL)
+    for _ in range(100):
+        if _Hook.received:
+            break
+        time.sleep(0.05)
+    rt.store.append(run_id, CancelRequested(reason="done"))
+    thread.join(timeout=120)
+    server.shutdown()
+    (body, signed), *_ = _Hook.received
+    payload = json.loads(body)
+    assert payload["run_id"] == run_id and payload["phase_id"] == "touch-test"
+    assert signed == signature("s3cret", body)
+
+
+def test_a_run_over_its_wall_time_budget_stops_and_says_which(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    plan = CANCEL_PLAN.replace(
+        "run: {goal: two phases}", "run: {goal: slow, budget: {wall_seconds: 2}}"
+    )
+    script = (
+        "version: 1\nreplies:\n  one:\n    builder:\n"
+        + block(edit("a.py", "A = 1", "A = 2"))
+        + "    auditor:\n      - {verdict: approve, summary: ok, issues: []}\n"
+        + "  two:\n    builder:\n"
+        + block(edit("b.py", "B = 1", "B = 2"))
+    )
+    rt, run_id, thread, result = start(repo, plan, script)
+    thread.join(timeout=120)
+    assert result == [RunState.FAILED]
+    assert "wall_seconds" in rt.store.view(run_id).reason

@@ -84,6 +84,7 @@ class PhaseView:
     commit: str = ""
     proof_hash: str = ""
     approval: dict[str, Any] | None = None
+    awaiting_since: str = ""
     rejection: dict[str, Any] | None = None
     spend: Spend = field(default_factory=Spend)
 
@@ -221,6 +222,7 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
         decision = done.result.get("decision")
         if decision == "NEEDS_APPROVAL":
             phase.move(PhaseState.AWAITING_APPROVAL)
+            phase.awaiting_since = view.updated_at
         elif decision == "BLOCK":
             phase.move(PhaseState.FAILED)
             phase.reason = "gate blocked: " + "; ".join(done.result.get("reasons", []))

@@ -15,9 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from typing import Any
 
 from autopack.engine import steps
+from autopack.engine.approvals import ApprovalPolicy, announce, timed_out
 from autopack.engine.decider import (
     Command,
     FailPhase,
@@ -30,6 +32,7 @@ from autopack.engine.decider import (
 from autopack.engine.runtime import Runtime
 from autopack.engine.summary import SUMMARY_FILE, run_summary, write_summary
 from autopack.events import (
+    ApprovalRejected,
     CancelRequested,
     ModelCalled,
     PhaseFailed,
@@ -83,6 +86,7 @@ class LocalExecutor:
         self.poll_s = poll_s
         self.lease_ttl_s = lease_ttl_s
         self._infra_failures: Counter[tuple[str, int, str]] = Counter()
+        self.approvals = ApprovalPolicy.from_settings(rt.settings.approvals)
         self.name = f"local:{socket.gethostname()}:{os.getpid()}"
         self.cancel = threading.Event()
         self._gate_lock = threading.Lock()
@@ -165,6 +169,7 @@ class LocalExecutor:
                 return view.state
             if view.cancel_requested:
                 self.cancel.set()  # running commands stop; nothing new starts
+            self._enforce_clock(view)
             commands = [] if self.cancel.is_set() and in_flight else decide(view, max_parallel)
             if self._budget_stop and not in_flight:
                 commands = [FinishRun(RunState.FAILED, self._budget_stop)]
@@ -187,6 +192,22 @@ class LocalExecutor:
                 if future in done:
                     del in_flight[phase_id]
                     self._raise_environment(future, in_flight)
+
+    def _enforce_clock(self, view: RunView) -> None:
+        """What depends on time stays out of the decider: the run's wall-time budget and
+        approval timeouts become events here, and the decider reads those."""
+        now = datetime.now(UTC)
+        limit = view.plan.run.budget.wall_seconds
+        started = datetime.fromisoformat(view.created_at) if view.created_at else now
+        if limit is not None and (now - started).total_seconds() > limit:
+            self._budget_stop = f"run budget exhausted (wall_seconds: {limit:g} s)"
+            self.cancel.set()
+        for phase_id, attempt in timed_out(view, self.approvals, now):
+            note = f"no approval within {self.approvals.timeout_s:g} s"
+            rejected = ApprovalRejected(
+                phase_id=phase_id, attempt=attempt, note=note, by="timeout", fail=True
+            )
+            self.rt.store.append(view.run_id, rejected)
 
     def _raise_environment(self, future: Future[None], in_flight: dict[str, Future[None]]) -> None:
         error = future.exception()
@@ -275,6 +296,8 @@ class LocalExecutor:
         store.append(
             run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
         )
+        if step == "gate" and result.get("decision") == "NEEDS_APPROVAL":
+            announce(self.approvals, _pending(run_id, phase_id, attempt, result))
 
     def _infrastructure_failure(self, run_id: str, command: RunStep, exc: Exception) -> None:
         """A provider outage costs no attempt: the step runs again, up to its own cap."""
@@ -328,6 +351,17 @@ class LocalExecutor:
             on_call=functools.partial(self._record_call, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
         )
+
+
+def _pending(run_id: str, phase_id: str, attempt: int, gate: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event": "approval_pending",
+        "run_id": run_id,
+        "phase_id": phase_id,
+        "attempt": attempt,
+        "reasons": gate.get("reasons", []),
+        "proof_hash": gate.get("proof_hash", ""),
+    }
 
 
 def _dead_here(holder: str) -> bool:
