@@ -85,6 +85,8 @@ class PhaseView:
     proof_hash: str = ""
     approval: dict[str, Any] | None = None
     awaiting_since: str = ""
+    calls: list[tuple[str, int]] = field(default_factory=list)
+    """(role, attempt) of every recorded model call, in order."""
     rejection: dict[str, Any] | None = None
     spend: Spend = field(default_factory=Spend)
 
@@ -235,7 +237,9 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
 def _model_called(view: RunView, call: ModelCalled) -> None:
     view.spend.add(call)
     if call.phase_id in view.phases:
-        view.phases[call.phase_id].spend.add(call)
+        phase = view.phases[call.phase_id]
+        phase.spend.add(call)
+        phase.calls.append((call.role, call.attempt or 0))
 
 
 def _phase_failed(view: RunView, failed: PhaseFailed) -> None:

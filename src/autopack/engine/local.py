@@ -319,11 +319,8 @@ class LocalExecutor:
 
     def _call_counter(self, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
         """Index of each model call, from calls recorded by earlier attempts (resume-safe)."""
-        earlier: Counter[str] = Counter()
-        for event in self.rt.store.events(run_id):
-            earlier_call = (event.data.get("attempt") or 0) < attempt
-            if event.type == ModelCalled.TYPE and event.phase_id == phase_id and earlier_call:
-                earlier[str(event.data["role"])] += 1
+        calls = self.rt.store.view(run_id).phases[phase_id].calls
+        earlier = Counter(role for role, number in calls if number < attempt)
         lock = threading.Lock()
 
         def next_index(role: str) -> int:

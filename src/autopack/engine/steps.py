@@ -150,6 +150,11 @@ def _write(path: Path, text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_KNOWN_TREES: dict[Path, str] = {}
+"""Tree last written into each worktree by this process: a crash empties it, so a resumed
+process checks the worktree on disk instead."""
+
+
 def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool = False) -> Path:
     """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given.
 
@@ -158,8 +163,11 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
     """
     worktree = ctx.worktree
     if not at_base:
+        if tree is not None and _KNOWN_TREES.get(worktree) == tree and worktree.exists():
+            return worktree
         if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
             return worktree
+        _KNOWN_TREES.pop(worktree, None)
         if (worktree / ".git").exists():
             git.reset_worktree(worktree, ctx.base)
         else:
@@ -167,6 +175,7 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
     if tree is not None:
         diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
         git.apply_diff(worktree, diff)
+        _KNOWN_TREES[worktree] = tree
     return worktree
 
 
@@ -232,12 +241,9 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
     diff = git.diff_against(worktree, ctx.base, staged=True)
     _write(ctx.artifacts / "changes.diff", diff)
-    return {
-        "applied": True,
-        "report": report,
-        "changed_files": changed,
-        "tree": git.tree_hash(worktree, staged=True),
-    }
+    tree = git.tree_hash(worktree, staged=True)
+    _KNOWN_TREES[worktree] = tree
+    return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
 
 
 # -- verify ------------------------------------------------------------------------
@@ -324,6 +330,7 @@ class StoreBaselineCache:
 def base_checkout(ctx: StepContext, tree: str) -> Iterator[Path]:
     """The attempt's own worktree, set back to its base for the baseline test run and
     given its recorded changes again afterwards: cheaper than a second checkout."""
+    _KNOWN_TREES.pop(ctx.worktree, None)
     git.reset_worktree(ctx.worktree, ctx.base)
     try:
         yield ctx.worktree
