@@ -73,6 +73,9 @@ class PhaseStarted(Payload):
     attempt: int
     base_commit: str
     models: dict[str, str] = Field(default_factory=dict)
+    rebase_tree: str = ""
+    """Set when the attempt re-lands the previous attempt's change, merged onto a run
+    branch that moved: no new Builder work, verification and the gate run again."""
 
 
 class StepStarted(Payload):

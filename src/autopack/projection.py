@@ -77,6 +77,7 @@ class PhaseView:
     attempt: int = 0
     attempt_floor: int = 0
     base_commit: str = ""
+    rebase_tree: str = ""
     step: str | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -203,6 +204,9 @@ def _phase_started(view: RunView, started: PhaseStarted) -> None:
     phase.move(PhaseState.BUILDING)
     phase.attempt = started.attempt
     phase.base_commit = started.base_commit
+    phase.rebase_tree = started.rebase_tree
+    if started.rebase_tree:
+        phase.attempt_floor += 1  # re-landing a passed change costs no attempt
     phase.steps = {}
     phase.step = None
     phase.approval = None
@@ -228,7 +232,7 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
         elif decision == "BLOCK":
             phase.move(PhaseState.FAILED)
             phase.reason = "gate blocked: " + "; ".join(done.result.get("reasons", []))
-    elif done.step == "commit":
+    elif done.step == "commit" and "commit" in done.result:
         phase.move(PhaseState.COMPLETE)
         phase.commit = str(done.result.get("commit", ""))
         phase.proof_hash = str(done.result.get("proof_hash", ""))

@@ -114,8 +114,12 @@ def _next_for_active(view: RunView, phase: PhaseView) -> Command | None:
     commit = phase.steps.get("commit")
     if commit is not None and commit.get("conflict"):
         return _retry(view, phase, f"merge conflict: {commit['conflict']}")
+    if commit is not None and commit.get("rebased_tree"):
+        return StartAttempt(phase.id, phase.attempt + 1)
     if decision == "PASS" or (decision == "NEEDS_APPROVAL" and phase.approval is not None):
-        return RunStep(phase.id, phase.attempt, "commit")
+        return (
+            None if _earlier_in_flight(view, phase) else RunStep(phase.id, phase.attempt, "commit")
+        )
     if decision == "NEEDS_APPROVAL":
         rejection = phase.rejection
         if rejection is not None and rejection.get("attempt") == phase.attempt:
@@ -124,6 +128,14 @@ def _next_for_active(view: RunView, phase: PhaseView) -> Command | None:
     if decision == "RETRY":
         return _retry(view, phase, "; ".join(gate.get("reasons", [])) or "gate asked for a retry")
     return None  # BLOCK: the projection has already failed the phase
+
+
+def _earlier_in_flight(view: RunView, phase: PhaseView) -> bool:
+    """Phases land in plan order: one that passed waits while an earlier one still works."""
+    return any(
+        other.position < phase.position and other.state in PHASE_ACTIVE
+        for other in view.phases.values()
+    )
 
 
 def _retry(view: RunView, phase: PhaseView, reason: str) -> Command:

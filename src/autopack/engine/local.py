@@ -253,7 +253,14 @@ class LocalExecutor:
         head = git.rev_parse(self.rt.repo, f"refs/heads/{view.branch}")
         if head is None:
             raise EnvironmentProblem(f"the run branch {view.branch} is gone from {self.rt.repo}")
-        started = PhaseStarted(phase_id=command.phase_id, attempt=command.attempt, base_commit=head)
+        phase = view.phases[command.phase_id]
+        landing = phase.steps.get("commit", {})
+        started = PhaseStarted(
+            phase_id=command.phase_id,
+            attempt=command.attempt,
+            base_commit=landing.get("rebased_onto", head),
+            rebase_tree=landing.get("rebased_tree", ""),
+        )
         self.rt.store.append(run_id, started)
 
     def _run_step(self, run_id: str, command: RunStep, door: ModelDoor) -> None:

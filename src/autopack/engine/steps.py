@@ -182,7 +182,28 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
 # -- build -------------------------------------------------------------------------
 
 
+def previous_steps(ctx: StepContext) -> dict[str, Any]:
+    return ctx.pview.attempts[-1]["steps"] if ctx.pview.attempts else {}
+
+
+def _rebuild_nothing(ctx: StepContext) -> dict[str, Any]:
+    """A rebased attempt re-lands the last attempt's change: no Builder call."""
+    for name in ("prompt.txt", "edits.txt", "build.diff"):
+        _write(ctx.artifacts / name, "")
+    earlier = previous_steps(ctx).get("build", {})
+    return {
+        "summary": earlier.get("summary", ""),
+        "decisions": earlier.get("decisions", []),
+        "steps": 0,
+        "stop_reason": "rebase",
+        "rebased": True,
+    }
+
+
 def build(ctx: StepContext) -> dict[str, Any]:
+    if ctx.pview.rebase_tree:
+        ensure_worktree(ctx)
+        return _rebuild_nothing(ctx)
     worktree = ensure_worktree(ctx)
     lessons, injections = lessons_for(ctx)
     try:
@@ -233,6 +254,8 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         if not edit_report.applied:
             git.reset_worktree(worktree, ctx.base)
             return {"applied": False, "report": report, "feedback": edit_report.to_text()}
+    if ctx.pview.rebase_tree:
+        git.read_tree_into(worktree, ctx.pview.rebase_tree)
     changed = git.changed_files(worktree, ctx.base)  # stages everything once
     outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
     if outside:
@@ -346,6 +369,10 @@ def _risk(ctx: StepContext, diff: str, changed: list[str]) -> Any:
 
 
 def audit(ctx: StepContext) -> dict[str, Any]:
+    if ctx.pview.rebase_tree:
+        earlier = dict(previous_steps(ctx).get("audit", {}))
+        note = "the same change, merged onto the moved run branch: verdict carried over"
+        return {**earlier, "carried_over": note}
     applied = ctx.recorded("apply")
     diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
     evidence = json.loads((ctx.artifacts / "verify.json").read_text(encoding="utf-8"))
@@ -462,13 +489,24 @@ def commit(ctx: StepContext) -> dict[str, Any]:
         landed = _already_landed(ctx, head, proof_hash)
         if landed is not None:
             return landed
-        return {"conflict": f"the run branch moved from {ctx.base[:12]} to {head[:12]}"}
+        return _merge_onto(ctx, head)
     tree = ctx.pview.steps["apply"]["tree"]
     sha = git.commit_tree_object(repo, tree, ctx.base, _message(ctx, proof_hash))
     git.add_note(repo, sha, _proof_note(ctx))
     git.move_branch(repo, branch, sha, ctx.base)
     git.remove_worktree(repo, ctx.worktree)
     return {"commit": sha, "proof_hash": proof_hash, "tree": git.commit_tree(repo, sha)}
+
+
+def _merge_onto(ctx: StepContext, head: str) -> dict[str, Any]:
+    """The run branch moved (an earlier phase landed): merge this change onto it. A clean
+    merge is verified again before it lands; a conflict sends the phase back."""
+    tree = ctx.pview.steps["apply"]["tree"]
+    merged, conflicts = git.merge_onto(ctx.rt.repo, ctx.base, tree, head)
+    if merged is None:
+        listed = ", ".join(conflicts) or "unknown paths"
+        return {"conflict": f"the run branch moved to {head[:12]}; conflicting files: {listed}"}
+    return {"rebased_onto": head, "rebased_tree": merged}
 
 
 def _already_landed(ctx: StepContext, head: str, proof_hash: str) -> dict[str, Any] | None:

@@ -147,6 +147,31 @@ def commit_tree_object(repo: Path, tree: str, parent: str, message: str) -> str:
     return git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input_text=message)
 
 
+def merge_onto(repo: Path, base: str, tree: str, head: str) -> tuple[str | None, list[str]]:
+    """Three-way merge of the change ``base -> tree`` onto ``head`` (which descends from
+    ``base``): the merged tree, or ``None`` and the conflicting paths. Touches no worktree."""
+    candidate = commit_tree_object(repo, tree, base, "autopack: change to merge")
+    proc = subprocess.run(
+        ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", head, candidate],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LC_ALL": "C"},
+        check=False,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line]
+    if proc.returncode == 0:
+        return lines[0], []
+    if proc.returncode == 1:
+        return None, sorted(set(lines[1:]))
+    raise GitError(f"git merge-tree failed in {repo}: {proc.stderr.strip()}")
+
+
+def read_tree_into(worktree: Path, tree: str) -> None:
+    """Make the worktree's files exactly ``tree`` (HEAD stays where it is)."""
+    git(worktree, "read-tree", "-u", "--reset", tree)
+
+
 def trailers(repo: Path, commit: str) -> dict[str, str]:
     out = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit)
     result: dict[str, str] = {}

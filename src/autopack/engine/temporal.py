@@ -1,0 +1,759 @@
+"""The Temporal driver: a run is a workflow, each command of the decider an activity.
+
+The workflow body holds the run's projected state (folded from the events the
+activities return), calls the same pure :func:`~autopack.engine.decider.decide` as the
+local executor, and schedules one activity per command. It does no I/O itself, so it
+passes Temporal's sandbox and replays deterministically. Activities do the work on
+any worker: they read the store, carry out the command with the same step functions
+as the local executor, record the result as events and hand the new events back.
+
+Every activity is safe to retry: it first asks the decider again whether its command
+is still due (a retry after the first try recorded its result finds it is not), and
+steps start from what earlier steps recorded. Approvals are signals, the approval
+timeout a durable timer, cancellation is workflow cancellation, progress a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from autopack.engine.decider import (
+        Command,
+        FailPhase,
+        FinishRun,
+        RunStep,
+        SkipPhase,
+        StartAttempt,
+        decide,
+    )
+    from autopack.events import Event
+    from autopack.projection import RunView, apply
+    from autopack.states import RUN_TERMINAL, RunState
+
+INFRA_RETRIES = 3
+"""Retries of a step whose provider failed for infrastructure reasons; they cost no attempt."""
+NON_RETRYABLE = ["EnvironmentProblem"]
+
+
+@dataclass
+class RunInput:
+    """What a run workflow is started with; everything else it reads from the store."""
+
+    run_id: str
+    max_parallel: int = 1
+    approval_timeout_s: float | None = None
+    """A phase waiting longer for a person fails (a durable timer); ``None`` waits forever."""
+    heartbeat_timeout_s: float = 30.0
+    """A worker silent this long is presumed dead; its step is retried on another."""
+    step_timeout_s: float = 4 * 3600.0
+    """Longest one step may take, retries not included."""
+
+
+@dataclass
+class CommandInput:
+    """One decider command for an activity, and the sequence number the workflow knows."""
+
+    run_id: str
+    kind: str
+    phase_id: str
+    after: int
+    max_parallel: int
+    attempt: int = 0
+    step: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Verdict:
+    """A person's answer to a waiting phase (the ``verdict`` signal)."""
+
+    phase_id: str
+    attempt: int
+    approve: bool
+    note: str = ""
+    by: str = ""
+    fail: bool = False
+
+
+@dataclass
+class Outcome:
+    """The events an activity saw after the workflow's last one, and a run budget stop."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    budget_stop: str = ""
+
+
+@dataclass
+class Ending:
+    run_id: str
+    state: str
+    reason: str
+    after: int
+
+
+def workflow_id(run_id: str) -> str:
+    return f"autopack-{run_id}"
+
+
+_KINDS = {StartAttempt: "start", RunStep: "step", FailPhase: "fail", SkipPhase: "skip"}
+
+
+def to_input(command: Command, run_id: str, after: int, max_parallel: int) -> CommandInput:
+    """A phase command as activity input (``FinishRun`` is the workflow's own business)."""
+    if isinstance(command, FinishRun):
+        raise TypeError(f"{command!r} is not a phase command")
+    return CommandInput(
+        run_id=run_id,
+        kind=_KINDS[type(command)],
+        phase_id=command.phase_id,
+        after=after,
+        max_parallel=max_parallel,
+        attempt=getattr(command, "attempt", 0),
+        step=getattr(command, "step", ""),
+        reason=getattr(command, "reason", ""),
+    )
+
+
+def to_command(data: CommandInput) -> Command:
+    if data.kind == "start":
+        return StartAttempt(data.phase_id, data.attempt)
+    if data.kind == "step":
+        return RunStep(data.phase_id, data.attempt, data.step)
+    if data.kind == "fail":
+        return FailPhase(data.phase_id, data.attempt, data.reason)
+    return SkipPhase(data.phase_id, data.reason)
+
+
+# -- the workflow ---------------------------------------------------------------------
+
+
+@workflow.defn(name="AutopackRun")
+class RunWorkflow:
+    """One run: decide, schedule the commands as activities, fold their events, repeat."""
+
+    def __init__(self) -> None:
+        self._view: RunView | None = None
+        self._verdicts: list[Verdict] = []
+        self._refresh = False
+        self._deadlines: dict[tuple[str, int], float] = {}
+        self._in_flight: dict[str, asyncio.Task[Outcome]] = {}
+        self._gating: str | None = None
+        self._budget_stop = ""
+        self._spec = RunInput(run_id="")
+
+    @workflow.signal
+    def verdict(self, answer: Verdict) -> None:
+        """Approve or reject a phase waiting for a person."""
+        self._verdicts.append(answer)
+
+    @workflow.signal
+    def refresh(self) -> None:
+        """Events were appended outside the workflow (an approval through the API)."""
+        self._refresh = True
+
+    @workflow.query
+    def progress(self) -> dict[str, Any]:
+        """The run's state and each phase's state, attempt and step, as the workflow knows."""
+        view = self._view
+        if view is None:
+            return {"state": "QUEUED", "phases": {}, "last_seq": 0}
+        phases = {
+            pid: {"state": p.state.value, "attempt": p.attempt, "step": p.step}
+            for pid, p in view.phases.items()
+        }
+        return {"state": view.state.value, "phases": phases, "last_seq": view.last_seq}
+
+    @workflow.run
+    async def run(self, spec: RunInput) -> str:
+        self._spec = spec
+        self._absorb(await self._act("begin", spec.run_id))
+        try:
+            return await self._drive()
+        except asyncio.CancelledError:
+            await self._stop_in_flight()
+            reason = "cancelled (workflow cancellation)"
+            ending = Ending(spec.run_id, RunState.CANCELLED.value, reason, self._seq())
+            self._absorb(await self._act("cancel", ending))
+            raise
+
+    async def _drive(self) -> str:
+        while True:
+            view = self._current()
+            if view.state is not RunState.RUNNING:
+                return view.state.value
+            if self._refresh:
+                self._refresh = False
+                self._absorb(await self._act("events_since", self._spec.run_id, self._seq()))
+                continue
+            if self._verdicts:
+                await self._record_verdict(self._verdicts.pop(0))
+                continue
+            if view.cancel_requested and self._in_flight:
+                await self._stop_in_flight()
+            if await self._finish_if_due(view):
+                continue
+            self._schedule(view)
+            failure = await self._wait()
+            if failure is not None:
+                await self._stop_in_flight()
+                ending = Ending(self._spec.run_id, RunState.PAUSED.value, failure, self._seq())
+                self._absorb(await self._act("pause", ending))
+
+    async def _finish_if_due(self, view: RunView) -> bool:
+        commands = decide(view, self._spec.max_parallel)
+        if self._budget_stop:
+            commands = [FinishRun(RunState.FAILED, self._budget_stop)]
+        finish = next((c for c in commands if isinstance(c, FinishRun)), None)
+        if finish is None or self._in_flight:
+            return False
+        ending = Ending(self._spec.run_id, finish.state.value, finish.reason, self._seq())
+        self._absorb(await self._act("finish", ending))
+        return True
+
+    def _schedule(self, view: RunView) -> None:
+        if view.cancel_requested or self._budget_stop:
+            return
+        for command in decide(view, self._spec.max_parallel):
+            phase_id = getattr(command, "phase_id", None)
+            if phase_id is None or phase_id in self._in_flight:
+                continue
+            if isinstance(command, RunStep) and command.step == "gate":
+                if self._gating is not None:
+                    continue  # the proof chain is one sequence per run
+                self._gating = phase_id
+            data = to_input(command, view.run_id, view.last_seq, self._spec.max_parallel)
+            self._in_flight[phase_id] = asyncio.ensure_future(self._act("carry_out", data))
+
+    async def _wait(self) -> str | None:
+        """Until an activity ends, a signal comes or an approval times out; a failure's text."""
+        waiting = asyncio.ensure_future(self._signalled(self._next_deadline()))
+        tasks: list[asyncio.Future[Any]] = [waiting, *self._in_flight.values()]
+        await workflow.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+        await self._expire_approvals()
+        for phase_id, task in list(self._in_flight.items()):
+            if not task.done():
+                continue
+            del self._in_flight[phase_id]
+            if self._gating == phase_id:
+                self._gating = None
+            try:
+                outcome = task.result()
+            except ActivityError as exc:
+                return f"a worker could not carry out a step of {phase_id}: {exc.cause or exc}"
+            self._budget_stop = self._budget_stop or outcome.budget_stop
+            self._absorb(outcome)
+        return None
+
+    async def _signalled(self, timeout: float | None) -> None:
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._verdicts) or self._refresh, timeout=timeout
+            )
+        except TimeoutError:
+            return
+
+    def _next_deadline(self) -> float | None:
+        if not self._deadlines:
+            return None
+        now = workflow.now().timestamp()
+        return max(0.0, min(self._deadlines.values()) - now)
+
+    async def _expire_approvals(self) -> None:
+        now = workflow.now().timestamp()
+        for (phase_id, attempt), deadline in sorted(self._deadlines.items()):
+            if deadline <= now:
+                limit = self._spec.approval_timeout_s or 0.0
+                note = f"no approval within {limit:g} s"
+                answer = Verdict(phase_id, attempt, False, note, by="timeout", fail=True)
+                await self._record_verdict(answer)
+
+    async def _record_verdict(self, answer: Verdict) -> None:
+        self._absorb(await self._act("record_verdict", self._spec.run_id, answer, self._seq()))
+
+    async def _stop_in_flight(self) -> None:
+        for task in self._in_flight.values():
+            task.cancel()
+        for phase_id, task in list(self._in_flight.items()):
+            with contextlib.suppress(asyncio.CancelledError, ActivityError):
+                self._absorb(await task)
+            del self._in_flight[phase_id]
+        self._gating = None
+
+    def _act(self, name: str, *args: Any) -> Any:
+        spec = self._spec
+        return workflow.execute_activity(
+            name,
+            args=list(args),
+            result_type=Outcome,
+            task_queue=workflow.info().task_queue,
+            start_to_close_timeout=timedelta(seconds=spec.step_timeout_s),
+            heartbeat_timeout=timedelta(seconds=spec.heartbeat_timeout_s),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(seconds=30),
+                non_retryable_error_types=NON_RETRYABLE,
+            ),
+        )
+
+    def _absorb(self, outcome: Outcome) -> None:
+        for data in outcome.events:
+            event = Event.model_validate(data)
+            if event.seq <= self._seq():
+                continue
+            self._view = apply(self._view, event)
+        self._track_approvals()
+
+    def _track_approvals(self) -> None:
+        view = self._current()
+        waiting = {
+            (p.id, p.attempt) for p in view.phases.values() if p.state.value == "AWAITING_APPROVAL"
+        }
+        for key in list(self._deadlines):
+            if key not in waiting:
+                del self._deadlines[key]
+        timeout = self._spec.approval_timeout_s
+        if timeout is None:
+            return
+        now = workflow.now().timestamp()
+        for key in sorted(waiting - set(self._deadlines)):
+            self._deadlines[key] = now + timeout
+
+    def _current(self) -> RunView:
+        assert self._view is not None, "the run's first events are absorbed before anything"
+        return self._view
+
+    def _seq(self) -> int:
+        return self._view.last_seq if self._view is not None else 0
+
+
+# -- the activities -------------------------------------------------------------------
+
+# Imported after the workflow: nothing below runs inside the workflow sandbox.
+with workflow.unsafe.imports_passed_through():
+    from temporalio.client import Client, WorkflowHandle
+    from temporalio.common import WorkflowIDReusePolicy
+
+    from autopack.config import Settings, load_settings
+    from autopack.engine import RepoProblem, new_run_id, steps
+    from autopack.engine.approvals import ApprovalPolicy
+    from autopack.engine.runtime import Runtime
+    from autopack.engine.summary import run_summary, write_summary
+    from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
+    from autopack.events import (
+        ApprovalGranted,
+        ApprovalRejected,
+        CancelRequested,
+        ModelCalled,
+        PhaseFailed,
+        PhaseSkipped,
+        PhaseStarted,
+        RunCreated,
+        RunFinished,
+        RunPaused,
+        RunStarted,
+        StepCompleted,
+        StepStarted,
+    )
+    from autopack.llm.cassette import Cassette
+    from autopack.llm.door import Caps, ModelDoor
+    from autopack.llm.errors import BudgetExceeded, ModelError
+    from autopack.llm.pricing import PriceTable
+    from autopack.plan import Plan
+    from autopack.states import PhaseState
+    from autopack.store import Store
+    from autopack.store.budget import StoreBudgetLedger
+    from autopack.store.files import RunFiles
+    from autopack.workspace import git
+    from autopack.workspace.runner import make_sandbox
+
+
+class EnvironmentProblem(RuntimeError):
+    """Something outside the run is wrong (a key, a provider, the remote); the run pauses."""
+
+
+STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
+    "build": steps.build,
+    "apply": steps.apply,
+    "verify": steps.verify_step,
+    "audit": steps.audit,
+}
+
+
+class RunActivities:
+    """The activities of run workflows, for one worker process."""
+
+    def __init__(
+        self, store: Store, repos: RepoCache, pool: ThreadPoolExecutor, heartbeat_s: float = 2.0
+    ) -> None:
+        self.store = store
+        self.repos = repos
+        self.pool = pool
+        self.heartbeat_s = heartbeat_s
+        self._runtimes: dict[str, Runtime] = {}
+        self._guard = threading.Lock()
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.begin,
+            self.carry_out,
+            self.record_verdict,
+            self.events_since,
+            self.finish,
+            self.cancel,
+            self.pause,
+        ]
+
+    # Each activity runs its blocking body in the pool while heartbeating, so a worker
+    # killed in the middle of a step is noticed within the heartbeat timeout.
+
+    async def _threaded(self, body: Callable[[threading.Event], Outcome]) -> Outcome:
+        cancel = threading.Event()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.pool, body, cancel)
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=self.heartbeat_s)
+                if done:
+                    return future.result()
+                activity.heartbeat()
+        except asyncio.CancelledError:
+            cancel.set()  # running commands are killed; the step is not recorded
+            await asyncio.wait({future})
+            raise
+
+    @activity.defn(name="begin")
+    async def begin(self, run_id: str) -> Outcome:
+        executor = f"temporal:{activity.info().workflow_id}"
+        return await self._threaded(lambda _: self._begin(run_id, executor))
+
+    @activity.defn(name="carry_out")
+    async def carry_out(self, data: CommandInput) -> Outcome:
+        attempt = activity.info().attempt
+        return await self._threaded(lambda cancel: self._carry_out(data, cancel, attempt))
+
+    @activity.defn(name="record_verdict")
+    async def record_verdict(self, run_id: str, answer: Verdict, after: int) -> Outcome:
+        return await self._threaded(lambda _: self._record_verdict(run_id, answer, after))
+
+    @activity.defn(name="events_since")
+    async def events_since(self, run_id: str, after: int) -> Outcome:
+        return await self._threaded(lambda _: self._events(run_id, after))
+
+    @activity.defn(name="finish")
+    async def finish(self, ending: Ending) -> Outcome:
+        return await self._threaded(lambda _: self._finish(ending))
+
+    @activity.defn(name="cancel")
+    async def cancel(self, ending: Ending) -> Outcome:
+        return await self._threaded(lambda _: self._cancel(ending))
+
+    @activity.defn(name="pause")
+    async def pause(self, ending: Ending) -> Outcome:
+        return await self._threaded(lambda _: self._pause(ending))
+
+    # -- bodies ---------------------------------------------------------------------
+
+    def _events(self, run_id: str, after: int, budget_stop: str = "") -> Outcome:
+        events = [e.model_dump(mode="json") for e in self.store.events(run_id, after)]
+        return Outcome(events=events, budget_stop=budget_stop)
+
+    def _begin(self, run_id: str, executor: str) -> Outcome:
+        view = self.store.view(run_id)
+        if view.state in RUN_TERMINAL:
+            return self._events(run_id, 0)
+        self.runtime(view.repo)  # a remote this worker cannot reach fails here, not later
+        if view.state is not RunState.RUNNING or view.last_seq == 1:
+            self.store.append(run_id, RunStarted(executor=executor, resumed=view.last_seq > 1))
+        return self._events(run_id, 0)
+
+    def _record_verdict(self, run_id: str, answer: Verdict, after: int) -> Outcome:
+        phase = self.store.view(run_id).phases.get(answer.phase_id)
+        waiting = phase is not None and phase.state is PhaseState.AWAITING_APPROVAL
+        if waiting and phase is not None and phase.attempt == answer.attempt:
+            payload: ApprovalGranted | ApprovalRejected
+            if answer.approve:
+                payload = ApprovalGranted(
+                    phase_id=answer.phase_id, attempt=answer.attempt, note=answer.note, by=answer.by
+                )
+            else:
+                payload = ApprovalRejected(
+                    phase_id=answer.phase_id,
+                    attempt=answer.attempt,
+                    note=answer.note,
+                    by=answer.by,
+                    fail=answer.fail,
+                )
+            self.store.append(run_id, payload)
+        return self._events(run_id, after)
+
+    def _finish(self, ending: Ending) -> Outcome:
+        view = self.store.view(ending.run_id)
+        if view.state not in RUN_TERMINAL:
+            rt = self.runtime(view.repo)
+            for phase_id in view.phases:
+                path = rt.worktree(view.run_id, phase_id)
+                if path.exists():
+                    git.remove_worktree(rt.repo, path)
+            event = self.store.append(
+                ending.run_id, RunFinished(state=ending.state, reason=ending.reason)
+            )
+            run_dir = rt.run_dir(view.run_id)
+            write_summary(run_dir, run_summary(self.store.view(view.run_id), ended_at=event.ts))
+            RunFiles(self.store.engine, view.run_id, run_dir).push()
+        return self._events(ending.run_id, ending.after)
+
+    def _cancel(self, ending: Ending) -> Outcome:
+        view = self.store.view(ending.run_id)
+        if view.state not in RUN_TERMINAL and not view.cancel_requested:
+            self.store.append(ending.run_id, CancelRequested(reason=ending.reason))
+        return self._finish(ending)
+
+    def _pause(self, ending: Ending) -> Outcome:
+        if self.store.view(ending.run_id).state is RunState.RUNNING:
+            self.store.append(ending.run_id, RunPaused(reason=ending.reason))
+        return self._events(ending.run_id, ending.after)
+
+    # -- carrying out one command -----------------------------------------------------
+
+    def runtime(self, url: str) -> Runtime:
+        """Live parts for the clone of ``url`` in this worker's cache."""
+        with self._guard:
+            found = self._runtimes.get(url)
+        if found is not None:
+            return found
+        try:
+            repo = self.repos.checkout(url)
+        except git.GitError as exc:
+            raise EnvironmentProblem(f"cannot clone {url}: {exc}") from exc
+        settings = load_settings(repo)
+        rt = Runtime(repo, settings, self.store, make_sandbox(settings.sandbox))
+        with self._guard:
+            return self._runtimes.setdefault(url, rt)
+
+    def _carry_out(self, data: CommandInput, cancel: threading.Event, try_no: int) -> Outcome:
+        view = self.store.view(data.run_id)
+        command = to_command(data)
+        due = view.state is RunState.RUNNING and not view.cancel_requested
+        if not due or command not in decide(view, data.max_parallel):
+            return self._events(data.run_id, data.after)  # done by an earlier try
+        store, run_id = self.store, data.run_id
+        if isinstance(command, SkipPhase):
+            store.append(run_id, PhaseSkipped(phase_id=command.phase_id, reason=command.reason))
+        elif isinstance(command, FailPhase):
+            failed = PhaseFailed(
+                phase_id=command.phase_id, attempt=command.attempt, reason=command.reason
+            )
+            store.append(run_id, failed)
+        elif isinstance(command, StartAttempt):
+            self._start_attempt(view, command)
+        elif isinstance(command, RunStep):
+            stop = self._run_step(view, command, cancel, try_no)
+            return self._events(run_id, data.after, stop)
+        return self._events(run_id, data.after)
+
+    def _start_attempt(self, view: RunView, command: StartAttempt) -> None:
+        rt = self.runtime(view.repo)
+        head = self.repos.fetch_branch(view.repo, rt.repo, view.branch)
+        if head is None:
+            raise EnvironmentProblem(f"the run branch {view.branch} is gone from {view.repo}")
+        started = PhaseStarted(phase_id=command.phase_id, attempt=command.attempt, base_commit=head)
+        self.store.append(view.run_id, started)
+
+    def _run_step(
+        self, view: RunView, command: RunStep, cancel: threading.Event, try_no: int
+    ) -> str:
+        """Carry out one step; returns why the run must stop for budget, or ``""``."""
+        rt, run_id = self.runtime(view.repo), view.run_id
+        phase_id, attempt, step = command.phase_id, command.attempt, command.step
+        self.repos.fetch_branch(view.repo, rt.repo, view.branch)
+        files = RunFiles(self.store.engine, run_id, rt.run_dir(run_id))
+        files.pull()
+        self.store.append(run_id, StepStarted(phase_id=phase_id, attempt=attempt, step=step))
+        view = self.store.view(run_id)
+        ctx = steps.StepContext(
+            rt=rt,
+            view=view,
+            phase=view.plan.phase(phase_id),
+            attempt=attempt,
+            door=self._door(rt, view),
+            call_counter=_call_counter(self.store, run_id, phase_id, attempt),
+            cancel=cancel,
+        )
+        try:
+            result = self._dispatch(ctx, step)
+        except steps.PhaseFailure as exc:
+            self._fail(run_id, phase_id, attempt, str(exc))
+            return ""
+        except BudgetExceeded as exc:
+            self._fail(run_id, phase_id, attempt, f"budget: {exc}")
+            return f"run budget exhausted ({exc.kind})" if exc.scope == "run" else ""
+        except ModelError as exc:
+            return self._model_error(run_id, command, exc, try_no, cancel)
+        finally:
+            files.push()
+        if cancel.is_set():
+            return ""  # an interrupted step is not recorded: it runs again
+        done = StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
+        self.store.append(run_id, done)
+        return ""
+
+    def _model_error(
+        self, run_id: str, command: RunStep, exc: ModelError, try_no: int, cancel: threading.Event
+    ) -> str:
+        if cancel.is_set():
+            return ""
+        if exc.retryable and try_no <= INFRA_RETRIES:
+            raise ApplicationError(f"{command.step}: {exc}; retried later") from exc
+        if exc.retryable:
+            reason = f"infrastructure: {command.step} failed {try_no} times: {exc}"
+            self._fail(run_id, command.phase_id, command.attempt, reason)
+            return ""
+        if exc.environment:
+            raise ApplicationError(str(exc), type="EnvironmentProblem", non_retryable=True)
+        raise exc
+
+    def _fail(self, run_id: str, phase_id: str, attempt: int, reason: str) -> None:
+        self.store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=reason))
+
+    def _dispatch(self, ctx: steps.StepContext, step: str) -> dict[str, Any]:
+        if step == "gate":  # the workflow runs one gate of a run at a time
+            return steps.gate_step(ctx, self.store.view(ctx.run_id).last_proof_hash)
+        if step == "commit":
+            return self._commit(ctx)
+        return STEP_FUNCTIONS[step](ctx)
+
+    def _commit(self, ctx: steps.StepContext) -> dict[str, Any]:
+        """Commit in the clone, then push with a lease on the base; a refused push means
+        another worker landed first, and committing again finds its commit (or a conflict)."""
+        url, repo, branch = ctx.view.repo, ctx.rt.repo, ctx.view.branch
+        for _ in range(3):
+            before = self.repos.fetch_branch(url, repo, branch)
+            result = steps.commit(ctx)
+            sha = result.get("commit")
+            if sha is None or sha == before:
+                return result
+            assert before is not None
+            if self.repos.push_branch(url, repo, branch, sha, before):
+                self.repos.push_notes(url, repo)
+                return result
+        raise EnvironmentProblem(f"the run branch on {url} kept moving during the commit")
+
+    def _door(self, rt: Runtime, view: RunView) -> ModelDoor:
+        phase_caps = {pid: Caps.of(view.plan.phase(pid).budget) for pid in view.phases}
+        ledger = StoreBudgetLedger(
+            self.store.engine, view.run_id, Caps.of(view.plan.run.budget), phase_caps
+        )
+        run_dir = rt.run_dir(view.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return ModelDoor(
+            run_id=view.run_id,
+            ledger=ledger,
+            prices=PriceTable.default(rt.settings.prices),
+            on_call=functools.partial(_record_call, self.store, view.run_id),
+            cassette=Cassette(run_dir / "cassette.jsonl"),
+        )
+
+
+def _record_call(store: Store, run_id: str, call: ModelCalled) -> None:
+    store.append(run_id, call)
+
+
+def _call_counter(store: Store, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
+    """Index of each model call, from calls of earlier attempts: a retried step of this
+    attempt gets the same replies as its first try."""
+    earlier: Counter[str] = Counter()
+    for event in store.events(run_id):
+        earlier_call = (event.data.get("attempt") or 0) < attempt
+        if event.type == ModelCalled.TYPE and event.phase_id == phase_id and earlier_call:
+            earlier[str(event.data["role"])] += 1
+    lock = threading.Lock()
+
+    def next_index(role: str) -> int:
+        with lock:
+            index = earlier[role]
+            earlier[role] += 1
+            return index
+
+    return next_index
+
+
+# -- starting runs --------------------------------------------------------------------
+
+
+def create_distributed_run(
+    store: Store,
+    plan: Plan,
+    repo_url: str,
+    repos: RepoCache,
+    *,
+    plan_source: str,
+    run_id: str | None = None,
+    base: str = "HEAD",
+    max_parallel: int = 1,
+    model_override: str | None = None,
+) -> str:
+    """Store a run of ``plan`` on the remote ``repo_url`` and push its branch there.
+
+    Workers find everything in the store and the remote: the run names the URL, not a
+    folder of this machine.
+    """
+    clone = repos.checkout(repo_url)
+    git.git(clone, "fetch", "-q", "--no-tags", "origin")
+    listed = git.git(clone, "ls-remote", "origin", base).split()
+    base_commit = listed[0] if listed else git.rev_parse(clone, base)
+    if base_commit is None:
+        raise RepoProblem(f"{repo_url}: no commit at {base!r}")
+    run_id = run_id or plan.run.id or new_run_id()
+    branch = f"autopack/{run_id}"
+    created = RunCreated(
+        plan=plan.model_dump(mode="json"),
+        plan_digest=plan.digest(),
+        plan_source=plan_source,
+        repo=repo_url,
+        base_commit=base_commit,
+        branch=branch,
+        settings={"max_parallel": max_parallel, "model_override": model_override},
+    )
+    store.create_run(run_id, created)
+    if not repos.push_branch(repo_url, clone, branch, base_commit, ""):
+        raise RepoProblem(f"{repo_url} already has a branch {branch}")
+    return run_id
+
+
+def run_input(store: Store, run_id: str, settings: Settings, **timeouts: float) -> RunInput:
+    """The workflow input for a stored run, with the approval timeout of ``settings``."""
+    view = store.view(run_id)
+    policy = ApprovalPolicy.from_settings(settings.approvals)
+    timeout = policy.timeout_s if policy.fail_on_timeout else None
+    max_parallel = int(view.settings.get("max_parallel", 1))
+    return RunInput(run_id, max_parallel=max_parallel, approval_timeout_s=timeout, **timeouts)
+
+
+async def start_run(
+    client: Client, spec: RunInput, *, task_queue: str = DEFAULT_TASK_QUEUE
+) -> WorkflowHandle[Any, str]:
+    """Start the run's workflow; a run that already has a live workflow keeps it."""
+    return await client.start_workflow(
+        RunWorkflow.run,
+        spec,
+        id=workflow_id(spec.run_id),
+        task_queue=task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
