@@ -32,7 +32,11 @@ from autopack.llm.cassette import request_hash
 from autopack.states import RunState
 from autopack.workspace import git
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # The Anthropic SDK warns on this model name; the spec is the issue's own example.
+    pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated"),
+]
 
 SPECS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-4.1"}
 KEY_ENVS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -104,6 +108,11 @@ MALFORMED: dict[str, Reply] = {
     "anthropic": Reply(text="Creating the module.", tool_calls=[("write_file", "slug.py")]),
     "openai": Reply(tool_calls=[("write_file", '{"path": "src/textkit/slug.py", "content": "')]),
 }
+ENV_PROBE = Reply(
+    text="Checking what the sandbox can see.",
+    tool_calls=[("run", {"command": "printenv ANTHROPIC_API_KEY OPENAI_API_KEY"})],
+)
+"""A Builder command that would copy the keys into the next prompt if the sandbox passed them."""
 BROKEN_TRANSPORT: dict[str, Fault] = {
     "anthropic": Fault(kind="hang", seconds=60),
     "openai": Fault(kind="truncate"),
@@ -122,10 +131,13 @@ def conversation(provider: str) -> list[Item]:
     def verdict(phase: str) -> Reply:
         return Reply(text=json.dumps(script[phase]["auditor"][0]), output_tokens=40)
 
+    slugify = builds["slugify"][0]
+    if tools:
+        slugify = [slugify[0], ENV_PROBE, *slugify[1:]]
     return [
         Fault(429, retry_after="0", message="rate limited: slow down"),
         MALFORMED[provider],
-        *builds["slugify"][0],
+        *slugify,
         Fault(500, message="internal error"),
         verdict("slugify"),
         BROKEN_TRANSPORT[provider],
@@ -269,6 +281,11 @@ def test_no_file_log_event_or_output_holds_the_provider_key(provider_run: Provid
     canary = CANARIES[run.provider].encode()
     # The key was in use: the server refuses (401) any call without it.
     assert all(CANARIES[run.provider] in json.dumps(r.headers) for r in run.server.requests)
+    # ... and never in a prompt, even after the Builder ran printenv in the sandbox.
+    assert [r for r in run.server.requests if canary.decode() in json.dumps(r.body)] == []
+    if run.provider == "anthropic":
+        asked = [json.dumps(r.body) for r in run.server.requests]
+        assert any("printenv" in body and "exit code 1" in body for body in asked)
     files = [p for p in (run.repo / ".autopack").rglob("*") if p.is_file()]
     assert any(p.name == "autopack.db" for p in files)
     assert any(p.name == "cassette.jsonl" for p in files)
@@ -278,6 +295,8 @@ def test_no_file_log_event_or_output_holds_the_provider_key(provider_run: Provid
     assert CANARIES[run.provider] not in run.output
     events = Runtime.open(run.repo).store.events(run.run_id)
     assert all(CANARIES[run.provider] not in e.model_dump_json() for e in events)
+    other = next(key for name, key in CANARIES.items() if name != run.provider).encode()
+    assert [p for p in files if other in p.read_bytes()] == []
 
 
 def test_replay_offline_lands_the_same_tree_in_every_phase(provider_run: ProviderRun) -> None:
@@ -302,8 +321,72 @@ def test_replay_of_a_tampered_request_stops_with_the_diff(provider_run: Provider
         result = CliRunner().invoke(app, ["replay", run.run_id, "-C", str(run.repo)])
     finally:
         cassette.write_text(original)
-    assert result.exit_code != 0
+    assert result.exit_code == 3  # a diverged replay is an environment error
     assert "the request differs from the recording" in result.output
     assert "--- recorded" in result.output and "+++ requested" in result.output
     assert re.search(r"^-.*TAMPERED: this line was never asked", result.output, re.MULTILINE)
     assert "every phase's tree hash equals" not in result.output
+
+
+ONE_PHASE_PLAN = """\
+run: {goal: Bump the value}
+tiers:
+  - id: only
+    phases:
+      - id: bump
+        goal: Set VALUE to 2
+        scope: {paths: [value.py]}
+        tests: {command: "true"}
+"""
+BUMP = "value.py\n<<<<<<< SEARCH\nVALUE = 1\n=======\nVALUE = 2\n>>>>>>> REPLACE\n"
+
+
+def configure_new(repo: Path, server: FakeServer) -> None:
+    """A fresh repository whose settings point OpenAI at the loopback server."""
+    (repo / "autopack.toml").write_text(
+        f'[models.providers.openai]\nbase_url = "{server.openai_url}"\n'
+    )
+    git.git(repo, "add", "-A")
+    git.git(repo, "commit", "-q", "-m", "start")
+
+
+def test_malformed_again_after_the_repair_costs_one_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "value.py").write_text("VALUE = 1\n")
+    git.git(repo, "init", "-q", "-b", "main")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(ONE_PHASE_PLAN)
+    monkeypatch.setenv("OPENAI_API_KEY", CANARIES["openai"])
+    approve = {"verdict": "approve", "summary": "VALUE is 2.", "issues": []}
+    with FakeServer(api_key=CANARIES["openai"]) as server:
+        configure_new(repo, server)
+        server.enqueue(
+            "openai",
+            MALFORMED["openai"],
+            MALFORMED["openai"],  # the repair turn is malformed too: a model failure
+            Reply(text=BUMP),
+            Reply(text=json.dumps(approve)),
+        )
+        result = CliRunner().invoke(
+            app, ["run", str(plan), "-C", str(repo), "--model", SPECS["openai"]]
+        )
+        assert result.exit_code == 0, result.output
+        assert server.pending("openai") == 0
+    (row,) = Runtime.open(repo).store.list_runs()
+    assert gate_decisions(repo, row.id) == {"bump": ["RETRY", "PASS"]}
+    assert attempts_started(repo, row.id) == {"bump": 2}
+    events = Runtime.open(repo).store.events(row.id)
+    first = next(e.data for e in events if e.type == "step_completed" and e.data["step"] == "build")
+    assert first["attempt"] == 1 and first["result"]["error"].startswith("MalformedReply")
+    calls = [e.data for e in events if e.type == "model_called"]
+    assert [(c["attempt"], c["role"]) for c in calls] == [
+        (1, "builder"),
+        (1, "builder"),
+        (2, "builder"),
+        (2, "auditor"),
+    ]
+    assert (repo / "value.py").read_text() == "VALUE = 1\n"  # main is untouched
+    assert git.git(repo, "show", f"autopack/{row.id}:value.py") == "VALUE = 2"
