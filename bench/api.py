@@ -18,14 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,23 +109,50 @@ def serve(repo: Path, port: int, events: int, rate: float) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
-# -- the client process ----------------------------------------------------------------
+# -- the client processes --------------------------------------------------------------
+#
+# One client process cannot generate this load: a shared httpx pool checks every one of
+# its 100 connections on each request, and one core of Python parsing 100 connections
+# measures the client. So the streams live in one process, the readers are split over
+# READER_PROCESSES, and each client owns one keep-alive connection, as a browser would.
+
+READER_PROCESSES = 2
+
+
+def _clients(url: str, secret: str, count: int) -> list[httpx.AsyncClient]:
+    """``count`` clients of one connection each, sharing one TLS context (unused on
+    loopback, but httpx builds one per client, and 50 of them stall a process)."""
+    tls = ssl.create_default_context()
+    return [
+        httpx.AsyncClient(
+            base_url=url,
+            headers={"Authorization": f"Bearer {secret}"},
+            limits=httpx.Limits(max_connections=1),
+            timeout=60,
+            verify=tls,
+        )
+        for _ in range(count)
+    ]
 
 
 async def reader(client: httpx.AsyncClient, runs: int, until: float, out: list[float]) -> None:
-    while time.monotonic() < until:
-        run_id = f"bench-{random.randrange(runs)}"
-        start = time.perf_counter()
-        response = await client.get(f"/runs/{run_id}")
-        out.append((time.perf_counter() - start) * 1000)
-        response.raise_for_status()
+    async with client:
+        while time.monotonic() < until:
+            run_id = f"bench-{random.randrange(runs)}"
+            start = time.perf_counter()
+            response = await client.get(f"/runs/{run_id}")
+            out.append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
 
 
 async def stream(
     client: httpx.AsyncClient, wanted: int, lags: list[float], ready: asyncio.Event
 ) -> int:
     """Follow bench-0's events from now on; returns how many arrived."""
-    async with client.stream("GET", "/runs/bench-0/events", params={"after": 1}) as response:
+    async with (
+        client,
+        client.stream("GET", "/runs/bench-0/events", params={"after": 1}) as response,
+    ):
         ready.set()
         seen = 0
         async for line in response.aiter_lines():
@@ -137,27 +167,53 @@ async def stream(
     return seen
 
 
-async def drive(url: str, secret: str, repo: Path, load: Load) -> dict[str, list[float]]:
-    limits = httpx.Limits(max_connections=load.readers + load.streams + 10)
-    headers = {"Authorization": f"Bearer {secret}"}
+def read_load(url: str, secret: str, repo: str, load: Load, readers: int) -> list[float]:
+    """A reader process: once the streams are up, ``readers`` clients read back to back."""
     reads: list[float] = []
-    lags: list[float] = []
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=60
-    ) as client:
-        ready = [asyncio.Event() for _ in range(load.streams)]
-        streams = [asyncio.create_task(stream(client, load.events, lags, r)) for r in ready]
-        await asyncio.gather(*(r.wait() for r in ready))
-        (repo / "go").touch()
+
+    async def main() -> None:
+        clients = _clients(url, secret, readers)
+        go = Path(repo) / "go"
+        while not go.exists():
+            await asyncio.sleep(0.01)
         until = time.monotonic() + load.seconds
-        await asyncio.gather(
-            *(reader(client, load.runs, until, reads) for _ in range(load.readers))
-        )
-        delivered = await asyncio.wait_for(asyncio.gather(*streams), timeout=load.seconds + 60)
-    expected = load.events * load.streams
-    if sum(delivered) != expected:
-        raise SystemExit(f"events lost: {sum(delivered)} of {expected} delivered")
-    return {"reads": reads, "lags": lags}
+        await asyncio.gather(*(reader(c, load.runs, until, reads) for c in clients))
+
+    asyncio.run(main())
+    return reads
+
+
+def stream_load(url: str, secret: str, repo: str, load: Load) -> list[float]:
+    """The stream process: opens every stream, then lets the server start emitting."""
+
+    async def main() -> list[float]:
+        lags: list[float] = []
+        ready = [asyncio.Event() for _ in range(load.streams)]
+        clients = _clients(url, secret, load.streams)
+        streams = [
+            asyncio.create_task(stream(c, load.events, lags, r))
+            for c, r in zip(clients, ready, strict=True)
+        ]
+        await asyncio.gather(*(r.wait() for r in ready))
+        (Path(repo) / "go").touch()
+        delivered = await asyncio.wait_for(asyncio.gather(*streams), load.seconds + 60)
+        expected = load.events * load.streams
+        if sum(delivered) != expected:
+            raise SystemExit(f"events lost: {sum(delivered)} of {expected} delivered")
+        return lags
+
+    return asyncio.run(main())
+
+
+def drive(url: str, secret: str, repo: Path, load: Load) -> dict[str, list[float]]:
+    shares = [load.readers // READER_PROCESSES] * READER_PROCESSES
+    shares[0] += load.readers - sum(shares)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(shares) + 1, mp_context=context) as pool:
+        lags = pool.submit(stream_load, url, secret, str(repo), load)
+        reads = [pool.submit(read_load, url, secret, str(repo), load, n) for n in shares]
+        got = {"reads": [ms for job in reads for ms in job.result()], "lags": lags.result()}
+        return got
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -205,7 +261,7 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             _wait_for(url)
-            results = asyncio.run(drive(url, secret, repo, load))
+            results = drive(url, secret, repo, load)
         finally:
             server.terminate()
             server.wait(timeout=30)

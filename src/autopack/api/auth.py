@@ -73,7 +73,7 @@ def authenticate(ctx: ApiContext, request: Request) -> Caller:
     secret = presented_secret(request)
     if secret is None:
         raise _unauthorized("an API key is required (Authorization: Bearer <key>)")
-    key = find_key(ctx.rt.store.engine, secret)
+    key = find_key(ctx.rt.store.reader, secret)
     if key is None:
         raise _unauthorized("the API key is unknown or revoked")
     return Caller(key.id, key.name, key.scope)

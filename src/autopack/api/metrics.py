@@ -40,7 +40,7 @@ def metrics(ctx: Ctx, _: Annotated[Caller, Depends(READ)]) -> PlainTextResponse:
 
 def exposition(store: Store) -> Iterator[str]:
     runs, events = tables.runs, tables.events
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         by_state: dict[str, int] = dict(
             conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
         )

@@ -121,7 +121,7 @@ def list_runs(
     count = select(func.count()).select_from(tables.runs)
     if state is not None:
         count = count.where(tables.runs.c.state == state.value)
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         total = int(conn.execute(count).scalar_one())
     rows = store.list_runs(state, limit=limit, offset=offset)
     return RunList(runs=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -290,7 +290,7 @@ def pending_approvals(ctx: Ctx, _: Reader) -> list[Approval]:
     """Phases waiting for a person, oldest wait first."""
     store = ctx.rt.store
     query = select(tables.runs.c.id).where(tables.runs.c.pending_approvals > 0)
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         run_ids = [str(row[0]) for row in conn.execute(query)]
     rows = {
         (str(r["run_id"]), str(r["phase_id"])): str(r["updated_at"])

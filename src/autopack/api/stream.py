@@ -27,11 +27,19 @@ RETRY_MS = 2000
 """How soon a disconnected EventSource reconnects."""
 
 
+@dataclass(frozen=True)
+class Live:
+    """An event as the hub hands it out: serialised once, however many streams send it."""
+
+    event: Event
+    message: str
+
+
 @dataclass(eq=False)
 class _Subscription:
     run_id: str | None
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Live] = field(default_factory=asyncio.Queue)
 
 
 class EventHub:
@@ -50,17 +58,27 @@ class EventHub:
                 store.subscribe(self._publish)
 
     def _publish(self, event: Event) -> None:
-        """Called in whatever thread appended the event."""
+        """Called in whatever thread appended the event.
+
+        One wake-up per event loop, not per stream: with dozens of streams the loop's
+        self-pipe writes, not the sending, were what delayed delivery.
+        """
         with self._lock:
             targets = [s for s in self._subscriptions if s.run_id in (None, event.run_id)]
+        if not targets:
+            return
+        live = Live(event, sse(event))
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Subscription]] = {}
         for sub in targets:
+            by_loop.setdefault(sub.loop, []).append(sub)
+        for loop, subs in by_loop.items():
             try:
-                sub.loop.call_soon_threadsafe(sub.queue.put_nowait, event)
-            except RuntimeError:  # that stream's loop has closed; it is going away
+                loop.call_soon_threadsafe(_deliver, subs, live)
+            except RuntimeError:  # that loop has closed; its streams are going away
                 continue
 
     @contextmanager
-    def subscription(self, run_id: str | None) -> Iterator[asyncio.Queue[Event]]:
+    def subscription(self, run_id: str | None) -> Iterator[asyncio.Queue[Live]]:
         """Live events of one run (or of all runs, with ``None``) while the block runs."""
         sub = _Subscription(run_id, asyncio.get_running_loop())
         with self._lock:
@@ -77,9 +95,23 @@ class EventHub:
             return len(self._subscriptions)
 
 
+def _deliver(subs: list[_Subscription], live: Live) -> None:
+    for sub in subs:
+        sub.queue.put_nowait(live)
+
+
 def sse(event: Event) -> str:
     """One event as an SSE message; its id is the run-local sequence number."""
     return f"id: {event.seq}\ndata: {event.model_dump_json()}\n\n"
+
+
+async def _next(queue: asyncio.Queue[Live], seconds: float) -> Live | None:
+    """The next live event, or ``None`` after ``seconds`` without one."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await queue.get()
+    except TimeoutError:
+        return None
 
 
 async def run_events(hub: EventHub, store: Store, run_id: str, after: int) -> AsyncIterator[str]:
@@ -91,15 +123,12 @@ async def run_events(hub: EventHub, store: Store, run_id: str, after: int) -> As
             yield sse(event)
             last = event.seq
         while True:
-            try:
-                live: Event | None = await asyncio.wait_for(queue.get(), IDLE_S)
-            except TimeoutError:
-                live = None
-            if live is not None and live.seq <= last:
+            live = await _next(queue, IDLE_S)
+            if live is not None and live.event.seq <= last:
                 continue
-            if live is not None and live.seq == last + 1:
-                yield sse(live)
-                last = live.seq
+            if live is not None and live.event.seq == last + 1:
+                yield live.message
+                last = live.event.seq
                 continue
             backlog = await run_in_threadpool(store.events, run_id, last)
             for event in backlog:
@@ -114,11 +143,11 @@ async def all_events(hub: EventHub) -> AsyncIterator[str]:
     with hub.subscription(None) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), IDLE_S * 5)
-            except TimeoutError:
+            live = await _next(queue, IDLE_S * 5)
+            if live is None:
                 yield ": ping\n\n"
                 continue
+            event = live.event
             notice = {
                 "run_id": event.run_id,
                 "seq": event.seq,

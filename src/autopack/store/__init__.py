@@ -86,9 +86,23 @@ def make_engine(url: str) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+READ_ONLY = "autopack_read_only"
+"""Execution option of :attr:`Store.reader`: its SQLite transactions begin deferred."""
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Writers take the write lock up front (no deadlocked upgrade); readers never take it.
+
+    In WAL mode a deferred transaction reads a snapshot without waiting for a writer or
+    making one wait, so readers of :attr:`Store.reader` run beside an append.
+    """
+    read_only = conn.get_execution_options().get(READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -106,6 +120,8 @@ class Store:
     def __init__(self, url: str, runs_dir: Path | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.reader: Engine = self.engine.execution_options(**{READ_ONLY: True})
+        """The same database for reads only: they neither wait for nor hold up writers."""
         migrate(self.engine)
         self.runs_dir = runs_dir
         self._lock = threading.RLock()
@@ -263,7 +279,7 @@ class Store:
     # -- reading -----------------------------------------------------------------
 
     def events(self, run_id: str, after: int = 0) -> list[Event]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return list(self._read_events(conn, run_id, after))
 
     @staticmethod
@@ -278,23 +294,30 @@ class Store:
             yield Event(run_id=run_id, seq=row["seq"], ts=row["ts"], type=row["type"], data=data)
 
     def view(self, run_id: str) -> RunView:
-        """The run's projected state, folded from its events (cached while current)."""
+        """The run's projected state, folded from its events (cached while current).
+
+        The lock guards only the cache, never the read: a reader must not wait for an
+        append's transaction. A fold of this snapshot replaces only an older cached view
+        (an append in flight may already have moved the cached one on).
+        """
+        with self.reader.connect() as conn:
+            last = conn.execute(
+                select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
+            ).scalar()
+            if last is None:
+                raise RunNotFound(run_id)
+            cached = self._views.get(run_id)
+            if cached is not None and cached.last_seq == last:
+                return cached
+            view = fold(self._read_events(conn, run_id, 0))
         with self._lock:
-            with self.engine.connect() as conn:
-                last = conn.execute(
-                    select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
-                ).scalar()
-                if last is None:
-                    raise RunNotFound(run_id)
-                cached = self._views.get(run_id)
-                if cached is not None and cached.last_seq == last:
-                    return cached
-                view = fold(self._read_events(conn, run_id, 0))
-            self._views[run_id] = view
-            return view
+            cached = self._views.get(run_id)
+            if cached is None or cached.last_seq < view.last_seq:
+                self._views[run_id] = view
+        return view
 
     def run(self, run_id: str) -> RunRow:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(tables.runs).where(tables.runs.c.id == run_id)).mappings()
             found = row.first()
         if found is None:
@@ -307,7 +330,7 @@ class Store:
         query = select(tables.runs).order_by(tables.runs.c.created_at.desc(), tables.runs.c.id)
         if state is not None:
             query = query.where(tables.runs.c.state == state.value)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
         return [_run_row(row) for row in rows]
 
@@ -317,7 +340,7 @@ class Store:
             .where(tables.phases.c.run_id == run_id)
             .order_by(tables.phases.c.position)
         )
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
 
     # -- executor leases -------------------------------------------------------------
@@ -354,7 +377,7 @@ class Store:
     # -- verification baselines ------------------------------------------------------
 
     def baseline_get(self, key: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             value = conn.execute(
                 select(tables.baselines.c.value).where(tables.baselines.c.key == key)
             ).scalar()
