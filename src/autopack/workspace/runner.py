@@ -64,6 +64,9 @@ class Sandbox(Protocol):
     ) -> CommandResult: ...
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable's name suggests it holds a credential."""
     upper = name.upper()
@@ -202,6 +205,9 @@ class BwrapSandbox:
     def argv(self, command: str, cwd: Path, writable: Sequence[Path]) -> list[str]:
         argv = [self.executable, "--unshare-all", "--die-with-parent", "--new-session"]
         argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # Autopack's own package stays readable even when installed under /tmp: its pytest
+        # plugin (per-test coverage) runs inside the sandbox.
+        argv += ["--ro-bind-try", str(PACKAGE_DIR), str(PACKAGE_DIR)]
         for path in [cwd, *writable]:
             real = str(Path(path).resolve())
             argv += ["--bind", real, real]
