@@ -29,6 +29,7 @@ from typing import Any
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 with workflow.unsafe.imports_passed_through():
     from autopack.engine.decider import (
@@ -103,6 +104,13 @@ class Ending:
     state: str
     reason: str
     after: int
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """Temporal's sandbox, with Autopack's modules shared rather than re-imported: the
+    workflow only calls the pure decider and projection, which do no I/O."""
+    restrictions = SandboxRestrictions.default.with_passthrough_modules("autopack")
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 def workflow_id(run_id: str) -> str:

@@ -139,7 +139,7 @@ async def run_worker(
     from temporalio.client import Client
     from temporalio.worker import Worker
 
-    from autopack.engine.temporal import RunActivities, RunWorkflow
+    from autopack.engine.temporal import RunActivities, RunWorkflow, sandbox_runner
     from autopack.store import Store
 
     repos = RepoCache(cache or default_cache())
@@ -153,6 +153,7 @@ async def run_worker(
         workflows=[RunWorkflow],
         activities=activities.all(),
         max_concurrent_activities=max_concurrent,
+        workflow_runner=sandbox_runner(),
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
