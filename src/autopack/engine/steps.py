@@ -301,7 +301,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             "note": "no test command configured or detected",
         }
     else:
-        evidence = verify.verify_attempt(
+        found = verify.verify_attempt(
             worktree,
             base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
             command=command,
@@ -311,7 +311,11 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             cache=StoreBaselineCache(ctx.rt),
             base_checkout=lambda: base_checkout(ctx, applied["tree"]),
             settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
-        ).to_dict()
+        )
+        if found.passed and found.full_run is not None:
+            full = found.full_run.to_dict()  # carries the command it ran
+            (ctx.artifacts / "full_run.json").write_text(json.dumps(full), encoding="utf-8")
+        evidence = found.to_dict()
         evidence["test_seconds"] = _test_seconds(evidence)
     (ctx.artifacts / "verify.json").write_text(json.dumps(evidence, indent=2), encoding="utf-8")
     passed = bool(evidence.get("passed")) and checks_ok
@@ -494,8 +498,24 @@ def commit(ctx: StepContext) -> dict[str, Any]:
     sha = git.commit_tree_object(repo, tree, ctx.base, _message(ctx, proof_hash))
     git.add_note(repo, sha, _proof_note(ctx))
     git.move_branch(repo, branch, sha, ctx.base)
+    _seed_baseline(ctx, tree)
     git.remove_worktree(repo, ctx.worktree)
     return {"commit": sha, "proof_hash": proof_hash, "tree": git.commit_tree(repo, sha)}
+
+
+def _seed_baseline(ctx: StepContext, tree: str) -> None:
+    """The full suite that passed on the landed tree is the next phase's baseline (its
+    base is this commit): record it so the next phase does not run the suite again. The
+    impact map of this phase's own base stays a good enough guide for test selection."""
+    path = ctx.artifacts / "full_run.json"
+    if not path.exists():
+        return
+    full = json.loads(path.read_text(encoding="utf-8"))
+    command = str(full["command"])
+    cache = StoreBaselineCache(ctx.rt)
+    base_entry = cache.get(verify.baseline_key(git.commit_tree(ctx.rt.repo, ctx.base), command))
+    impact = (base_entry or {}).get("impact", {})
+    cache.put(verify.baseline_key(tree, command), {**full, "impact": impact})
 
 
 def _merge_onto(ctx: StepContext, head: str) -> dict[str, Any]:
