@@ -52,6 +52,9 @@ PROJECTS = [
         "toolz/tests",
     ),
     Project("idna", "3.7", ("idna/core.py", "idna/intranges.py"), "tests"),
+    Project(
+        "more-itertools", "10.5.0", ("more_itertools/more.py", "more_itertools/recipes.py"), "tests"
+    ),
 ]
 
 
@@ -64,6 +67,8 @@ class Tally:
     flaky: int = 0
     selected_s: list[float] = field(default_factory=list)
     full_s: list[float] = field(default_factory=list)
+    selected_tests: list[int] = field(default_factory=list)
+    suite_tests: int = 0
 
 
 def git(repo: Path, *args: str) -> str:
@@ -136,8 +141,8 @@ def judge(
     cache: MemoryBaselineCache,
     *,
     select: bool,
-) -> tuple[str, float, int]:
-    """Gate decision, test seconds spent and flaky tests seen for one candidate."""
+) -> tuple[str, float, int, int]:
+    """Gate decision, test seconds spent, flaky tests seen, and tests selected (0: none)."""
     with worktree(repo) as wt:
         for mutation in candidate:
             apply(wt, mutation)
@@ -167,7 +172,9 @@ def judge(
             audit=None,
         )
         decision = decide(evidence, policy).decision
-    return decision, verified.selection["test_time_s"], len(verified.delta.flaky)
+    selection = verified.selection
+    seconds, count = selection["test_time_s"], selection.get("selected_count", 0)
+    return decision, seconds, len(verified.delta.flaky), count
 
 
 def bench_project(project: Project, tasks: int, work: Path, sandbox: Sandbox) -> Tally:
@@ -180,7 +187,7 @@ def bench_project(project: Project, tasks: int, work: Path, sandbox: Sandbox) ->
     command = f"python -m pytest -q {project.tests}"
     original = run_tests(sandbox, root, command, env=ENV, timeout_s=600)
     passing = {t for t, o in original.outcomes.items() if o == PASSED}
-    tally, cache = Tally(), MemoryBaselineCache()
+    tally, cache = Tally(suite_tests=len(original.outcomes)), MemoryBaselineCache()
     candidates = mutations(root, project, rng)
     caught: list[tuple[tuple[str, int, str], list[str]]] = []
     for mutation in candidates:
@@ -199,15 +206,16 @@ def bench_project(project: Project, tasks: int, work: Path, sandbox: Sandbox) ->
         apply(root, bug)
         tree = commit_all(root, f"bug {index}")
         good = [(bug[0], bug[1], _original_line(root, bug))]
-        decision, _, flaky = judge(root, tree, good, f2p, command, sandbox, cache, select=True)
+        decision, _, flaky, _ = judge(root, tree, good, f2p, command, sandbox, cache, select=True)
         tally.good += 1
         tally.good_passed += decision == "PASS"
         tally.flaky += flaky
         for bad in ([other], [*good, other]):
-            decision, seconds, flaky = judge(
+            decision, seconds, flaky, count = judge(
                 root, tree, bad, f2p, command, sandbox, cache, select=True
             )
-            _, full, _ = judge(root, tree, bad, f2p, command, sandbox, cache, select=False)
+            _, full, _, _ = judge(root, tree, bad, f2p, command, sandbox, cache, select=False)
+            tally.selected_tests.append(count)
             tally.bad += 1
             tally.bad_stopped += decision != "PASS"
             tally.flaky += flaky
@@ -227,9 +235,11 @@ def row(name: str, tally: Tally) -> str:
     full = statistics.median(tally.full_s) if tally.full_s else 0.0
     ratio = f"{100 * sel / full:.0f}%" if full else "-"
     good, bad = f"{tally.good_passed}/{tally.good}", f"{tally.bad_stopped}/{tally.bad}"
+    picked = statistics.median(tally.selected_tests) if tally.selected_tests else 0
+    tests = f"{picked:.0f}/{tally.suite_tests}" if tally.suite_tests else f"{picked:.0f}"
     return (
-        f"| {name:<8} | {good:>11} | {bad:>11} | {tally.good - tally.good_passed:>12} "
-        f"| {tally.flaky:>5} | {sel:>11.2f} | {full:>9.2f} | {ratio:>8} |"
+        f"| {name:<14} | {good:>11} | {bad:>11} | {tally.good - tally.good_passed:>12} "
+        f"| {tally.flaky:>5} | {tests:>10} | {sel:>11.2f} | {full:>9.2f} | {ratio:>8} |"
     )
 
 
@@ -242,10 +252,10 @@ def main() -> None:
     sandbox = make_sandbox()
     total = Tally()
     lines = [
-        "| project  | good passed | bad stopped | false blocks | flaky | retry sel s "
-        "| full s    | sel/full |",
-        "|----------|-------------|-------------|--------------|-------|-------------"
-        "|-----------|----------|",
+        "| project        | good passed | bad stopped | false blocks | flaky | sel tests  "
+        "| retry sel s | full s    | sel/full |",
+        "|----------------|-------------|-------------|--------------|-------|------------"
+        "|-------------|-----------|----------|",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as scratch:
         for project in projects:
@@ -255,8 +265,12 @@ def main() -> None:
                 setattr(total, name, getattr(total, name) + getattr(tally, name))
             total.selected_s += tally.selected_s
             total.full_s += tally.full_s
+            total.selected_tests += tally.selected_tests
     lines.append(row("overall", total))
-    print(f"sandbox: {sandbox.name}; test times are medians per retry attempt (bad fixes)")
+    print(
+        f"sandbox: {sandbox.name}; per retry attempt (bad fixes), medians: tests selected of "
+        "the suite, test seconds (runs + flaky reruns) with selection and with the full suite"
+    )
     print("\n".join(lines))
 
 

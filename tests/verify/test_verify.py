@@ -28,12 +28,13 @@ def attempt(
     fail_to_pass: tuple[str, ...] = (),
     cache: MemoryBaselineCache | None = None,
     settings: VerifySettings = FAST,
+    command: str = "python -m pytest",
 ) -> VerifyEvidence:
     repo, tree, checkout = project
     return verify_attempt(
         repo,
         base_tree=tree,
-        command="python -m pytest",
+        command=command,
         fail_to_pass=fail_to_pass,
         changed_files=changed,
         sandbox=make_sandbox(),
@@ -127,6 +128,35 @@ def test_affected_tests_run_first_and_a_regression_stops_there(
     assert set(evidence.selected_run.outcomes) == {"tests/test_geo.py::test_area"}
     assert evidence.selection["selected_count"] == 1
     assert evidence.selection["total_count"] == 6
+
+
+def test_a_command_naming_its_test_folder_runs_only_the_affected_tests(project: Any) -> None:
+    edit(project.repo, "geo.py", "return w * h", "return w + h")
+    evidence = attempt(project, ["geo.py"], command="python -m pytest -q tests")
+    assert evidence.full_run is None
+    assert evidence.selected_run is not None
+    assert set(evidence.selected_run.outcomes) == {"tests/test_geo.py::test_area"}
+    assert evidence.delta.newly_failing == ["tests/test_geo.py::test_area"]
+
+
+def test_known_fail_to_pass_tests_run_alone_not_their_whole_file(project: Any) -> None:
+    edit(project.repo, "geo.py", "return w * h", "return w + h")
+    div = "tests/test_calc.py::test_div"
+    evidence = attempt(project, ["geo.py"], fail_to_pass=(div,))
+    assert evidence.selected_run is not None
+    assert set(evidence.selected_run.outcomes) == {"tests/test_geo.py::test_area", div}
+
+
+def test_no_flaky_rerun_when_fail_to_pass_already_blocks(project: Any) -> None:
+    edit(project.repo, "geo.py", "return w * h", "return w + h")
+    div = "tests/test_calc.py::test_div"
+    blocked = attempt(project, ["geo.py"], fail_to_pass=(div,))
+    assert blocked.delta.fail_to_pass_failing == [div]
+    assert blocked.delta.newly_failing == ["tests/test_geo.py::test_area"]
+    assert blocked.delta.not_rerun == ["tests/test_geo.py::test_area"]
+    assert blocked.selection["rerun_time_s"] == 0
+    # Without the fail_to_pass verdict, the reruns decide and do run.
+    assert attempt(project, ["geo.py"]).delta.not_rerun == []
 
 
 def test_a_clean_selection_is_confirmed_by_the_full_suite(project: Any) -> None:

@@ -55,6 +55,8 @@ class VerifyEvidence:
     selection: dict[str, Any]
     selected_run: TestRun | None = None
     full_run: TestRun | None = None
+    rerun_s: float = 0.0
+    """Seconds spent rerunning newly failing tests apart, to tell flakes from regressions."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -134,21 +136,29 @@ def verify_attempt(
         evidence.selected_run = run if run.outcomes else None
     if selected and evidence.selected_run is not None:
         run = evidence.selected_run
-        evidence.delta = _delta(baseline, run, fail_to_pass, selected, sandbox, worktree, settings)
+        evidence.delta, rerun_s = _delta(
+            baseline, run, fail_to_pass, selected, sandbox, worktree, settings
+        )
+        evidence.rerun_s += rerun_s
         evidence.selection = _selection_info(impact, selected, baseline, settings, run)
         if evidence.delta.blocking or not settings.full_suite:
             return _finish(evidence)
     if settings.full_suite or evidence.selected_run is None:
         run = run_tests(sandbox, worktree, command, timeout_s=settings.timeout_s, env=settings.env)
         evidence.full_run = run
-        evidence.delta = _delta(baseline, run, fail_to_pass, None, sandbox, worktree, settings)
+        evidence.delta, rerun_s = _delta(
+            baseline, run, fail_to_pass, None, sandbox, worktree, settings
+        )
+        evidence.rerun_s += rerun_s
     return _finish(evidence)
 
 
 def _finish(evidence: VerifyEvidence) -> VerifyEvidence:
     runs = [evidence.baseline, evidence.selected_run, evidence.full_run]
     evidence.warnings = sorted({r.warning for r in runs if r is not None and r.warning})
-    spent = sum(r.duration_s for r in runs[1:] if r is not None)
+    # Reruns count: the Builder waits for them before it hears about the attempt.
+    spent = sum(r.duration_s for r in runs[1:] if r is not None) + evidence.rerun_s
+    evidence.selection["rerun_time_s"] = round(evidence.rerun_s, 3)
     evidence.selection["test_time_s"] = round(spent, 3)
     evidence.selection["time_saved_s"] = round(max(0.0, evidence.baseline.duration_s - spent), 3)
     return evidence
@@ -167,11 +177,11 @@ def _selection(
     if baseline.kind != "junit" or not impact or not all_tests:
         return None
     changed = {path: _base_lines(worktree, base_tree, path) for path in changed_files}
-    chosen = set(select_tests(impact, changed, all_tests))
-    # Whole files for fail_to_pass and new tests: a node ID pytest cannot find aborts the run.
-    whole = {t.split("::", 1)[0] for t in fail_to_pass} | _new_test_files(
-        worktree, changed_files, all_tests
-    )
+    known = set(all_tests)
+    chosen = set(select_tests(impact, changed, all_tests)) | known.intersection(fail_to_pass)
+    # Whole files for new tests: a node ID pytest cannot find aborts the run.
+    unknown = {t.split("::", 1)[0] for t in fail_to_pass if t not in known}
+    whole = unknown | _new_test_files(worktree, changed_files, all_tests)
     whole = {f for f in whole if (worktree / f).is_file()}
     targets = _compress(chosen, whole, all_tests)
     if len([t for t in all_tests if t in chosen or t.split("::", 1)[0] in whole]) >= len(all_tests):
@@ -249,27 +259,33 @@ def _delta(
     sandbox: Sandbox,
     worktree: Path,
     settings: VerifySettings,
-) -> TestDelta:
+) -> tuple[TestDelta, float]:
+    """The delta of ``run``, with flakes told apart by reruns; and the reruns' seconds."""
     delta = compute_delta(baseline, run, fail_to_pass, only=None if only is None else set(only))
     if only is not None:
         delta.new_tests = [t for t in delta.new_tests if t in baseline.outcomes or t in only]
-    flaky = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
+    if delta.fail_to_pass_failing or delta.collection_errors or delta.run_errors:
+        # No rerun can unblock this attempt; the Builder should not wait for one.
+        delta.not_rerun = [t for t in delta.newly_failing if t != EXIT_STATUS_ID]
+        return delta, 0.0
+    flaky, seconds = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
     delta.flaky = flaky
     delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
-    return delta
+    return delta, seconds
 
 
 def _passing_on_rerun(
     tests: list[str], run: TestRun, sandbox: Sandbox, worktree: Path, settings: VerifySettings
-) -> list[str]:
+) -> tuple[list[str], float]:
     """The newly failing tests that pass when rerun apart from the rest of the suite.
 
     They rerun together, one command per round, so a change that breaks many tests
     costs ``flaky_reruns`` commands rather than that many per test.
     """
     if not tests:
-        return []
+        return [], 0.0
     passed: set[str] = set()
+    seconds = 0.0
     for _ in range(settings.flaky_reruns):
         pending = [t for t in tests if t not in passed and t != EXIT_STATUS_ID]
         rerun = run_tests(
@@ -280,7 +296,8 @@ def _passing_on_rerun(
             timeout_s=settings.rerun_timeout_s,
             env=settings.env,
         )
+        seconds += rerun.duration_s
         passed |= {t for t, o in outcomes_of(rerun).items() if o == PASSED and t in tests}
         if passed == set(tests):
             break
-    return sorted(passed)
+    return sorted(passed), seconds

@@ -37,6 +37,8 @@ class TestDelta:
     removed_tests: list[str] = field(default_factory=list)
     fail_to_pass_failing: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)
+    not_rerun: list[str] = field(default_factory=list)
+    """Newly failing tests not rerun for flakiness: the attempt was blocked anyway."""
     collection_errors: list[str] = field(default_factory=list)
     run_errors: list[str] = field(default_factory=list)
 

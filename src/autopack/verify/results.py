@@ -23,6 +23,11 @@ TAIL_CHARS = 4000
 PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
 PYTEST_ARGS = "-p no:cacheprovider -o junit_family=xunit1 --continue-on-collection-errors"
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+VALUE_OPTIONS = frozenset(
+    {"-k", "-m", "-p", "-c", "-o", "-W", "--ignore", "--ignore-glob", "--deselect", "--rootdir"}
+    | {"--confcutdir", "--basetemp", "--junitxml", "--junit-xml", "--tb", "--maxfail"}
+)
+"""pytest options whose value is the next word (it may name a path, and must stay)."""
 
 
 @dataclass
@@ -136,7 +141,8 @@ def run_tests(
         )
     with tempfile.TemporaryDirectory(prefix="autopack-junit-") as scratch:
         report = Path(scratch) / "junit.xml"
-        args = [command, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
+        narrowed = _without_test_paths(command, worktree) if test_ids else command
+        args = [narrowed, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
         env = dict(env or {})
         writable = [Path(scratch)]
         if coverage_file is not None:
@@ -152,6 +158,23 @@ def run_tests(
     if result.exit_code in (2, 3, 4) and not outcomes and not errors:
         errors = [f"pytest exited with {result.exit_code} before running any test"]
     return _run_from(command, "junit", result, outcomes, errors)
+
+
+def _without_test_paths(command: str, worktree: Path) -> str:
+    """The pytest command without the paths it names, so given test IDs replace them.
+
+    ``pytest tests tests/test_a.py::t`` runs all of ``tests``: left in, the command's own
+    paths would turn every narrowed run (affected tests, flaky reruns) into the full suite.
+    """
+    words = shlex.split(command)
+    start = next((i + 1 for i, w in enumerate(words) if Path(w).name in ("pytest", "py.test")), 0)
+    kept = words[:start]
+    for index in range(start, len(words)):
+        word, previous = words[index], words[index - 1]
+        names_path = (worktree / word.split("::", 1)[0]).exists()
+        if word.startswith("-") or previous in VALUE_OPTIONS or not names_path:
+            kept.append(word)
+    return shlex.join(kept)
 
 
 def _run_from(
