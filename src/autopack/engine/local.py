@@ -325,16 +325,21 @@ class LocalExecutor:
         return STEP_FUNCTIONS[step](ctx)
 
     def _call_counter(self, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
-        """Index of each model call, from calls recorded by earlier attempts (resume-safe)."""
-        calls = self.rt.store.view(run_id).phases[phase_id].calls
-        earlier = Counter(role for role, number in calls if number < attempt)
-        lock = threading.Lock()
+        """Index of a role's next model call: its calls in earlier attempts, plus the calls
+        this step made so far (a repair turn the door adds counts too). Calls a crashed run
+        of the same step made are not counted, so a resumed step asks as the first did."""
+
+        def counts() -> tuple[Counter[str], Counter[str]]:
+            calls = self.rt.store.view(run_id).phases[phase_id].calls
+            earlier = Counter(role for role, number in calls if number < attempt)
+            current = Counter(role for role, number in calls if number == attempt)
+            return earlier, current
+
+        earlier, at_start = counts()
 
         def next_index(role: str) -> int:
-            with lock:
-                index = earlier[role]
-                earlier[role] += 1
-                return index
+            _, now = counts()
+            return earlier[role] + now[role] - at_start[role]
 
         return next_index
 
