@@ -74,6 +74,7 @@ class KeywordIndex:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path))
         self.db.executescript(_SCHEMA)
+        self._count = int(self.db.execute("SELECT count(*) FROM meta").fetchone()[0])
 
     def changed(self, docs: Iterable[MemoryDoc]) -> list[MemoryDoc]:
         """The documents that are new or whose content differs from what is stored."""
@@ -95,6 +96,8 @@ class KeywordIndex:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?, ?, ?)",
                     (doc.id, cursor.lastrowid, doc.content_hash, doc.source),
                 )
+                if old is None:
+                    self._count += 1
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """``(document id, score)`` by BM25 over the query's distinctive words, best first."""
@@ -133,7 +136,8 @@ class KeywordIndex:
         return found
 
     def count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM meta").fetchone()[0])
+        """Documents stored; kept in memory because every search needs it."""
+        return self._count
 
     def close(self) -> None:
         self.db.close()
