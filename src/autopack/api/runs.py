@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 
 from autopack.api.auth import OPERATE, READ, Caller
 from autopack.api.context import ApiContext
@@ -128,9 +129,12 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=documented(404))
-def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> RunDetail:
+async def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> RunDetail:
     """A run with its tiers, phases, spend and budget."""
-    view = ctx.rt.store.view(run_id)
+    store = ctx.rt.store
+    view = store.current_view(run_id)
+    if view is None:  # a fold can take a while: not on the event loop
+        view = await run_in_threadpool(store.view, run_id)
     found = executor(request)
     return RunDetail(
         run=summary_of(view),

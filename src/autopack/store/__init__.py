@@ -293,6 +293,20 @@ class Store:
             data = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
             yield Event(run_id=run_id, seq=row["seq"], ts=row["ts"], type=row["type"], data=data)
 
+    def current_view(self, run_id: str) -> RunView | None:
+        """The cached view if it is still current, else ``None``: one indexed read, no fold.
+
+        Cheap enough for an event loop; :meth:`view` (which may fold) is the fallback.
+        """
+        cached = self._views.get(run_id)
+        if cached is None:
+            return None
+        with self.reader.connect() as conn:
+            last = conn.execute(
+                select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
+            ).scalar()
+        return cached if cached.last_seq == last else None
+
     def view(self, run_id: str) -> RunView:
         """The run's projected state, folded from its events (cached while current).
 
