@@ -379,6 +379,7 @@ def _mount_rooms() -> None:
     from autopack.api.cli import keys_app
     from autopack.ci.cli import mount as mount_ci
     from autopack.edits.cli import edits_app
+    from autopack.engine.worker import worker
     from autopack.ledger.cli import tidy_command
     from autopack.memory.cli import memory_cli, rules_cli
 
@@ -387,6 +388,7 @@ def _mount_rooms() -> None:
     app.add_typer(rules_cli, name="rules")
     app.add_typer(keys_app, name="keys")
     app.command("tidy")(tidy_command)
+    app.command("worker")(worker)
     mount_ci(app)
 
 

@@ -28,6 +28,7 @@ from autopack.memory.rules import RuleBook
 from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
+from autopack.states import PHASE_TERMINAL
 from autopack.workspace import git
 from autopack.workspace.runner import CommandResult, Sandbox
 
@@ -155,6 +156,23 @@ _KNOWN_TREES: dict[Path, str] = {}
 process checks the worktree on disk instead."""
 
 
+_CLAIMS = threading.Lock()
+
+
+def _claim_worktree(ctx: StepContext) -> bool:
+    """Give the phase a worktree: one a finished phase of the run left behind, moved here
+    (the caller resets it: only changed files are rewritten), or a new checkout at the
+    base when none is idle; returns whether it is a new checkout."""
+    with _CLAIMS:
+        for phase in ctx.view.phases.values():
+            idle = ctx.rt.worktree(ctx.run_id, phase.id)
+            if phase.state in PHASE_TERMINAL and (idle / ".git").exists():
+                git.move_worktree(ctx.rt.repo, idle, ctx.worktree)
+                return False
+        git.add_worktree(ctx.rt.repo, ctx.worktree, ctx.base)
+        return True
+
+
 def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool = False) -> Path:
     """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given.
 
@@ -168,10 +186,9 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
         if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
             return worktree
         _KNOWN_TREES.pop(worktree, None)
-        if (worktree / ".git").exists():
+        fresh = not (worktree / ".git").exists() and _claim_worktree(ctx)
+        if not fresh:
             git.reset_worktree(worktree, ctx.base)
-        else:
-            git.add_worktree(ctx.rt.repo, worktree, ctx.base)
     if tree is not None:
         diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
         git.apply_diff(worktree, diff)
@@ -499,7 +516,6 @@ def commit(ctx: StepContext) -> dict[str, Any]:
     git.add_note(repo, sha, _proof_note(ctx))
     git.move_branch(repo, branch, sha, ctx.base)
     _seed_baseline(ctx, tree)
-    git.remove_worktree(repo, ctx.worktree)
     return {"commit": sha, "proof_hash": proof_hash, "tree": git.commit_tree(repo, sha)}
 
 
@@ -533,7 +549,6 @@ def _already_landed(ctx: StepContext, head: str, proof_hash: str) -> dict[str, A
     """A crash between the commit and its event: the commit is there, do not make another."""
     found = git.trailers(ctx.rt.repo, head)
     if found.get("Autopack-Phase") == ctx.phase.id and found.get("Autopack-Proof") == proof_hash:
-        git.remove_worktree(ctx.rt.repo, ctx.worktree)
         return {
             "commit": head,
             "proof_hash": proof_hash,

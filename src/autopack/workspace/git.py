@@ -100,6 +100,11 @@ def remove_worktree(repo: Path, path: Path) -> None:
         git(repo, "worktree", "prune", check=False)
 
 
+def move_worktree(repo: Path, source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "move", str(source), str(target))
+
+
 def reset_worktree(worktree: Path, commit: str) -> None:
     """Make the (detached) worktree exactly ``commit``: changes and untracked files go."""
     git(worktree, "reset", "-q", "--hard", commit)
