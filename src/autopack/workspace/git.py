@@ -7,11 +7,13 @@ works on machines with no git configuration. Ref updates are compare-and-swap
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 IDENTITY = ("-c", "user.name=Autopack", "-c", "user.email=autopack@localhost")
@@ -84,25 +86,41 @@ def exclude_state_dir(repo: Path, name: str = ".autopack/") -> None:
         info.write_text("\n".join([*lines, name]) + "\n")
 
 
+@contextmanager
+def worktree_admin(repo: Path) -> Iterator[None]:
+    """Serialise changes to the repository's worktree list: concurrent ``git worktree``
+    commands race on ``.git/worktrees/`` (threads and other executors alike)."""
+    lock_path = common_dir(repo) / "autopack-worktrees.lock"
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def add_worktree(repo: Path, path: Path, commit: str) -> None:
     """A detached worktree at ``commit``; a leftover one at the same path is replaced."""
     if path.exists():
         remove_worktree(repo, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "worktree", "add", "--detach", "--force", "--force", str(path), commit)
+    with worktree_admin(repo):
+        git(repo, "worktree", "add", "--detach", "--force", "--force", str(path), commit)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
     """Remove a worktree; a half-removed one (crash, manual rm) is cleaned up too."""
-    git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-        git(repo, "worktree", "prune", check=False)
+    with worktree_admin(repo):
+        git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            git(repo, "worktree", "prune", check=False)
 
 
 def move_worktree(repo: Path, source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "worktree", "move", str(source), str(target))
+    with worktree_admin(repo):
+        git(repo, "worktree", "move", str(source), str(target))
 
 
 def reset_worktree(worktree: Path, commit: str) -> None:
