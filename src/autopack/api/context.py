@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autopack.api.views import RunBodies
 from autopack.engine.runtime import Runtime
 
 LOOPBACK_NAMES = frozenset({"localhost"})
@@ -66,6 +67,7 @@ class ApiContext:
 
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
+        self.run_bodies = RunBodies()
         self._rt: Runtime | None = None
         self._lock = threading.Lock()
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -35,8 +35,6 @@ from autopack.api.views import (
     evidence,
     phase_summary,
     run_summary,
-    summary_of,
-    tiers,
 )
 from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
@@ -129,20 +127,15 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=documented(404))
-async def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> RunDetail:
+async def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> Response:
     """A run with its tiers, phases, spend and budget."""
     store = ctx.rt.store
     view = store.current_view(run_id)
     if view is None:  # a fold can take a while: not on the event loop
         view = await run_in_threadpool(store.view, run_id)
     found = executor(request)
-    return RunDetail(
-        run=summary_of(view),
-        tiers=tiers(view),
-        budget=budget(view),
-        cancel_requested=view.cancel_requested,
-        executing=found is not None and found.executing(run_id),
-    )
+    executing = found is not None and found.executing(run_id)
+    return Response(ctx.run_bodies.body(view, executing), media_type="application/json")
 
 
 @router.get("/runs/{run_id}/progress", response_model=Progress, responses=documented(404))

@@ -11,6 +11,7 @@ from autopack.api.models import (
     AttemptEvidence,
     Budget,
     PhaseSummary,
+    RunDetail,
     RunSummary,
     TierView,
 )
@@ -47,6 +48,33 @@ def summary_of(view: RunView) -> RunSummary:
         updated_at=view.updated_at,
         last_seq=view.last_seq,
     )
+
+
+class RunBodies:
+    """The JSON body of ``GET /runs/{id}`` per run, reused while the run has no new event.
+
+    Dashboards re-read a run far more often than it changes, and building, validating
+    and serialising the body cost more than the rest of the request.
+    """
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, tuple[tuple[int, bool], bytes]] = {}
+
+    def body(self, view: RunView, executing: bool) -> bytes:
+        stamp = (view.last_seq, executing)
+        found = self._bodies.get(view.run_id)
+        if found is not None and found[0] == stamp:
+            return found[1]
+        detail = RunDetail(
+            run=summary_of(view),
+            tiers=tiers(view),
+            budget=budget(view),
+            cancel_requested=view.cancel_requested,
+            executing=executing,
+        )
+        body = detail.model_dump_json().encode()
+        self._bodies[view.run_id] = (stamp, body)
+        return body
 
 
 def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:

@@ -22,6 +22,7 @@ from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -37,6 +38,9 @@ from autopack.states import PhaseState, RunState
 from autopack.store import tables
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+LAST_SEQ = select(tables.runs.c.last_seq).where(tables.runs.c.id == bindparam("run_id"))
+"""Built once: building a statement costs as much as running it, and readers run this
+on every request to check that a cached view is current."""
 
 
 class RunNotFound(KeyError):
@@ -302,9 +306,7 @@ class Store:
         if cached is None:
             return None
         with self.reader.connect() as conn:
-            last = conn.execute(
-                select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
-            ).scalar()
+            last = conn.execute(LAST_SEQ, {"run_id": run_id}).scalar()
         return cached if cached.last_seq == last else None
 
     def view(self, run_id: str) -> RunView:
@@ -315,9 +317,7 @@ class Store:
         (an append in flight may already have moved the cached one on).
         """
         with self.reader.connect() as conn:
-            last = conn.execute(
-                select(tables.runs.c.last_seq).where(tables.runs.c.id == run_id)
-            ).scalar()
+            last = conn.execute(LAST_SEQ, {"run_id": run_id}).scalar()
             if last is None:
                 raise RunNotFound(run_id)
             cached = self._views.get(run_id)
