@@ -6,8 +6,10 @@ processes hold 50 SSE streams on the emitting run and 50 readers of ``GET /runs/
 for random runs, each reader paced as a dashboard page re-reading its run (at most
 every 150 ms, the dashboard's render throttle). Read latency is counted from the
 moment a read was due, so a server that falls behind is not hidden by clients that
-wait for it. A second phase lets the same readers read back to back (no streams):
-the throughput ceiling, where latency is the queue of 50 clients.
+wait for it. The server starts cold: each run is folded from its log on its first
+read, as after a restart. A second phase, once the events are delivered, lets the same
+readers read back to back: the throughput ceiling, where latency is the queue of 50
+clients.
 
 It reports read latency (p50/p99), event delivery lag (the event's store timestamp to
 its arrival at a client), reads per second and the server's CPU time per read.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import json
 import multiprocessing
@@ -326,7 +329,12 @@ def report(load: Load, results: Results) -> None:
     ]
     for name, values, seconds, cpu in phases:
         print(f"{name:<34}{len(values) / seconds:>9.0f}{cpu * 1000 / len(values):>20.2f}")
-    print(f"(machine load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    print(
+        f"(uvicorn on {loop} + {http}; machine load average now "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
 
 
 def main() -> None:
