@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -243,3 +245,39 @@ def test_a_run_over_its_wall_time_budget_stops_and_says_which(tmp_path: Path) ->
     thread.join(timeout=120)
     assert result == [RunState.FAILED]
     assert "wall_seconds" in rt.store.view(run_id).reason
+
+
+def test_ctrl_c_cancels_with_exit_130_and_the_run_resumes(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    plan = CANCEL_PLAN.replace("sleep 600", "sleep 3")
+    (tmp_path / "plan.yaml").write_text(plan)
+    script = (
+        "version: 1\nreplies:\n  one:\n    builder:\n"
+        + block(edit("a.py", "A = 1", "A = 2"))
+        + "    auditor:\n      - {verdict: approve, summary: ok, issues: []}\n"
+        + "  two:\n    builder:\n"
+        + block(edit("b.py", "B = 1", "B = 2"))
+        + "    auditor:\n      - {verdict: approve, summary: ok, issues: []}\n"
+    )
+    (tmp_path / "script.yaml").write_text(script)
+    model = f"scripted:{tmp_path / 'script.yaml'}"
+    args = ["autopack", "run", str(tmp_path / "plan.yaml"), "--repo", str(repo), "--model", model]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rt = Runtime.open(repo)
+    for _ in range(1200):
+        runs = rt.store.list_runs()
+        if runs and rt.store.view(runs[0].id).phases["two"].step == "verify":
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    run_id = rt.store.list_runs()[0].id
+    assert rt.store.view(run_id).state is RunState.CANCELLED
+
+    resumed = CliRunner().invoke(app, ["resume", run_id, "--repo", str(repo)])
+    assert resumed.exit_code == 0, resumed.output
+    view = rt.store.view(run_id)
+    assert view.state is RunState.SUCCEEDED
+    commits = git.log_commits(repo, view.base_commit, view.branch)
+    assert [git.trailers(repo, c)["Autopack-Phase"] for c in commits] == ["one", "two"]
