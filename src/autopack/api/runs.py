@@ -6,10 +6,10 @@ import threading
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
-from starlette.concurrency import run_in_threadpool
 
 from autopack.api.auth import OPERATE, READ, Caller
 from autopack.api.context import ApiContext
@@ -132,7 +132,7 @@ async def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> Respons
     store = ctx.rt.store
     view = store.current_view(run_id)
     if view is None:  # a fold can take a while: not on the event loop
-        view = await run_in_threadpool(store.view, run_id)
+        view = await anyio.to_thread.run_sync(store.view, run_id, limiter=ctx.folds)
     found = executor(request)
     executing = found is not None and found.executing(run_id)
     return Response(ctx.run_bodies.body(view, executing), media_type="application/json")
