@@ -57,8 +57,8 @@ Command = StartAttempt | RunStep | FailPhase | SkipPhase | FinishRun
 def decide(view: RunView, max_parallel: int = 1) -> list[Command]:
     """Every command that may be carried out now; empty when there is nothing to do.
 
-    Phase commands come in plan order. At most ``max_parallel`` phases work at once;
-    phases waiting for approval or for their turn to land do not count against it.
+    Phase commands come in plan order. At most ``max_parallel`` phases are active at
+    once; phases waiting for approval do not count against it.
     """
     if view.state is not RunState.RUNNING:
         return []
@@ -68,7 +68,7 @@ def decide(view: RunView, max_parallel: int = 1) -> list[Command]:
     if skips:
         return list(skips)
     commands: list[Command] = []
-    active = sum(1 for phase in view.phases.values() if _working(phase))
+    active = sum(1 for phase in view.phases.values() if phase.state in PHASE_ACTIVE)
     for phase in view.phases.values():
         if phase.state in PHASE_ACTIVE or phase.state is PhaseState.AWAITING_APPROVAL:
             command = _next_for_active(view, phase)
@@ -131,14 +131,6 @@ def _next_for_active(view: RunView, phase: PhaseView) -> Command | None:
     if decision == "RETRY":
         return _retry(view, phase, "; ".join(gate.get("reasons", [])) or "gate asked for a retry")
     return None  # BLOCK: the projection has already failed the phase
-
-
-def _working(phase: PhaseView) -> bool:
-    """Active and not merely waiting for its turn to land (which uses no slot)."""
-    if phase.state not in PHASE_ACTIVE:
-        return False
-    passed = phase.steps.get("gate", {}).get("decision") == "PASS"
-    return not (passed and "commit" not in phase.steps and phase.step is None)
 
 
 def _earlier_in_flight(view: RunView, phase: PhaseView) -> bool:
