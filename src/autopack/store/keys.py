@@ -12,7 +12,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Engine, RowMapping, String, Table, insert, select, update
+from sqlalchemy import (
+    Column,
+    Engine,
+    RowMapping,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from autopack.store.tables import metadata
 
@@ -103,13 +113,16 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
     return _key(row)
 
 
+_FIND = select(api_keys).where(
+    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+"""Built once: it runs on every API request, and building it cost as much as running it."""
+
+
 def find_key(engine: Engine, secret: str) -> ApiKey | None:
     """The active key whose secret this is, or ``None``."""
-    query = select(api_keys).where(
-        api_keys.c.key_hash == hash_secret(secret), api_keys.c.revoked_at.is_(None)
-    )
     with engine.connect() as conn:
-        row = conn.execute(query).mappings().first()
+        row = conn.execute(_FIND, {"key_hash": hash_secret(secret)}).mappings().first()
     return None if row is None else _key(row)
 
 
