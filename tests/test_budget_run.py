@@ -1,8 +1,12 @@
-"""A run that hits its budget fails the phase with reason budget, stops cleanly and says which."""
+"""Budgets and infrastructure: a run that hits its budget stops and says which; a sandbox
+that cannot start is retried without costing an attempt."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from autopack.engine import create_run
 from autopack.engine.local import LocalExecutor
@@ -64,3 +68,32 @@ def test_the_call_that_does_not_fit_is_refused_and_the_run_stops(tmp_path: Path)
     assert (second.state, second.attempt) == (PhaseState.QUEUED, 0), "nothing started after"
     assert "model_calls" in view.reason
     assert git.log_commits(repo, view.base_commit, view.branch) == []
+
+
+def test_a_sandbox_that_fails_to_start_costs_no_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("A = 1\n")
+    git.git(repo, "init", "-q", "-b", "main")
+    git.git(repo, "add", "-A")
+    git.git(repo, "commit", "-q", "-m", "start")
+    (tmp_path / "script.yaml").write_text(SCRIPT)
+    rt = Runtime.open(repo, model_override=f"scripted:{tmp_path / 'script.yaml'}")
+    plan = PLAN.replace("  budget: {model_calls: 1}\n", "").split("  - id: two")[0]
+    run_id = create_run(rt, parse_plan_text(plan), plan_source="plan.yaml")
+    real_run = rt.sandbox.run
+    failures = [OSError("bwrap: cannot create namespace")] * 2
+
+    def flaky_start(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(rt.sandbox, "run", flaky_start)
+    monkeypatch.setattr("autopack.engine.local.time.sleep", lambda seconds: None)
+    assert LocalExecutor(rt).execute(run_id) is RunState.SUCCEEDED
+    phase = rt.store.view(run_id).phases["first"]
+    assert not failures, "both start failures were met"
+    assert (phase.state, phase.attempt) == (PhaseState.COMPLETE, 1)

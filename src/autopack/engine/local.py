@@ -288,6 +288,9 @@ class LocalExecutor:
             if exc.scope == "run":
                 self._budget_stop = f"run budget exhausted ({exc.kind})"
             return
+        except OSError as exc:  # the sandbox or a tool could not even start
+            self._infrastructure_failure(run_id, command, exc)
+            return
         except ModelError as exc:
             if self.cancel.is_set():
                 return
@@ -307,7 +310,8 @@ class LocalExecutor:
             announce(self.approvals, _pending(run_id, phase_id, attempt, result))
 
     def _infrastructure_failure(self, run_id: str, command: RunStep, exc: Exception) -> None:
-        """A provider outage costs no attempt: the step runs again, up to its own cap."""
+        """A provider outage or a sandbox that cannot start costs no attempt: the step runs
+        again, up to its own cap."""
         key = (command.phase_id, command.attempt, command.step)
         self._infra_failures[key] += 1
         if self._infra_failures[key] <= INFRA_RETRIES:
