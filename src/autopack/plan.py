@@ -347,9 +347,13 @@ def path_matches(path: str, pattern: str) -> bool:
     and a pattern naming a directory (``src/pkg`` or ``src/pkg/``) covers everything
     below it.
     """
-    path_parts = PurePosixPath(path).parts
-    pattern_parts = PurePosixPath(pattern.rstrip("/")).parts
-    return _match_parts(path_parts, pattern_parts, prefix_ok=True)
+    return _match_parts(_parts(path), _parts(pattern.rstrip("/")), prefix_ok=True)
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """Segments of a relative POSIX path, as PurePosixPath would give them, without its
+    cost (this runs for every file of a repository against every scope pattern)."""
+    return tuple(part for part in path.split("/") if part not in ("", "."))
 
 
 def _match_parts(path: tuple[str, ...], pattern: tuple[str, ...], prefix_ok: bool) -> bool:

@@ -67,13 +67,18 @@ def list_files(root: Path) -> list[str]:
     files as well as folders.
     """
     found: list[str] = []
-    for current, dirs, files in os.walk(root, followlinks=False):
-        base = Path(current)
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not (base / d).is_symlink())
-        for name in files:
-            path = base / name
-            if name not in SKIP_DIRS and not path.is_symlink() and path.is_file():
-                found.append(path.relative_to(root).as_posix())
+    pending = [""]
+    while pending:  # strings and scandir, not Path objects: this runs over every file
+        folder = pending.pop()
+        with os.scandir(root / folder if folder else root) as entries:
+            for entry in entries:
+                if entry.name in SKIP_DIRS or entry.is_symlink():
+                    continue
+                rel = f"{folder}/{entry.name}" if folder else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(rel)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append(rel)
     return sorted(found)
 
 
@@ -147,8 +152,9 @@ def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[s
 
 def module_key(path: str) -> str:
     """The name other files use for ``path`` (its stem; its folder for ``__init__``)."""
-    p = Path(path)
-    return p.parent.name if p.stem == "__init__" else p.stem
+    folder, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    return folder.rpartition("/")[2] if stem == "__init__" else stem
 
 
 def _shared_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
