@@ -77,21 +77,7 @@ class _Scope:
     held: Spent = field(default_factory=Spent)
 
     def check(self, tokens: int, cost_usd: float) -> None:
-        spent, held, caps = self.spent, self.held, self.caps
-        wanted: tuple[tuple[BudgetKind, float, float, float | None], ...] = (
-            ("tokens", spent.tokens, held.tokens + tokens, caps.tokens),
-            ("cost_usd", spent.cost_usd, held.cost_usd + cost_usd, caps.cost_usd),
-            ("model_calls", spent.model_calls, held.model_calls + 1, caps.model_calls),
-        )
-        for kind, done, pending, cap in wanted:
-            if cap is not None and done + pending > cap + _COST_EPSILON:
-                raise BudgetExceeded(
-                    f"{self.label} budget: the next model call could take {kind} to "
-                    f"{done + pending:g} (spent {done:g}, in flight and this call "
-                    f"{pending:g}), over the cap of {cap:g}",
-                    kind=kind,
-                    scope=self.name,
-                )
+        check_caps(self.label, self.name, self.caps, self.spent, self.held, tokens, cost_usd)
 
 
 class BudgetLedger:
@@ -181,3 +167,30 @@ class BudgetLedger:
         for scope in scopes:
             scope.held.add(-reservation.tokens, -reservation.cost_usd, -1)
         return scopes
+
+
+def check_caps(
+    label: str,
+    scope: BudgetScope,
+    caps: Caps,
+    spent: Spent,
+    held: Spent,
+    tokens: int,
+    cost_usd: float,
+) -> None:
+    """Refuse a call whose worst case (``tokens``, ``cost_usd``, one call) on top of what
+    is spent and held would pass a cap; shared by every ledger, in memory or in a store."""
+    wanted: tuple[tuple[BudgetKind, float, float, float | None], ...] = (
+        ("tokens", spent.tokens, held.tokens + tokens, caps.tokens),
+        ("cost_usd", spent.cost_usd, held.cost_usd + cost_usd, caps.cost_usd),
+        ("model_calls", spent.model_calls, held.model_calls + 1, caps.model_calls),
+    )
+    for kind, done, pending, cap in wanted:
+        if cap is not None and done + pending > cap + _COST_EPSILON:
+            raise BudgetExceeded(
+                f"{label} budget: the next model call could take {kind} to "
+                f"{done + pending:g} (spent {done:g}, in flight and this call "
+                f"{pending:g}), over the cap of {cap:g}",
+                kind=kind,
+                scope=scope,
+            )

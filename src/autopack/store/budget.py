@@ -34,14 +34,10 @@ from sqlalchemy import (
     update,
 )
 
-from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
-from autopack.llm.errors import BudgetExceeded, BudgetKind, BudgetScope
+from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent, check_caps
 
 HOLD_TTL_S = 900.0
 """Seconds after which an unsettled hold no longer counts: its worker is presumed dead."""
-
-_COST_EPSILON = 1e-12
-"""Float slack when comparing USD sums, as in the in-memory ledger."""
 
 metadata = MetaData()
 budget_holds = Table(
@@ -84,7 +80,7 @@ class StoreBudgetLedger(BudgetLedger):
             for scope, label, caps in self._db_scopes(phase_id):
                 spent = self._sum(conn, scope, settled=True, now=now)
                 held = self._sum(conn, scope, settled=False, now=now)
-                _check(label, "phase" if scope else "run", caps, spent, held, tokens, cost_usd)
+                check_caps(label, "phase" if scope else "run", caps, spent, held, tokens, cost_usd)
             values = {
                 "run_id": self.run_id,
                 "phase_id": phase_id,
@@ -156,28 +152,3 @@ class StoreBudgetLedger(BudgetLedger):
             ).where(*where)
         ).one()
         return Spent(tokens=int(row[0]), cost_usd=float(row[1]), model_calls=int(row[2]))
-
-
-def _check(
-    label: str,
-    scope: BudgetScope,
-    caps: Caps,
-    spent: Spent,
-    held: Spent,
-    tokens: int,
-    cost_usd: float,
-) -> None:
-    wanted: tuple[tuple[BudgetKind, float, float, float | None], ...] = (
-        ("tokens", spent.tokens, held.tokens + tokens, caps.tokens),
-        ("cost_usd", spent.cost_usd, held.cost_usd + cost_usd, caps.cost_usd),
-        ("model_calls", spent.model_calls, held.model_calls + 1, caps.model_calls),
-    )
-    for kind, done, pending, cap in wanted:
-        if cap is not None and done + pending > cap + _COST_EPSILON:
-            raise BudgetExceeded(
-                f"{label} budget: the next model call could take {kind} to "
-                f"{done + pending:g} (spent {done:g}, in flight and this call "
-                f"{pending:g}), over the cap of {cap:g}",
-                kind=kind,
-                scope=scope,
-            )
