@@ -36,7 +36,6 @@ from autopack.events import (
     CancelRequested,
     ModelCalled,
     PhaseFailed,
-    PhaseSkipped,
     PhaseStarted,
     RunFinished,
     RunStarted,
@@ -235,14 +234,8 @@ class LocalExecutor:
     # -- carrying out one command ---------------------------------------------------
 
     def _carry_out(self, run_id: str, command: Command, door: ModelDoor) -> None:
-        store = self.rt.store
-        if isinstance(command, SkipPhase):
-            store.append(run_id, PhaseSkipped(phase_id=command.phase_id, reason=command.reason))
-        elif isinstance(command, FailPhase):
-            failed = PhaseFailed(
-                phase_id=command.phase_id, attempt=command.attempt, reason=command.reason
-            )
-            store.append(run_id, failed)
+        if isinstance(command, SkipPhase | FailPhase):
+            steps.record_phase_end(self.rt.store, run_id, command)
         elif isinstance(command, StartAttempt):
             self._start_attempt(run_id, command)
         elif isinstance(command, RunStep):

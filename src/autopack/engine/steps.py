@@ -20,7 +20,9 @@ from typing import Any, cast
 
 from autopack import gate, roles, verify
 from autopack.edits import PathPolicy, apply_edit_text
+from autopack.engine.decider import FailPhase, SkipPhase
 from autopack.engine.runtime import Runtime
+from autopack.events import PhaseFailed, PhaseSkipped
 from autopack.llm.cassette import ReplayModel
 from autopack.llm.door import ModelDoor, choose_model, resolve_model
 from autopack.llm.errors import BudgetExceeded, ModelError, ScriptExhausted
@@ -29,8 +31,20 @@ from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
 from autopack.states import PHASE_TERMINAL
+from autopack.store import Store
 from autopack.workspace import git
 from autopack.workspace.runner import CommandResult, Sandbox
+
+
+def record_phase_end(store: Store, run_id: str, command: SkipPhase | FailPhase) -> None:
+    """A skip or a failure the decider chose becomes its event, in every executor alike."""
+    if isinstance(command, SkipPhase):
+        store.append(run_id, PhaseSkipped(phase_id=command.phase_id, reason=command.reason))
+    else:
+        failed = PhaseFailed(
+            phase_id=command.phase_id, attempt=command.attempt, reason=command.reason
+        )
+        store.append(run_id, failed)
 
 
 class PhaseFailure(Exception):

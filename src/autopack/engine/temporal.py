@@ -370,7 +370,6 @@ with workflow.unsafe.imports_passed_through():
         CancelRequested,
         ModelCalled,
         PhaseFailed,
-        PhaseSkipped,
         PhaseStarted,
         RunCreated,
         RunFinished,
@@ -562,13 +561,8 @@ class RunActivities:
         if not due or command not in decide(view, data.max_parallel):
             return self._events(data.run_id, data.after)  # done by an earlier try
         store, run_id = self.store, data.run_id
-        if isinstance(command, SkipPhase):
-            store.append(run_id, PhaseSkipped(phase_id=command.phase_id, reason=command.reason))
-        elif isinstance(command, FailPhase):
-            failed = PhaseFailed(
-                phase_id=command.phase_id, attempt=command.attempt, reason=command.reason
-            )
-            store.append(run_id, failed)
+        if isinstance(command, SkipPhase | FailPhase):
+            steps.record_phase_end(store, run_id, command)
         elif isinstance(command, StartAttempt):
             self._start_attempt(view, command)
         elif isinstance(command, RunStep):
