@@ -30,7 +30,7 @@ from autopack.engine.decider import (
     decide,
 )
 from autopack.engine.runtime import Runtime
-from autopack.engine.summary import SUMMARY_FILE, run_summary, write_summary
+from autopack.engine.summary import SUMMARY_FILE, close_run
 from autopack.events import (
     ApprovalRejected,
     CancelRequested,
@@ -46,7 +46,6 @@ from autopack.llm.cassette import Cassette
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
 from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.llm.pricing import PriceTable
-from autopack.memory.service import MemoryService
 from autopack.projection import RunView
 from autopack.states import RUN_TERMINAL, RunState
 from autopack.workspace import git
@@ -132,7 +131,7 @@ class LocalExecutor:
     def _write_lost_summary(self, view: RunView) -> None:
         """A crash right after the run's last event lost its summary; write it now."""
         if not (self.rt.run_dir(view.run_id) / SUMMARY_FILE).exists():
-            write_summary(self.rt.run_dir(view.run_id), run_summary(view, view.updated_at))
+            close_run(self.rt, view, view.updated_at)
 
     def _loop(
         self,
@@ -220,10 +219,7 @@ class LocalExecutor:
         self._cleanup_worktrees(view)
         ended = RunFinished(state=finish.state.value, reason=finish.reason)
         event = self.rt.store.append(view.run_id, ended)
-        summary = run_summary(self.rt.store.view(view.run_id), ended_at=event.ts)
-        write_summary(self.rt.run_dir(view.run_id), summary)
-        if self.rt.settings.enable_sot_memory_indexing:
-            MemoryService.for_repo(self.rt.repo).index_repo(self.rt.repo)
+        close_run(self.rt, self.rt.store.view(view.run_id), ended_at=event.ts)
 
     def _cleanup_worktrees(self, view: RunView) -> None:
         for phase_id in view.phases:

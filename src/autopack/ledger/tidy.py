@@ -246,9 +246,14 @@ def _commit(repo: Path, names: list[str], new_entries: list[str], branch: str | 
         if current != branch:
             raise TidyError(f"{repo} is on {current!r}, not on the run branch {branch!r}")
     _git(repo, "add", "--", *names)
-    listed = ", ".join(new_entries) if new_entries else "summary refresh"
-    _git(repo, "commit", "--quiet", "-m", f"docs: tidy ledgers ({listed})", "--", *names)
+    _git(repo, "commit", "--quiet", "-m", commit_message(new_entries), "--", *names)
     return _git(repo, "rev-parse", "HEAD")
+
+
+def commit_message(new_entries: Sequence[str]) -> str:
+    """The subject of a tidy commit: which entries it adds."""
+    listed = ", ".join(new_entries) if new_entries else "summary refresh"
+    return f"docs: tidy ledgers ({listed})"
 
 
 def _git(repo: Path, *args: str) -> str:
