@@ -18,7 +18,7 @@ from typing import Any
 from autopack.verify.baseline import BaseCheckout, BaselineCache, get_baseline
 from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
 from autopack.verify.impact import changed_base_lines, select_tests
-from autopack.verify.results import PASSED, TestRun, run_tests
+from autopack.verify.results import PASSED, Rerun, TestRun, run_tests
 from autopack.workspace.runner import Sandbox
 
 LISTED_IDS = 50
@@ -29,7 +29,7 @@ class VerifySettings:
     """How an attempt is verified."""
 
     flaky_reruns: int = 2
-    """Reruns of the newly failing tests apart from the suite; passing one marks a test flaky."""
+    """Reruns of a newly failing test; passing one (then again in a fresh process) is a flake."""
     impact_selection: bool = True
     """Run the tests affected by the change first, and stop there if they regress."""
     full_suite: bool = True
@@ -123,6 +123,7 @@ def verify_attempt(
     selected = None
     if settings.impact_selection:
         selected = _selection(worktree, base_tree, baseline, impact, changed_files, fail_to_pass)
+    rerun = _rerun_request(baseline, fail_to_pass, settings)
     if selected:
         run = run_tests(
             sandbox,
@@ -131,6 +132,7 @@ def verify_attempt(
             test_ids=selected,
             timeout_s=settings.timeout_s,
             env=settings.env,
+            rerun=rerun,
         )
         # No outcomes means the selection itself failed (a selected test was removed, say).
         evidence.selected_run = run if run.outcomes else None
@@ -144,13 +146,25 @@ def verify_attempt(
         if evidence.delta.blocking or not settings.full_suite:
             return _finish(evidence)
     if settings.full_suite or evidence.selected_run is None:
-        run = run_tests(sandbox, worktree, command, timeout_s=settings.timeout_s, env=settings.env)
+        run = run_tests(
+            sandbox, worktree, command, timeout_s=settings.timeout_s, env=settings.env, rerun=rerun
+        )
         evidence.full_run = run
         evidence.delta, rerun_s = _delta(
             baseline, run, fail_to_pass, None, sandbox, worktree, settings
         )
         evidence.rerun_s += rerun_s
     return _finish(evidence)
+
+
+def _rerun_request(
+    baseline: TestRun, fail_to_pass: Sequence[str], settings: VerifySettings
+) -> Rerun | None:
+    """In-process reruns of failing tests, for pytest runs with per-test outcomes."""
+    if baseline.kind != "junit" or settings.flaky_reruns < 1:
+        return None
+    known = sorted(t for t, o in baseline.outcomes.items() if o != PASSED)
+    return Rerun(settings.flaky_reruns, known_failing=known, fail_to_pass=list(fail_to_pass))
 
 
 def _finish(evidence: VerifyEvidence) -> VerifyEvidence:
@@ -268,10 +282,22 @@ def _delta(
         # No rerun can unblock this attempt; the Builder should not wait for one.
         delta.not_rerun = [t for t in delta.newly_failing if t != EXIT_STATUS_ID]
         return delta, 0.0
-    flaky, seconds = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
+    flaky, seconds = _passing_on_rerun(_rerun_apart(delta, run), run, sandbox, worktree, settings)
     delta.flaky = flaky
     delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
     return delta, seconds
+
+
+def _rerun_apart(delta: TestDelta, run: TestRun) -> list[str]:
+    """Newly failing tests that need a rerun in a fresh process to be told apart.
+
+    A test that failed every in-process rerun is a regression, settled without a new
+    process. One that passed an in-process rerun may be a flake, or may pass only
+    because the first run warmed some state (a cache, an import): it is a flake only
+    if it passes again in a fresh process. Tests the plugin did not rerun go there too.
+    """
+    settled = {t for t, rounds in run.reruns.items() if rounds and PASSED not in rounds}
+    return [t for t in delta.newly_failing if t not in settled]
 
 
 def _passing_on_rerun(

@@ -7,6 +7,7 @@ command is judged by its exit status alone, and the evidence says so.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import tempfile
@@ -23,11 +24,23 @@ TAIL_CHARS = 4000
 PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
 PYTEST_ARGS = "-p no:cacheprovider -o junit_family=xunit1 --continue-on-collection-errors"
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+RERUN_REPORT = "reruns.json"
 VALUE_OPTIONS = frozenset(
     {"-k", "-m", "-p", "-c", "-o", "-W", "--ignore", "--ignore-glob", "--deselect", "--rootdir"}
     | {"--confcutdir", "--basetemp", "--junitxml", "--junit-xml", "--tb", "--maxfail"}
 )
 """pytest options whose value is the next word (it may name a path, and must stay)."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """Rerun the tests that fail inside the same pytest process (``autopack_rerun``)."""
+
+    rounds: int
+    known_failing: Sequence[str] = ()
+    """Tests the baseline already had failing: their failure is not news, no rerun."""
+    fail_to_pass: Sequence[str] = ()
+    """If one of these does not pass the attempt is blocked anyway: then nothing reruns."""
 
 
 @dataclass
@@ -46,6 +59,8 @@ class TestRun:
     sandbox: str = ""
     timed_out: bool = False
     warning: str = ""
+    reruns: dict[str, list[str]] = field(default_factory=dict)
+    """Outcomes of the in-process reruns of tests that failed, per round (see ``Rerun``)."""
 
     @property
     def passed(self) -> bool:
@@ -130,10 +145,12 @@ def run_tests(
     timeout_s: float = 900,
     env: Mapping[str, str] | None = None,
     coverage_file: Path | None = None,
+    rerun: Rerun | None = None,
 ) -> TestRun:
     """Run ``command`` (optionally narrowed to ``test_ids``) and read its outcomes.
 
-    With ``coverage_file`` (pytest only) the impact plugin records per-test coverage there.
+    With ``coverage_file`` (pytest only) the impact plugin records per-test coverage there;
+    with ``rerun`` the tests that fail are rerun in the same process (``TestRun.reruns``).
     """
     if not is_pytest(command):
         return _run_from(
@@ -145,19 +162,50 @@ def run_tests(
         args = [narrowed, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
         env = dict(env or {})
         writable = [Path(scratch)]
+        plugins: dict[str, dict[str, str]] = {}
         if coverage_file is not None:
-            args.append("-p autopack_impact")
-            path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
-            env.update(PYTHONPATH=path, AUTOPACK_COVERAGE_FILE=str(coverage_file))
+            plugins["autopack_impact"] = {"AUTOPACK_COVERAGE_FILE": str(coverage_file)}
             writable.append(coverage_file.parent)
+        if rerun is not None:
+            spec = _write_rerun_spec(Path(scratch), rerun)
+            plugins["autopack_rerun"] = {"AUTOPACK_RERUN_SPEC": str(spec)}
+        if plugins:
+            path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
+            env["PYTHONPATH"] = path
+        for name, variables in plugins.items():
+            args.append(f"-p {name}")
+            env.update(variables)
         args += [shlex.quote(test_id) for test_id in test_ids]
         result = sandbox.run(
             " ".join(args), worktree, timeout_s=timeout_s, env=env, writable=writable
         )
         outcomes, errors = parse_junit(report.read_text()) if report.exists() else ({}, [])
+        reruns = _read_reruns(Path(scratch) / RERUN_REPORT)
     if result.exit_code in (2, 3, 4) and not outcomes and not errors:
         errors = [f"pytest exited with {result.exit_code} before running any test"]
-    return _run_from(command, "junit", result, outcomes, errors)
+    run = _run_from(command, "junit", result, outcomes, errors)
+    run.reruns = reruns
+    return run
+
+
+def _write_rerun_spec(scratch: Path, rerun: Rerun) -> Path:
+    spec = scratch / "rerun.json"
+    data = {
+        "rounds": rerun.rounds,
+        "report": str(scratch / RERUN_REPORT),
+        "known_failing": list(rerun.known_failing),
+        "fail_to_pass": list(rerun.fail_to_pass),
+    }
+    spec.write_text(json.dumps(data))
+    return spec
+
+
+def _read_reruns(path: Path) -> dict[str, list[str]]:
+    """The plugin's rerun outcomes; none when it did not get to write them (a timeout)."""
+    if not path.exists():
+        return {}
+    reruns: dict[str, list[str]] = json.loads(path.read_text())["reruns"]
+    return reruns
 
 
 def _without_test_paths(command: str, worktree: Path) -> str:

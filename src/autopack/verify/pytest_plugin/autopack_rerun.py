@@ -1,0 +1,91 @@
+"""pytest plugin: rerun the tests that failed, inside the same pytest process.
+
+Telling a flaky test from a regression used to cost one new pytest process per rerun
+round (start-up and collection again, often longer than the tests themselves). Loaded
+with ``-p autopack_rerun`` and ``AUTOPACK_RERUN_SPEC`` naming a JSON file, this plugin
+reruns every test that failed, after the session's own run, with every fixture torn
+down and set up again, for up to ``rounds`` rounds (a test leaves the rounds once it
+passes). The outcomes go to the spec's ``report`` file; the JUnit report and the
+terminal keep the first run's outcomes.
+
+Spec keys: ``rounds``; ``report`` (path); ``known_failing`` (IDs that were not passing
+in the baseline: their failure is not news, so they are not rerun); ``fail_to_pass``
+(if one of these does not pass, or any file fails to collect, the attempt is blocked
+whatever the reruns say, so none run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.runner import runtestprotocol
+
+_state: dict[str, Any] = {}
+FAILED, SKIPPED, PASSED = "failed", "skipped", "passed"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = os.environ.get("AUTOPACK_RERUN_SPEC")
+    if path:
+        _state.update(spec=json.loads(Path(path).read_text()), first={}, collect_failed=False)
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if "spec" in _state and report.failed:
+        _state["collect_failed"] = True
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "spec" in _state:
+        first: dict[str, str] = _state["first"]
+        first[report.nodeid] = _worse(first.get(report.nodeid, PASSED), _outcome([report]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[None]:
+    result = yield
+    spec = _state.get("spec")
+    if spec is not None:
+        reruns = {} if _blocked(spec) else _rerun(session.items, spec)
+        Path(spec["report"]).write_text(json.dumps({"reruns": reruns}))
+    return result
+
+
+def _blocked(spec: dict[str, Any]) -> bool:
+    """Whether the attempt fails whatever the reruns say: then nobody should wait for them."""
+    first: dict[str, str] = _state["first"]
+    return _state["collect_failed"] or any(first.get(t) != PASSED for t in spec["fail_to_pass"])
+
+
+def _rerun(items: Sequence[pytest.Item], spec: dict[str, Any]) -> dict[str, list[str]]:
+    first: dict[str, str] = _state["first"]
+    known = set(spec["known_failing"])
+    pending = [i for i in items if first.get(i.nodeid) == FAILED and i.nodeid not in known]
+    outcomes: dict[str, list[str]] = {item.nodeid: [] for item in pending}
+    for _ in range(int(spec["rounds"])):
+        for item in pending:
+            # nextitem=None: every fixture, session-scoped ones too, is torn down after it.
+            outcomes[item.nodeid].append(_outcome(runtestprotocol(item, log=False)))
+        pending = [i for i in pending if outcomes[i.nodeid][-1] != PASSED]
+    return outcomes
+
+
+def _outcome(reports: Sequence[pytest.TestReport]) -> str:
+    """One test's outcome over its setup, call and teardown reports: the worst wins."""
+    outcome = PASSED
+    for report in reports:
+        if report.failed:
+            return FAILED
+        if report.skipped:
+            outcome = SKIPPED
+    return outcome
+
+
+def _worse(a: str, b: str) -> str:
+    order = (PASSED, SKIPPED, FAILED)
+    return max(a, b, key=order.index)
