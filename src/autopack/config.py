@@ -121,9 +121,9 @@ test_command = {command}
 # protected_paths = [".github/**"]
 
 [models]
-# builder = "anthropic:claude-sonnet-4-5"
+# builder = "anthropic:claude-sonnet-4-6"
 # auditor = "openai:gpt-4.1"
-# planner = "anthropic:claude-sonnet-4-5"
+# planner = "anthropic:claude-sonnet-4-6"
 
 [gate]
 # risk_threshold = 60

@@ -32,13 +32,9 @@ from autopack.llm.cassette import request_hash
 from autopack.states import RunState
 from autopack.workspace import git
 
-pytestmark = [
-    pytest.mark.slow,
-    # The Anthropic SDK warns on this model name; the spec is the issue's own example.
-    pytest.mark.filterwarnings("ignore:The model 'claude-sonnet-4-5' is deprecated"),
-]
+pytestmark = [pytest.mark.slow]
 
-SPECS = {"anthropic": "anthropic:claude-sonnet-4-5", "openai": "openai:gpt-4.1"}
+SPECS = {"anthropic": "anthropic:claude-sonnet-4-6", "openai": "openai:gpt-4.1"}
 KEY_ENVS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 CANARIES = {
     "anthropic": "canary-anthropic-key-5f1e0c7a9b3d4e2f8a6c",

@@ -77,7 +77,7 @@ class ModelResponse:
 
 
 class Model(Protocol):
-    """A chat model. ``spec`` is ``provider:name``, e.g. ``anthropic:claude-sonnet-4-5``."""
+    """A chat model. ``spec`` is ``provider:name``, e.g. ``anthropic:claude-sonnet-4-6``."""
 
     spec: str
 

@@ -1,17 +1,17 @@
 """Which model a call uses, and how a model spec becomes a :class:`Model`.
 
-A spec is ``provider:name``: ``anthropic:claude-sonnet-4-5``, ``openai:gpt-4.1``,
+A spec is ``provider:name``: ``anthropic:claude-sonnet-4-6``, ``openai:gpt-4.1``,
 ``openai-compatible:qwen2.5-coder`` (or ``<provider>:<name>`` for any provider given a
 ``base_url`` under ``[models.providers.<provider>]``), ``scripted:path/to/script.yaml``.
 ``settings`` is the ``[models]`` table of the configuration::
 
     [models]
-    planner = "anthropic:claude-sonnet-4-5"
-    builder = "anthropic:claude-sonnet-4-5"
+    planner = "anthropic:claude-sonnet-4-6"
+    builder = "anthropic:claude-sonnet-4-6"
     auditor = "openai:gpt-4.1"
     [models.escalation]
-    low = ["anthropic:claude-haiku-4-5", "anthropic:claude-sonnet-4-5"]
-    high = ["anthropic:claude-sonnet-4-5", "anthropic:claude-opus-4-5"]
+    low = ["anthropic:claude-haiku-4-5", "anthropic:claude-sonnet-4-6"]
+    high = ["anthropic:claude-sonnet-4-6", "anthropic:claude-opus-4-6"]
     [models.providers.ollama]
     base_url = "http://127.0.0.1:11434/v1"
     api_key_env = "OLLAMA_API_KEY"   # optional for compatible servers
