@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import typer
 from ledger_helpers import make_run
 from sqlalchemy import create_engine, select
+from typer.testing import CliRunner
 
 from autopack.ledger import tidy
-from autopack.ledger.sync import sync_sot
+from autopack.ledger.cli import tidy_command
+from autopack.ledger.sync import sot_rows, sync_sot
 from autopack.store.sot import sot_entries
 
 
@@ -38,3 +41,29 @@ def test_sync_upserts_by_hash(repo: Path, tmp_path_factory) -> None:  # type: ig
         ("DEC-001", "ARCHITECTURE_DECISIONS.md"),
     ]
     assert "re-export Session" in content
+
+
+def test_cli_tidy_leaves_sot_entries_matching_the_ledgers(repo: Path) -> None:
+    run_dir = repo / ".autopack" / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(
+        make_run("run-1", "2026-11-24T10:00:00Z", fail_last=True).to_json()
+    )
+    app = typer.Typer()
+    app.command("tidy")(tidy_command)
+    app.command("noop")(lambda: None)  # more than one command: ``tidy`` stays a subcommand
+    runner = CliRunner()
+
+    first = runner.invoke(app, ["tidy", "--repo", str(repo)])
+    second = runner.invoke(app, ["tidy", "--repo", str(repo)])
+
+    assert first.exit_code == 0, first.output
+    assert "sot_entries: 4 new, 0 changed, 0 unchanged" in first.output
+    assert "sot_entries: 0 new, 0 changed, 4 unchanged" in second.output
+    engine = create_engine(f"sqlite:///{repo / '.autopack' / 'autopack.db'}")
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(sot_entries.c.file, sot_entries.c.entry_id, sot_entries.c.content_hash)
+        ).all()
+    expected = [(r.file, r.entry_id, r.content_hash) for r in sot_rows(repo, repo.name)]
+    assert sorted(stored) == sorted(expected)

@@ -89,5 +89,6 @@ def test_memory_index_and_keyword_search_commands(tmp_path: Path) -> None:
 
     assert indexed.exit_code == 0, indexed.output
     assert "documents" in indexed.output
+    assert "sot_entries: 2 new" in indexed.output  # BUILD-001 and DBG-001 mirrored
     assert found.exit_code == 0 and "1. " in found.output and "DBG-001" in found.output
     assert bad.exit_code == 2

@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
+from autopack.config import ConfigError
 from autopack.ledger.check import check_ledgers
 from autopack.ledger.summary import SummaryError, load_run_summaries
+from autopack.ledger.sync import sync_repo
 from autopack.ledger.tidy import TidyError, tidy
 
 ledger_cli = typer.Typer(help="Ledgers: BUILD_HISTORY, DEBUG_LOG, ARCHITECTURE_DECISIONS.")
@@ -42,11 +45,26 @@ def tidy_command(
     verb = "would change" if dry_run else "changed"
     if not result.changed:
         typer.echo("ledgers are up to date")
-        return
-    typer.echo(f"new entries: {', '.join(result.new_entries) or 'none'}")
-    typer.echo(f"{verb}: {', '.join(result.changed_files)}")
+    else:
+        typer.echo(f"new entries: {', '.join(result.new_entries) or 'none'}")
+        typer.echo(f"{verb}: {', '.join(result.changed_files)}")
     if result.commit:
         typer.echo(f"committed {result.commit[:12]}")
+    if not dry_run:
+        echo_sync(repo)
+
+
+def echo_sync(repo: Path) -> None:
+    """Mirror the ledgers into ``sot_entries`` and say what changed there."""
+    try:
+        counts = sync_repo(repo)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: the database: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    typer.echo(f"sot_entries: {counts.describe()}")
 
 
 def _check(repo: Path, against: str | None) -> None:

@@ -9,6 +9,7 @@ from typing import TypeVar
 import typer
 
 from autopack.ledger import SummaryError, load_run_summaries
+from autopack.ledger.cli import echo_sync
 from autopack.memory.rules import RuleBook, RuleError
 from autopack.memory.service import MemoryService, MemoryUnavailable
 
@@ -21,11 +22,15 @@ REPO = typer.Option(Path("."), "--repo", help="The repository.")
 
 @memory_cli.command("index")
 def index_command(repo: Path = REPO) -> None:
-    """Index the ledgers, debug fixes and run summaries (only what changed is redone)."""
+    """Index the ledgers, debug fixes and run summaries (only what changed is redone).
+
+    The ledgers are mirrored into ``sot_entries`` as well.
+    """
     service = MemoryService.for_repo(repo)
     report = _or_exit(lambda: service.index_repo(repo, force=True))
     dense = "keyword + dense" if service.vectors is not None else "keyword only (no model)"
     typer.echo(f"{report.documents} documents, {report.updated} (re)indexed; {dense}")
+    echo_sync(repo)
     if not service.indexing_enabled:
         typer.echo("note: automatic indexing is off (AUTOPACK_ENABLE_SOT_MEMORY_INDEXING)")
 

@@ -50,6 +50,9 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
 
+    def describe(self) -> str:
+        return f"{self.inserted} new, {self.updated} changed, {self.unchanged} unchanged"
+
 
 def upsert_sot_entries(conn: Connection, rows: Iterable[SotRow]) -> UpsertCounts:
     """Insert new entries and rewrite those whose hash changed; portable across dialects."""
