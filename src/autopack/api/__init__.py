@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +21,7 @@ from autopack.api import knowledge, metrics, runs
 from autopack.api.auth import COOKIE, RateLimiter, presented_secret
 from autopack.api.context import ApiConfig, ApiContext
 from autopack.api.errors import documented, install_error_handlers
-from autopack.api.executor import EmbeddedExecutor
+from autopack.api.executor import EmbeddedExecutor, RunHost
 from autopack.api.models import WhoAmI
 from autopack.api.runs import Reader
 from autopack.api.stream import EventHub, all_events
@@ -58,13 +59,32 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx: ApiContext = app.state.ctx
     app.state.hub.attach(ctx.rt.store)
     if ctx.config.executor:
-        app.state.executor = EmbeddedExecutor(ctx.rt)
-        app.state.executor.start()
+        host = _host(ctx)
+        await anyio.to_thread.run_sync(host.start)
+        app.state.executor = host
     try:
         yield
     finally:
         if app.state.executor is not None:
             app.state.executor.stop()
+
+
+def _host(ctx: ApiContext) -> RunHost:
+    config = ctx.config
+    if config.engine != "temporal":
+        return EmbeddedExecutor(ctx.rt)
+    from autopack.engine.temporal_host import TemporalHost  # the Temporal SDK, only if used
+
+    assert config.temporal is not None, "ApiConfig checks the temporal engine has an address"
+    return TemporalHost(
+        ctx.rt.store,
+        ctx.rt.settings,
+        address=config.temporal,
+        repo_url=config.repo_url or str(ctx.rt.repo),
+        clones=ctx.rt.state_dir / "clones",
+        task_queue=config.task_queue,
+        model_override=ctx.rt.model_override,
+    )
 
 
 def _session_routes(app: FastAPI) -> None:

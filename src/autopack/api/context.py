@@ -16,8 +16,10 @@ import anyio
 
 from autopack.api.views import RunBodies
 from autopack.engine.runtime import Runtime
+from autopack.engine.worker import DEFAULT_TASK_QUEUE
 
 LOOPBACK_NAMES = frozenset({"localhost"})
+ENGINES = ("local", "temporal")
 
 
 def is_loopback(host: str) -> bool:
@@ -45,7 +47,16 @@ class ApiConfig:
     no_auth: bool = False
     """Serve without keys; only for a loopback-bound server, and only when asked for."""
     executor: bool = True
-    """Run an embedded executor that picks up queued runs."""
+    """Run a host that picks up queued runs (the engine's)."""
+    engine: str = "local"
+    """``local``: runs execute in threads of this process; ``temporal``: as workflows."""
+    temporal: str | None = None
+    """The Temporal frontend address (host:port) the ``temporal`` engine starts runs on."""
+    task_queue: str = DEFAULT_TASK_QUEUE
+    """The task queue the workers poll (``temporal`` engine)."""
+    repo_url: str | None = None
+    """The git URL every worker can reach, named by runs started here (``temporal``
+    engine; default: the repository's path, which serves workers of this machine)."""
     model_override: str | None = None
     """Model for every role of runs this process executes (e.g. ``scripted:PATH``)."""
     db_url: str | None = None
@@ -59,6 +70,13 @@ class ApiConfig:
         if self.no_auth and not is_loopback(self.host):
             raise ConfigProblem(
                 f"no-auth mode serves only on loopback; {self.host!r} is reachable from outside"
+            )
+        if self.engine not in ENGINES:
+            raise ConfigProblem(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.engine == "temporal" and not (self.temporal and self.db_url):
+            raise ConfigProblem(
+                "the temporal engine needs --temporal ADDRESS and --db URL (the store the"
+                " workers write to)"
             )
         if self.rate_per_s <= 0 or self.rate_burst < 1:
             raise ConfigProblem("rate limits must be positive")

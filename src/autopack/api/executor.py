@@ -1,19 +1,34 @@
-"""The embedded executor of ``autopack serve``: queued runs start without anyone waiting.
+"""What executes the runs of ``autopack serve``: the :class:`RunHost` protocol and the
+embedded executor, which runs them in threads of this process.
 
-One thread per executing run, each driving a :class:`LocalExecutor` (which waits for
-approvals instead of returning, so an approval in the dashboard lets the run go on).
-Only this host decides whether a run is executing in this process, so it is also
-where a cancel of a run nobody executes is carried out at once.
+The other host, :class:`~autopack.engine.temporal_host.TemporalHost`, starts them as
+workflows on Temporal workers. Either way the API reads runs from the store, so only
+the action routes (start, cancel, resume, approve, reject) talk to the host.
+
+The embedded executor runs one thread per executing run, each driving a
+:class:`LocalExecutor` (which waits for approvals instead of returning, so an approval
+in the dashboard lets the run go on). Only this host decides whether a run is
+executing in this process, so it is also where a cancel of a run nobody executes is
+carried out at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Protocol
 
+from autopack.engine import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
-from autopack.events import CancelRequested, RunFinished, RunPaused
+from autopack.events import (
+    ApprovalGranted,
+    ApprovalRejected,
+    CancelRequested,
+    RunFinished,
+    RunPaused,
+)
+from autopack.plan import Plan
 from autopack.states import RUN_TERMINAL, RunState
 from autopack.store import Store
 
@@ -22,6 +37,39 @@ log = logging.getLogger(__name__)
 
 class RunBusy(RuntimeError):
     """The run is executing in this process already, or cannot be executed again."""
+
+
+class RunHost(Protocol):
+    """Whatever executes the served runs. Refusals raise :class:`RunBusy`,
+    :class:`~autopack.engine.local.LeaseHeld` (executing elsewhere already) or
+    :class:`~autopack.states.IllegalTransition` (the run has ended)."""
+
+    def start(self) -> None:
+        """Begin picking up queued runs."""
+
+    def stop(self) -> None:
+        """Stop picking up runs (at shutdown)."""
+
+    def submit(self, plan: Plan, plan_source: str) -> str:
+        """Store a queued run of ``plan`` and have it started; returns its id."""
+        ...
+
+    def executing(self, run_id: str) -> bool:
+        """Whether the run is being executed now."""
+        ...
+
+    def resume(self, run_id: str) -> None:
+        """Execute a stopped run again; recorded steps are not redone."""
+
+    def cancel(self, run_id: str, reason: str) -> RunState:
+        """Ask the run to stop; returns its state after the request."""
+        ...
+
+    def approve(self, run_id: str, answer: ApprovalGranted) -> None:
+        """Record a person's approval of a waiting phase and let the run go on."""
+
+    def reject(self, run_id: str, answer: ApprovalRejected) -> None:
+        """Record a person's rejection of a waiting phase and let the run go on."""
 
 
 def request_cancel(store: Store, run_id: str, reason: str, executing_here: bool) -> RunState:
@@ -63,6 +111,11 @@ class EmbeddedExecutor:
             for executor in self._running.values():
                 executor.cancel.set()
 
+    def submit(self, plan: Plan, plan_source: str) -> str:
+        run_id = create_run(self.rt, plan, plan_source=plan_source)
+        self.wake()
+        return run_id
+
     def wake(self) -> None:
         """Look for queued runs now (a run was just started)."""
         self._wake.set()
@@ -83,6 +136,14 @@ class EmbeddedExecutor:
         """Ask a run to stop; a run nobody executes is cancelled at once. Returns its state."""
         with self._lock:
             return request_cancel(self.rt.store, run_id, reason, run_id in self._running)
+
+    def approve(self, run_id: str, answer: ApprovalGranted) -> None:
+        """The executing :class:`LocalExecutor` reads the answer from the log."""
+        self.rt.store.append(run_id, answer)
+
+    def reject(self, run_id: str, answer: ApprovalRejected) -> None:
+        """The executing :class:`LocalExecutor` reads the answer from the log."""
+        self.rt.store.append(run_id, answer)
 
     def _pick_up(self) -> None:
         while not self._stop.is_set():

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import func, select
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 from autopack.api.auth import OPERATE, READ, Caller
 from autopack.api.context import ApiContext
 from autopack.api.errors import ApiError, documented
-from autopack.api.executor import EmbeddedExecutor, RunBusy, request_cancel
+from autopack.api.executor import RunBusy, RunHost, request_cancel
 from autopack.api.models import (
     ActivePhase,
     Approval,
@@ -37,6 +36,7 @@ from autopack.api.views import (
     run_summary,
 )
 from autopack.engine import RepoProblem, create_run
+from autopack.engine.local import LeaseHeld
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
@@ -54,8 +54,8 @@ async def context(request: Request) -> ApiContext:
     return ctx
 
 
-def executor(request: Request) -> EmbeddedExecutor | None:
-    found: EmbeddedExecutor | None = request.app.state.executor
+def executor(request: Request) -> RunHost | None:
+    found: RunHost | None = request.app.state.executor
     return found
 
 
@@ -94,16 +94,18 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
         issue = PlanIssue(file="request", line=0, field="-", message="the body is not UTF-8")
         raise PlanError([issue]) from exc
     plan = parse_plan_text(text, source="request")
+    source = f"api ({caller.name})"
+    found = executor(request)
     try:
-        run_id = create_run(ctx.rt, plan, plan_source=f"api ({caller.name})")
+        if found is not None:  # a host may clone and push: not on the event loop
+            run_id = await anyio.to_thread.run_sync(found.submit, plan, source)
+        else:
+            run_id = create_run(ctx.rt, plan, plan_source=source)
     except RunExists as exc:
         message = f"a run {exc.args[0]!r} already exists; give the plan another run.id"
         raise ApiError(409, "run_exists", message) from exc
     except RepoProblem as exc:
         raise ApiError(503, "repo_unavailable", str(exc)) from exc
-    found = executor(request)
-    if found is not None:
-        found.wake()
     return RunAction(run_id=run_id, state=RunState.QUEUED.value)
 
 
@@ -127,15 +129,13 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=documented(404))
-async def get_run(run_id: str, request: Request, ctx: Ctx, _: Reader) -> Response:
+async def get_run(run_id: str, request: Request, _: Reader) -> Response:
     """A run with its tiers, phases, spend and budget."""
-    store = ctx.rt.store
-    view = store.current_view(run_id)
-    if view is None:  # a fold can take a while: not on the event loop
-        view = await anyio.to_thread.run_sync(store.view, run_id, limiter=ctx.folds)
+    ctx: ApiContext = request.app.state.ctx
     found = executor(request)
     executing = found is not None and found.executing(run_id)
-    return Response(ctx.run_bodies.body(view, executing), media_type="application/json")
+    body = ctx.run_bodies.body(ctx.rt.store, run_id, executing)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/runs/{run_id}/progress", response_model=Progress, responses=documented(404))
@@ -179,7 +179,7 @@ def cancel_run(
         else:
             with _actions:
                 state = request_cancel(ctx.rt.store, run_id, reason, executing_here=False)
-    except RunBusy as exc:
+    except (RunBusy, IllegalTransition) as exc:
         raise ApiError(409, "run_ended", str(exc)) from exc
     return RunAction(run_id=run_id, state=state.value)
 
@@ -196,12 +196,12 @@ def resume_run(run_id: str, request: Request, ctx: Ctx, _: Operator) -> RunActio
     host = _require_executor(request)
     try:
         host.resume(run_id)
-    except RunBusy as exc:
+    except (RunBusy, LeaseHeld, IllegalTransition) as exc:
         raise ApiError(409, "run_busy", str(exc)) from exc
     return RunAction(run_id=run_id, state=ctx.rt.store.run(run_id).state)
 
 
-def _require_executor(request: Request) -> EmbeddedExecutor:
+def _require_executor(request: Request) -> RunHost:
     found = executor(request)
     if found is None:
         raise ApiError(503, "no_executor", "this server runs without an executor")
@@ -324,12 +324,18 @@ APPROVAL_ERRORS = documented(404, 409, 422)
     tags=["approvals"],
 )
 def approve(
-    run_id: str, phase_id: str, ctx: Ctx, caller: Operator, body: ApproveBody | None = None
+    run_id: str,
+    phase_id: str,
+    request: Request,
+    ctx: Ctx,
+    caller: Operator,
+    body: ApproveBody | None = None,
 ) -> RunAction:
     """Let a waiting phase land; the executor commits it and the run goes on."""
     note = (body or ApproveBody.model_validate({})).note
     return _decide(
         ctx,
+        executor(request),
         run_id,
         phase_id,
         caller,
@@ -343,10 +349,13 @@ def approve(
     responses=APPROVAL_ERRORS,
     tags=["approvals"],
 )
-def reject(run_id: str, phase_id: str, body: RejectBody, ctx: Ctx, caller: Operator) -> RunAction:
+def reject(
+    run_id: str, phase_id: str, body: RejectBody, request: Request, ctx: Ctx, caller: Operator
+) -> RunAction:
     """Turn a waiting phase down: the note goes to the next attempt, or ``fail`` ends it."""
     return _decide(
         ctx,
+        executor(request),
         run_id,
         phase_id,
         caller,
@@ -358,6 +367,7 @@ def reject(run_id: str, phase_id: str, body: RejectBody, ctx: Ctx, caller: Opera
 
 def _decide(
     ctx: ApiContext,
+    host: RunHost | None,
     run_id: str,
     phase_id: str,
     caller: Caller,
@@ -370,8 +380,14 @@ def _decide(
         if phase.state is not PhaseState.AWAITING_APPROVAL:
             message = f"phase {phase_id!r} is {phase.state.value}, not waiting for approval"
             raise ApiError(409, "not_waiting", message)
+        answer = payload_for(phase)
         try:
-            store.append(run_id, payload_for(phase))
+            if host is None:
+                store.append(run_id, answer)
+            elif isinstance(answer, ApprovalGranted):
+                host.approve(run_id, answer)
+            else:
+                host.reject(run_id, answer)
         except IllegalTransition as exc:
             raise ApiError(409, "not_waiting", str(exc)) from exc
         view = store.view(run_id)
