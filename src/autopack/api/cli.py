@@ -15,6 +15,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from autopack.api.context import ApiConfig, ConfigProblem
+from autopack.engine.worker import DEFAULT_TASK_QUEUE
 from autopack.store.keys import SCOPES, KeyNotFound, create_key, list_keys, revoke_key
 
 console = Console()
@@ -69,20 +70,38 @@ def keys_revoke(
     console.print(f"revoked {key.id} ({key.name}) at {key.revoked_at}", highlight=False)
 
 
-def serve(repo: Path, host: str, port: int, no_auth: bool, engine: str = "local") -> None:
-    """Serve the API and dashboard with an embedded executor until interrupted."""
+def serve(
+    repo: Path,
+    host: str,
+    port: int,
+    no_auth: bool,
+    engine: str = "local",
+    *,
+    temporal: str | None = None,
+    db: str | None = None,
+    task_queue: str = DEFAULT_TASK_QUEUE,
+    repo_url: str | None = None,
+) -> None:
+    """Serve the API and dashboard, with the engine's host for queued runs, until interrupted."""
     import uvicorn
 
     from autopack.api import create_app
 
-    if engine != "local":
-        err.print(f"[red]error:[/red] serve embeds the local engine only, not {engine!r}")
-        raise typer.Exit(2)
     try:
-        config = ApiConfig(repo=repo.resolve(), host=host, no_auth=no_auth)
+        config = ApiConfig(
+            repo=repo.resolve(),
+            host=host,
+            no_auth=no_auth,
+            engine=engine,
+            temporal=temporal,
+            db_url=db,
+            task_queue=task_queue,
+            repo_url=repo_url,
+        )
     except ConfigProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     auth = "no auth (loopback only)" if no_auth else "API keys required"
-    console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth})", highlight=False)
+    where = f"runs on Temporal {temporal}, queue {task_queue}" if engine == "temporal" else engine
+    console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth}; {where})", highlight=False)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

@@ -352,12 +352,44 @@ def serve(
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="No API keys; only allowed on loopback.")
     ] = False,
-    engine: Annotated[str, typer.Option(help="local (embedded executor).")] = "local",
+    engine: Annotated[
+        str, typer.Option(help="local (embedded executor) or temporal (workflows on workers).")
+    ] = "local",
+    temporal: Annotated[
+        str | None, typer.Option(help="Temporal frontend address, host:port (engine temporal).")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AUTOPACK_DB_URL",
+            help="Store URL, e.g. postgresql+psycopg://... (the one the workers write to).",
+        ),
+    ] = None,
+    task_queue: Annotated[
+        str, typer.Option(help="Task queue the workers poll (engine temporal).")
+    ] = "autopack",
+    repo_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Git URL every worker can reach, for runs started here (engine temporal;"
+            " default: the repository's path)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API and the live dashboard, with an executor for queued runs."""
     from autopack.api.cli import serve as serve_api
 
-    serve_api(repo, host, port, no_auth, engine)
+    serve_api(
+        repo,
+        host,
+        port,
+        no_auth,
+        engine,
+        temporal=temporal,
+        db=db,
+        task_queue=task_queue,
+        repo_url=repo_url,
+    )
 
 
 @plan_app.command("draft", hidden=True)
