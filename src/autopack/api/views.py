@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,9 @@ from autopack.api.models import (
     TierView,
 )
 from autopack.engine.runtime import Runtime
+from autopack.plan import Plan
 from autopack.projection import PhaseView, RunView
-from autopack.states import PhaseState
-from autopack.store import RunRow
+from autopack.store import PhaseRow, RunRow, RunSnapshot, Store
 
 DIFF_CAP = 512_000
 """A diff bigger than this is cut (the dashboard cannot show more usefully)."""
@@ -28,53 +30,75 @@ def run_summary(row: RunRow) -> RunSummary:
     return RunSummary(**asdict(row))
 
 
-def summary_of(view: RunView) -> RunSummary:
-    """The run's list row, from the projection the caller already holds (one query less)."""
-    states = [phase.state for phase in view.phases.values()]
-    return RunSummary(
-        id=view.run_id,
-        state=view.state.value,
-        goal=view.plan.run.goal,
-        repo=view.repo,
-        branch=view.branch,
-        reason=view.reason,
-        phases_total=len(states),
-        phases_complete=states.count(PhaseState.COMPLETE),
-        pending_approvals=states.count(PhaseState.AWAITING_APPROVAL),
-        tokens=view.spend.tokens,
-        cost_usd=view.spend.cost_usd,
-        model_calls=view.spend.model_calls,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-        last_seq=view.last_seq,
-    )
+BODIES_CACHED = 4096
+"""Run bodies kept (about 1-10 kB each): a dashboard's working set, with room to spare."""
 
 
 class RunBodies:
-    """The JSON body of ``GET /runs/{id}`` per run, reused while the run has no new event.
+    """The JSON body of ``GET /runs/{id}``, reused while the run has no new event.
 
     Dashboards re-read a run far more often than it changes, and building, validating
-    and serialising the body cost more than the rest of the request.
+    and serialising the body cost more than the rest of the request. A body is built
+    from the run's projection rows (:meth:`Store.snapshot`), never from a fold, so the
+    first read of a long run costs what a short one does; one cheap read of the run's
+    sequence number tells whether the kept body is current.
     """
 
     def __init__(self) -> None:
-        self._bodies: dict[str, tuple[tuple[int, bool], bytes]] = {}
+        self._bodies: OrderedDict[str, tuple[tuple[int, bool], bytes]] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def body(self, view: RunView, executing: bool) -> bytes:
-        stamp = (view.last_seq, executing)
-        found = self._bodies.get(view.run_id)
-        if found is not None and found[0] == stamp:
-            return found[1]
-        detail = RunDetail(
-            run=summary_of(view),
-            tiers=tiers(view),
-            budget=budget(view),
-            cancel_requested=view.cancel_requested,
-            executing=executing,
-        )
-        body = detail.model_dump_json().encode()
-        self._bodies[view.run_id] = (stamp, body)
+    def body(self, store: Store, run_id: str, executing: bool) -> bytes:
+        """The run's current body; raises ``RunNotFound``."""
+        stamp = (store.last_seq(run_id), executing)
+        with self._lock:
+            found = self._bodies.get(run_id)
+            if found is not None and found[0] == stamp:
+                self._bodies.move_to_end(run_id)
+                return found[1]
+        snap = store.snapshot(run_id)
+        body = run_detail(snap, executing).model_dump_json().encode()
+        with self._lock:
+            self._bodies[run_id] = ((snap.run.last_seq, executing), body)
+            self._bodies.move_to_end(run_id)
+            if len(self._bodies) > BODIES_CACHED:
+                self._bodies.popitem(last=False)
         return body
+
+
+def run_detail(snap: RunSnapshot, executing: bool) -> RunDetail:
+    """``GET /runs/{id}`` from the projection rows: the same body a full fold gives."""
+    tiers = [TierView(id=t.id, name=t.name or t.id, phases=[]) for t in snap.plan.tiers]
+    for row in snap.phases:
+        tiers[row.tier].phases.append(_row_summary(snap, row))
+    run = snap.run
+    return RunDetail(
+        run=run_summary(run),
+        tiers=tiers,
+        budget=_budget(snap.plan, run.tokens, run.cost_usd, run.model_calls),
+        cancel_requested=snap.cancel_requested,
+        executing=executing,
+    )
+
+
+def _row_summary(snap: RunSnapshot, row: PhaseRow) -> PhaseSummary:
+    spec = snap.plan.phase(row.phase_id)
+    return PhaseSummary(
+        id=row.phase_id,
+        tier=row.tier,
+        goal=spec.goal,
+        risk=spec.risk,
+        state=row.state,
+        attempt=row.attempt,
+        step=row.step,
+        reason=row.reason,
+        decision=row.decision,
+        proof_hash=row.proof_hash or snap.gate_proofs.get(row.phase_id, ""),
+        commit=row.commit_sha,
+        tokens=row.tokens,
+        cost_usd=row.cost_usd,
+        model_calls=row.model_calls,
+    )
 
 
 def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:
@@ -97,24 +121,16 @@ def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:
     )
 
 
-def tiers(view: RunView) -> list[TierView]:
-    grouped: list[TierView] = [
-        TierView(id=tier.id, name=tier.name or tier.id, phases=[]) for tier in view.plan.tiers
-    ]
-    for phase in sorted(view.phases.values(), key=lambda p: p.position):
-        grouped[phase.tier].phases.append(phase_summary(view, phase))
-    return grouped
-
-
 def budget(view: RunView) -> Budget:
-    caps = view.plan.run.budget
+    spend = view.spend
+    return _budget(view.plan, spend.tokens, spend.cost_usd, spend.model_calls)
+
+
+def _budget(plan: Plan, tokens: int, cost_usd: float, model_calls: int) -> Budget:
+    caps = plan.run.budget
     return Budget(
         caps={"tokens": caps.tokens, "cost_usd": caps.cost_usd, "model_calls": caps.model_calls},
-        used={
-            "tokens": view.spend.tokens,
-            "cost_usd": view.spend.cost_usd,
-            "model_calls": view.spend.model_calls,
-        },
+        used={"tokens": tokens, "cost_usd": cost_usd, "model_calls": model_calls},
     )
 
 

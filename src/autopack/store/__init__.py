@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,17 +23,28 @@ from alembic.config import Config
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     bindparam,
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.exc import IntegrityError
 
-from autopack.events import Event, Payload, RunCreated
+from autopack.events import (
+    CancelRequested,
+    Event,
+    Payload,
+    PhaseStarted,
+    RunCreated,
+    RunStarted,
+    StepCompleted,
+)
+from autopack.plan import Plan
 from autopack.projection import RunView, apply, fold
 from autopack.states import PhaseState, RunState
 from autopack.store import tables
@@ -41,6 +53,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 LAST_SEQ = select(tables.runs.c.last_seq).where(tables.runs.c.id == bindparam("run_id"))
 """Built once: building a statement costs as much as running it, and readers run this
 on every request to check that a cached view is current."""
+PLANS_CACHED = 256
+"""Parsed plans kept by digest; a plan never changes once its run is created."""
 
 
 class RunNotFound(KeyError):
@@ -70,6 +84,72 @@ class RunRow:
     created_at: str
     updated_at: str
     last_seq: int
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    """One row of the phases projection."""
+
+    phase_id: str
+    tier: int
+    position: int
+    state: str
+    attempt: int
+    step: str | None
+    reason: str
+    commit_sha: str
+    proof_hash: str
+    decision: str
+    tokens: int
+    cost_usd: float
+    model_calls: int
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run's projection rows read in one transaction, plus what the rows do not hold.
+
+    The rows are updated in the transaction of each append, so reading them costs the
+    same however long the log is, where a fold costs one step per event.
+    """
+
+    run: RunRow
+    plan: Plan
+    phases: list[PhaseRow]
+    """In plan order."""
+    cancel_requested: bool
+    gate_proofs: dict[str, str]
+    """Per phase that has not landed: the proof hash of its current attempt's gate result."""
+
+
+class FastRead:
+    """A prebuilt single-row SELECT run straight on a pooled DBAPI connection.
+
+    For one statement SQLAlchemy's connection, transaction and result layers cost about
+    ten times the query (measured: 136 us against 20 us for a row by primary key), and
+    the API runs two such reads per request. A lone SELECT needs no transaction: it
+    reads one consistent snapshot by itself. Only plain string and number columns.
+    """
+
+    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self._engine = engine
+        self._sql = compiled.string
+        self._order = compiled.positiontup
+
+    def first(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        values = params if self._order is None else tuple(params[n] for n in self._order)
+        connection = self._engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql, values)
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+        return None if row is None else tuple(row)
 
 
 def utcnow() -> str:
@@ -132,6 +212,9 @@ class Store:
         self._views: dict[str, RunView] = {}
         self._mirrored: dict[str, int] = {}
         self._listeners: list[Callable[[Event], None]] = []
+        self._fast: dict[Select[Any], FastRead] = {}
+        self._plans: OrderedDict[str, Plan] = OrderedDict()
+        self._plans_lock = threading.Lock()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -330,6 +413,60 @@ class Store:
                 self._views[run_id] = view
         return view
 
+    def read_first(self, statement: Select[Any], **params: Any) -> tuple[Any, ...] | None:
+        """The first row of a prebuilt ``statement``, read the fast way (:class:`FastRead`).
+
+        ``statement`` must be built once (a module constant): it is compiled once.
+        """
+        fast = self._fast.get(statement)
+        if fast is None:
+            fast = self._fast[statement] = FastRead(self.engine, statement)
+        return fast.first(params)
+
+    def last_seq(self, run_id: str) -> int:
+        """The run's newest sequence number: whether anything changed, in one cheap read."""
+        row = self.read_first(LAST_SEQ, run_id=run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return int(row[0])
+
+    def snapshot(self, run_id: str) -> RunSnapshot:
+        """The run as its projection rows show it, with no fold (see :class:`RunSnapshot`)."""
+        with self.reader.connect() as conn:
+            found = conn.execute(RUN_ROW, {"run_id": run_id}).mappings().first()
+            if found is None:
+                raise RunNotFound(run_id)
+            phases = [
+                _phase_row(r) for r in conn.execute(PHASE_ROWS, {"run_id": run_id}).mappings()
+            ]
+            marks = _last_marks(conn, run_id)
+            unlanded = [p.phase_id for p in phases if not p.proof_hash]
+            gate_proofs = _gate_proofs(conn, run_id, unlanded, marks) if unlanded else {}
+            plan = self._plan(conn, run_id, str(found["plan_digest"]))
+        started = marks.get((RunStarted.TYPE, None), 0)
+        return RunSnapshot(
+            run=_run_row(found),
+            plan=plan,
+            phases=phases,
+            cancel_requested=marks.get((CancelRequested.TYPE, None), 0) > started,
+            gate_proofs=gate_proofs,
+        )
+
+    def _plan(self, conn: Connection, run_id: str, digest: str) -> Plan:
+        with self._plans_lock:
+            plan = self._plans.get(digest)
+            if plan is not None:
+                self._plans.move_to_end(digest)
+                return plan
+        data = conn.execute(CREATED, {"run_id": run_id}).scalar_one()
+        created = json.loads(data) if isinstance(data, str) else data
+        plan = Plan.model_validate(created["plan"])
+        with self._plans_lock:
+            self._plans[digest] = plan
+            if len(self._plans) > PLANS_CACHED:
+                self._plans.popitem(last=False)
+        return plan
+
     def run(self, run_id: str) -> RunRow:
         with self.reader.connect() as conn:
             row = conn.execute(select(tables.runs).where(tables.runs.c.id == run_id)).mappings()
@@ -415,3 +552,62 @@ class Store:
 
 def _run_row(row: Any) -> RunRow:
     return RunRow(**{field: row[field] for field in RunRow.__dataclass_fields__})
+
+
+def _phase_row(row: Any) -> PhaseRow:
+    return PhaseRow(**{field: row[field] for field in PhaseRow.__dataclass_fields__})
+
+
+RUN_ROW = select(tables.runs).where(tables.runs.c.id == bindparam("run_id"))
+PHASE_ROWS = (
+    select(tables.phases)
+    .where(tables.phases.c.run_id == bindparam("run_id"))
+    .order_by(tables.phases.c.position)
+)
+CREATED = select(tables.events.c.data).where(
+    tables.events.c.run_id == bindparam("run_id"), tables.events.c.seq == 1
+)
+_MARKS = (
+    select(tables.events.c.type, tables.events.c.phase_id, func.max(tables.events.c.seq))
+    .where(
+        tables.events.c.run_id == bindparam("run_id"),
+        tables.events.c.type.in_([RunStarted.TYPE, CancelRequested.TYPE, PhaseStarted.TYPE]),
+    )
+    .group_by(tables.events.c.type, tables.events.c.phase_id)
+)
+
+
+def _last_marks(conn: Connection, run_id: str) -> dict[tuple[str, str | None], int]:
+    """The last sequence number of each run start, cancel request and phase start."""
+    rows = conn.execute(_MARKS, {"run_id": run_id})
+    return {(str(kind), phase): int(seq) for kind, phase, seq in rows}
+
+
+def _gate_proofs(
+    conn: Connection,
+    run_id: str,
+    phase_ids: list[str],
+    marks: dict[tuple[str, str | None], int],
+) -> dict[str, str]:
+    """Each phase's gate proof hash since its last start, as the fold keeps it.
+
+    A phase start clears the attempt's step results and a later gate result replaces an
+    earlier one, so the last gate result after the last phase start is the one shown.
+    """
+    query = (
+        select(tables.events.c.phase_id, tables.events.c.seq, tables.events.c.data)
+        .where(
+            tables.events.c.run_id == run_id,
+            tables.events.c.type == StepCompleted.TYPE,
+            tables.events.c.phase_id.in_(phase_ids),
+        )
+        .order_by(tables.events.c.seq)
+    )
+    found: dict[str, str] = {}
+    for phase_id, seq, data in conn.execute(query):
+        if seq < marks.get((PhaseStarted.TYPE, phase_id), 0):
+            continue
+        done = data if isinstance(data, dict) else json.loads(data)
+        if done.get("step") == "gate":
+            found[phase_id] = str(done.get("result", {}).get("proof_hash", ""))
+    return found
