@@ -137,7 +137,7 @@ def test_a_run_started_over_http_runs_on_two_workers_and_streams_its_phases(
     assert describe_status(temporal, run_id) is WorkflowExecutionStatus.COMPLETED
 
 
-def test_approve_and_cancel_over_http_reach_the_workflows(
+def test_approve_cancel_and_resume_over_http_reach_the_workflows(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any
 ) -> None:
     db = postgres.database()
@@ -182,12 +182,30 @@ def test_approve_and_cancel_over_http_reach_the_workflows(
         done = wait_until(url, "approved", lambda b: b["run"]["state"] == "SUCCEEDED")
         stopped = wait_until(url, "cancelled", lambda b: b["run"]["state"] == "CANCELLED")
         assert httpx.post(f"{url}/runs/cancelled/cancel", timeout=30).status_code == 409
+        assert describe_status(temporal, "cancelled") is WorkflowExecutionStatus.CANCELED
+
+        # Resumed, the cancelled run waits for the same approval: nothing is built again.
+        resumed = httpx.post(f"{url}/runs/cancelled/resume", timeout=30)
+        assert resumed.status_code == 202, resumed.text
+        back = wait_until(
+            url,
+            "cancelled",
+            lambda b: (
+                b["run"]["state"] == "RUNNING"
+                and b["executing"]
+                and phase_states(b) == {"edit-test": "AWAITING_APPROVAL"}
+            ),
+        )
+        assert back["run"]["model_calls"] == stopped["run"]["model_calls"]
+        assert httpx.post(f"{url}/runs/cancelled/phases/edit-test/approve", timeout=30).is_success
+        finished = wait_until(url, "cancelled", lambda b: b["run"]["state"] == "SUCCEEDED")
+        assert finished["run"]["model_calls"] == stopped["run"]["model_calls"]
+        assert httpx.post(f"{url}/runs/approved/resume", timeout=30).status_code == 409
         phase = httpx.get(f"{url}/runs/approved/phases/edit-test", timeout=30).json()
 
     assert phase_states(done) == {"edit-test": "COMPLETE"}
     assert phase["approval"] == {"note": "fine", "by": "no-auth (loopback)"}
     assert stopped["cancel_requested"] is True
     assert describe_status(temporal, "approved") is WorkflowExecutionStatus.COMPLETED
-    assert describe_status(temporal, "cancelled") is WorkflowExecutionStatus.CANCELED
     head = git.rev_parse(Path(remote), "refs/heads/autopack/approved")
     assert head is not None and head != git.rev_parse(Path(remote), "main")
