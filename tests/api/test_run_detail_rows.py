@@ -80,7 +80,7 @@ def reference(view: RunView, executing: bool) -> RunDetail:
                 model_calls=phase.spend.model_calls,
             )
         )
-    caps = view.plan.run.budget
+    caps = view.plan.run.budget.model_dump(include={"tokens", "cost_usd", "model_calls"})
     spend = view.spend
     return RunDetail(
         run=RunSummary(
@@ -102,7 +102,7 @@ def reference(view: RunView, executing: bool) -> RunDetail:
         ),
         tiers=tiers,
         budget=Budget(
-            caps={"tokens": caps.tokens, "cost_usd": caps.cost_usd, "model_calls": caps.model_calls},
+            caps=caps,
             used={
                 "tokens": spend.tokens,
                 "cost_usd": spend.cost_usd,
