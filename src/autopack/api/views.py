@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ DIFF_CAP = 512_000
 
 
 def run_summary(row: RunRow) -> RunSummary:
-    return RunSummary(**asdict(row))
+    return RunSummary(**vars(row))
 
 
 BODIES_CACHED = 4096

@@ -440,7 +440,11 @@ class Store:
                 _phase_row(r) for r in conn.execute(PHASE_ROWS, {"run_id": run_id}).mappings()
             ]
             marks = _last_marks(conn, run_id)
-            unlanded = [p.phase_id for p in phases if not p.proof_hash]
+            unlanded = [
+                p.phase_id
+                for p in phases
+                if not p.proof_hash and (p.decision or (PhaseStarted.TYPE, p.phase_id) in marks)
+            ]
             gate_proofs = _gate_proofs(conn, run_id, unlanded, marks) if unlanded else {}
             plan = self._plan(conn, run_id, str(found["plan_digest"]))
         started = marks.get((RunStarted.TYPE, None), 0)
@@ -577,6 +581,17 @@ _MARKS = (
 )
 
 
+_STEP_RESULTS = (
+    select(tables.events.c.phase_id, tables.events.c.seq, tables.events.c.data)
+    .where(
+        tables.events.c.run_id == bindparam("run_id"),
+        tables.events.c.type == StepCompleted.TYPE,
+        tables.events.c.phase_id.in_(bindparam("phase_ids", expanding=True)),
+    )
+    .order_by(tables.events.c.seq)
+)
+
+
 def _last_marks(conn: Connection, run_id: str) -> dict[tuple[str, str | None], int]:
     """The last sequence number of each run start, cancel request and phase start."""
     rows = conn.execute(_MARKS, {"run_id": run_id})
@@ -594,17 +609,9 @@ def _gate_proofs(
     A phase start clears the attempt's step results and a later gate result replaces an
     earlier one, so the last gate result after the last phase start is the one shown.
     """
-    query = (
-        select(tables.events.c.phase_id, tables.events.c.seq, tables.events.c.data)
-        .where(
-            tables.events.c.run_id == run_id,
-            tables.events.c.type == StepCompleted.TYPE,
-            tables.events.c.phase_id.in_(phase_ids),
-        )
-        .order_by(tables.events.c.seq)
-    )
+    rows = conn.execute(_STEP_RESULTS, {"run_id": run_id, "phase_ids": phase_ids})
     found: dict[str, str] = {}
-    for phase_id, seq, data in conn.execute(query):
+    for phase_id, seq, data in rows:
         if seq < marks.get((PhaseStarted.TYPE, phase_id), 0):
             continue
         done = data if isinstance(data, dict) else json.loads(data)
