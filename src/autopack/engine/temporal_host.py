@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATUS_TTL_S = 1.0
-"""How long a workflow's described status answers "executing?" before it is asked again."""
+"""How old a workflow's described status may be before it is described again."""
 RPC_TIMEOUT_S = 30.0
 """Longest a route waits for the Temporal cluster."""
 
@@ -107,7 +107,11 @@ class TemporalHost:
     def start(self) -> None:
         """Connect to the cluster (raises when it cannot be reached) and pick up runs."""
         self._thread.start()
-        self._call(self._open())
+        try:
+            self._call(self._open())
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            raise
 
     def stop(self) -> None:
         """Stop picking up runs. The workflows go on: they are the workers' business."""
@@ -162,16 +166,24 @@ class TemporalHost:
         self._loop.call_soon_threadsafe(self._wake.set)
 
     def executing(self, run_id: str) -> bool:
-        """Whether the run's workflow is running, as described at most a second ago."""
+        """Whether the run's workflow is running, from its latest description.
+
+        Only a run asked about for the first time waits for the cluster; after that the
+        answer is the one known, and a stale one is renewed in the background, since
+        the run's page asks on the API's event loop.
+        """
         with self._status_lock:
             known = self._described.get(run_id)
-        if known is not None and time.monotonic() - known[1] < STATUS_TTL_S:
-            return known[0]
-        try:
-            return self._call(self._running(run_id))
-        except (RPCError, TimeoutError) as exc:
-            log.warning("cannot describe the workflow of run %s: %s", run_id, exc)
-            return False
+        if known is None:
+            try:
+                return self._call(self._running(run_id))
+            except (RPCError, TimeoutError) as exc:
+                log.warning("cannot describe the workflow of run %s: %s", run_id, exc)
+                return False
+        if time.monotonic() - known[1] >= STATUS_TTL_S:
+            self._remember(run_id, known[0])  # one renewal at a time
+            asyncio.run_coroutine_threadsafe(self._renew(run_id), self._loop)
+        return known[0]
 
     def resume(self, run_id: str) -> None:
         """Start the run's workflow again; it folds the log, so recorded steps are not redone.
@@ -297,6 +309,12 @@ class TemporalHost:
             running = False
         self._remember(run_id, running)
         return running
+
+    async def _renew(self, run_id: str) -> None:
+        try:
+            await self._running(run_id, fresh=True)
+        except RPCError as exc:
+            log.warning("cannot describe the workflow of run %s: %s", run_id, exc)
 
     async def _cancel_workflow(self, run_id: str) -> bool:
         """Request cancellation; ``False`` when no workflow of the run is running."""
