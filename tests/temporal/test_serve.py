@@ -15,8 +15,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowExecutionStatus
+from typer.testing import CliRunner
 
 from autopack.api import ApiConfig, create_app
+from autopack.cli.app import app as cli
 from autopack.cli.demo import demo_files, prepare_demo_repo
 from autopack.engine.temporal import workflow_id
 from autopack.plan import load_plan
@@ -25,8 +27,6 @@ from autopack.workspace import git
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 from api_helpers import LiveServer
 from test_distributed import APPROVAL_PLAN, APPROVAL_SCRIPT, approval_repo
-
-pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 def temporal_app(
@@ -102,6 +102,22 @@ def describe_status(temporal: str, run_id: str) -> WorkflowExecutionStatus | Non
     return asyncio.run(describe())
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--engine", "temporal"], "needs --temporal ADDRESS and --db URL"),
+        (["--engine", "temporal", "--temporal", "localhost:7233"], "--db URL"),
+        (["--engine", "celery"], "engine must be one of local, temporal"),
+    ],
+)
+def test_serve_refuses_an_engine_it_cannot_run(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(cli, ["serve", *args], env={"AUTOPACK_DB_URL": ""})
+    assert result.exit_code == 2
+    assert says in " ".join(result.output.split())
+
+
+@pytest.mark.services
+@pytest.mark.slow
 def test_a_run_started_over_http_runs_on_two_workers_and_streams_its_phases(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any
 ) -> None:
@@ -137,6 +153,8 @@ def test_a_run_started_over_http_runs_on_two_workers_and_streams_its_phases(
     assert describe_status(temporal, run_id) is WorkflowExecutionStatus.COMPLETED
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_approve_cancel_and_resume_over_http_reach_the_workflows(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any
 ) -> None:
