@@ -1,6 +1,6 @@
 """``autopack serve --engine temporal``: runs started over HTTP execute as workflows on
-worker processes, and the API, its event stream, approvals and cancel work as with the
-embedded executor."""
+worker processes, and the API, its event stream, approvals, rejections, cancel and
+resume work as with the embedded executor."""
 
 from __future__ import annotations
 
@@ -116,6 +116,14 @@ def test_serve_refuses_an_engine_it_cannot_run(args: list[str], says: str) -> No
     assert says in " ".join(result.output.split())
 
 
+def terminate(temporal: str, run_id: str) -> None:
+    async def kill() -> None:
+        client = await Client.connect(temporal)
+        await client.get_workflow_handle(workflow_id(run_id)).terminate("test")
+
+    asyncio.run(kill())
+
+
 @pytest.mark.services
 @pytest.mark.slow
 def test_a_run_started_over_http_runs_on_two_workers_and_streams_its_phases(
@@ -175,7 +183,7 @@ def test_approve_cancel_and_resume_over_http_reach_the_workflows(
         url = server.url
         runs = {
             name: start(url, APPROVAL_PLAN.replace("run: {", f'run: {{id: "{name}", '))
-            for name in ("approved", "cancelled")
+            for name in ("approved", "cancelled", "terminated")
         }
         for run_id in runs.values():
             waiting = wait_until(
@@ -219,9 +227,24 @@ def test_approve_cancel_and_resume_over_http_reach_the_workflows(
         finished = wait_until(url, "cancelled", lambda b: b["run"]["state"] == "SUCCEEDED")
         assert finished["run"]["model_calls"] == stopped["run"]["model_calls"]
         assert httpx.post(f"{url}/runs/approved/resume", timeout=30).status_code == 409
+
+        # A workflow terminated behind the API's back leaves its run paused, not alive.
+        terminate(temporal, "terminated")
+        paused = wait_until(url, "terminated", lambda b: b["run"]["state"] == "PAUSED")
+        assert "workflow" in paused["run"]["reason"] and paused["executing"] is False
+        assert httpx.post(f"{url}/runs/terminated/resume", timeout=30).status_code == 202
+        wait_until(url, "terminated", lambda b: b["executing"] and b["run"]["state"] == "RUNNING")
+        rejected = httpx.post(
+            f"{url}/runs/terminated/phases/edit-test/reject",
+            json={"note": "no", "fail": True},
+            timeout=30,
+        )
+        assert rejected.status_code == 200, rejected.text
+        failed = wait_until(url, "terminated", lambda b: b["run"]["state"] == "FAILED")
         phase = httpx.get(f"{url}/runs/approved/phases/edit-test", timeout=30).json()
 
     assert phase_states(done) == {"edit-test": "COMPLETE"}
+    assert phase_states(failed) == {"edit-test": "FAILED"}
     assert phase["approval"] == {"note": "fine", "by": "no-auth (loopback)"}
     assert stopped["cancel_requested"] is True
     assert describe_status(temporal, "approved") is WorkflowExecutionStatus.COMPLETED
