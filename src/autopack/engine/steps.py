@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -169,6 +170,12 @@ _KNOWN_TREES: dict[Path, str] = {}
 """Tree last written into each worktree by this process: a crash empties it, so a resumed
 process checks the worktree on disk instead."""
 
+_PRISTINE: dict[Path, tuple[str, tuple[int, int, int] | None]] = {}
+"""Worktrees this process left exactly at a base commit (files and index, nothing else in
+them) and the stamp of their index then. The next :func:`ensure_worktree` there takes
+the entry and, when base and stamp still match, skips the reset: two full scans of the
+worktree. Only steps that ran no command and wrote nothing put an entry here."""
+
 
 _CLAIMS = threading.Lock()
 
@@ -181,6 +188,8 @@ def _claim_worktree(ctx: StepContext) -> bool:
         for phase in ctx.view.phases.values():
             idle = ctx.rt.worktree(ctx.run_id, phase.id)
             if phase.state in PHASE_TERMINAL and (idle / ".git").exists():
+                _PRISTINE.pop(idle, None)
+                _KNOWN_TREES.pop(idle, None)
                 git.move_worktree(ctx.rt.repo, idle, ctx.worktree)
                 return False
         git.add_worktree(ctx.rt.repo, ctx.worktree, ctx.base)
@@ -191,15 +200,20 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
     """The attempt's worktree at its base, plus the recorded changes when ``tree`` is given.
 
     Whatever a crashed process left there is replaced; ``at_base`` says the worktree is
-    known to be exactly the base (skips the check).
+    known to be exactly the base (skips the check). Without ``tree`` the worktree comes
+    back exactly at the base: its files, its index, nothing untracked.
     """
     worktree = ctx.worktree
+    pristine = _PRISTINE.pop(worktree, None)
     if not at_base:
         if tree is not None and _KNOWN_TREES.get(worktree) == tree and worktree.exists():
             return worktree
         if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
             return worktree
         _KNOWN_TREES.pop(worktree, None)
+        stamp = git.index_stamp(worktree) if tree is None and pristine else None
+        if stamp is not None and pristine == (ctx.base, stamp):
+            return worktree
         fresh = not (worktree / ".git").exists() and _claim_worktree(ctx)
         if not fresh:
             git.reset_worktree(worktree, ctx.base)
@@ -208,6 +222,18 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
         git.apply_diff(worktree, diff)
         _KNOWN_TREES[worktree] = tree
     return worktree
+
+
+def _still_pristine(ctx: StepContext) -> None:
+    """Say the worktree is still exactly as :func:`ensure_worktree` left it."""
+    _PRISTINE[ctx.worktree] = (ctx.base, git.index_stamp(ctx.worktree))
+
+
+def _reset_to_base(ctx: StepContext) -> None:
+    """Throw away what an attempt wrote; the worktree is exactly its base again."""
+    _KNOWN_TREES.pop(ctx.worktree, None)
+    git.reset_worktree(ctx.worktree, ctx.base)
+    _still_pristine(ctx)
 
 
 # -- build -------------------------------------------------------------------------
@@ -232,10 +258,10 @@ def _rebuild_nothing(ctx: StepContext) -> dict[str, Any]:
 
 
 def build(ctx: StepContext) -> dict[str, Any]:
-    if ctx.pview.rebase_tree:
-        ensure_worktree(ctx)
-        return _rebuild_nothing(ctx)
     worktree = ensure_worktree(ctx)
+    if ctx.pview.rebase_tree:
+        _still_pristine(ctx)
+        return _rebuild_nothing(ctx)
     lessons, injections = lessons_for(ctx)
     try:
         result = roles.build(
@@ -255,7 +281,11 @@ def build(ctx: StepContext) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
     _write(ctx.artifacts / "prompt.txt", result.prompt)
     edits_sha = _write(ctx.artifacts / "edits.txt", result.edits_text)
-    tool_diff = git.diff_against(worktree, ctx.base)
+    if _used_no_tools(result):
+        tool_diff = ""
+        _still_pristine(ctx)
+    else:
+        tool_diff = git.diff_against(worktree, ctx.base)
     _write(ctx.artifacts / "build.diff", tool_diff)
     return {
         "summary": result.summary,
@@ -269,28 +299,39 @@ def build(ctx: StepContext) -> dict[str, Any]:
     }
 
 
+def _used_no_tools(result: roles.BuildResult) -> bool:
+    """The Builder answered its first call with text: no tool ran, nothing was written
+    (a tool call, even ``finish``, ends the first step another way)."""
+    return result.steps == 1 and result.stop_reason == "text"
+
+
 # -- apply -------------------------------------------------------------------------
 
 
 def apply(ctx: StepContext) -> dict[str, Any]:
     worktree = ensure_worktree(ctx)
     if ctx.recorded("build").get("error"):
+        _still_pristine(ctx)
         return {"applied": False, "reason": "the Builder produced no change"}
-    git.apply_diff(worktree, (ctx.artifacts / "build.diff").read_text(encoding="utf-8"))
+    tool_diff = (ctx.artifacts / "build.diff").read_text(encoding="utf-8")
+    git.apply_diff(worktree, tool_diff)
     edits_text = (ctx.artifacts / "edits.txt").read_text(encoding="utf-8")
     report: dict[str, Any] = {}
+    written: list[str] = []
     if edits_text.strip():
         edit_report = apply_edit_text(edits_text, ctx.policy())
         report = edit_report.to_dict()
         if not edit_report.applied:
-            git.reset_worktree(worktree, ctx.base)
+            _reset_to_base(ctx)
             return {"applied": False, "report": report, "feedback": edit_report.to_text()}
+        written = edit_report.changed_files
     if ctx.pview.rebase_tree:
         git.read_tree_into(worktree, ctx.pview.rebase_tree)
-    changed = git.changed_files(worktree, ctx.base)  # stages everything once
+    _stage_change(worktree, written, tools_wrote=bool(tool_diff.strip()))
+    changed = git.changed_files(worktree, ctx.base, staged=True)
     outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
     if outside:
-        git.reset_worktree(worktree, ctx.base)
+        _reset_to_base(ctx)
         feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
     diff = git.diff_against(worktree, ctx.base, staged=True)
@@ -298,6 +339,25 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     tree = git.tree_hash(worktree, staged=True)
     _KNOWN_TREES[worktree] = tree
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
+
+
+def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> None:
+    """Stage the attempt's change into the index.
+
+    The worktree was exactly its base (files and index) and since then only the edits
+    engine wrote, the files it names, and ``read-tree`` (which keeps index and files
+    alike): staging those files gives the tree ``add -A`` would, without a scan of the
+    whole worktree. When the Builder's tools wrote, or a written path goes through a
+    symbolic link, anything may differ and everything is staged.
+    """
+    root = os.path.realpath(worktree)
+    through_links = any(
+        os.path.relpath(os.path.realpath(os.path.join(root, rel)), root) != rel for rel in written
+    )
+    if tools_wrote or through_links:
+        git.stage_all(worktree)
+    else:
+        git.stage_paths(worktree, written)
 
 
 # -- verify ------------------------------------------------------------------------

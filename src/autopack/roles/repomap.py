@@ -12,8 +12,7 @@ import ast
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from autopack.plan import path_matches
@@ -127,27 +126,71 @@ def _python_outline(text: str) -> list[str]:
     return lines
 
 
-@dataclass(frozen=True)
-class _Entry:
-    path: str
-    rank: tuple[int, int, int, str]
-
-
 def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[str]:
     """Order files by relevance to ``focus`` patterns: matches, mentioned, nearby, rest."""
-    focused = [f for f in files if any(path_matches(f, p) for p in focus)]
+    covers = scope_matcher(focus)
+    focused = [f for f in files if covers(f)]
     focus_set = set(focused)
     words = mentioned_words(root, focused)
     focus_dirs = {tuple(f.split("/")[:-1]) for f in focused}
-    entries = []
+    near_by_folder: dict[str, int] = {}  # files share folders: one comparison per folder
+    ranked = []
     for f in files:
+        folder = f.rpartition("/")[0]
+        near = near_by_folder.get(folder)
+        if near is None:
+            parts = tuple(folder.split("/")) if folder else ()
+            near = max((_shared_prefix(parts, d) for d in focus_dirs), default=0)
+            near_by_folder[folder] = near
         key = module_key(f)
         mentioned = words.get(key, 0) if len(key) >= 3 else 0
-        folder = tuple(f.split("/")[:-1])
-        near = max((_shared_prefix(folder, d) for d in focus_dirs), default=0)
         group = 0 if f in focus_set else (1 if mentioned else 2)
-        entries.append(_Entry(f, (group, -mentioned, -near, f"{f.count('/'):03d}{f}")))
-    return [e.path for e in sorted(entries, key=lambda e: e.rank)]
+        ranked.append(((group, -mentioned, -near, f"{f.count('/'):03d}{f}"), f))
+    ranked.sort()  # the rank ends with the path itself: no two ranks are equal
+    return [f for _, f in ranked]
+
+
+_MAGIC = frozenset("*?[")
+
+
+def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """``lambda path: any(path_matches(path, p) for p in patterns)``, fast over many paths.
+
+    A pattern's leading segments without wildcards must equal the path's first segments,
+    a comparison of tuples; only paths that pass it go through ``path_matches``, and a
+    pattern without wildcards needs nothing more (it names the file or a folder above
+    it). The repo map runs this over every file of the repository.
+    """
+    literal: list[tuple[str, ...]] = []
+    globs: list[tuple[tuple[str, ...], str]] = []
+    for pattern in patterns:
+        parts = _segments(pattern.rstrip("/"))
+        fixed = 0
+        while fixed < len(parts) and _MAGIC.isdisjoint(parts[fixed]):
+            fixed += 1
+        if fixed == len(parts):
+            literal.append(parts)
+        else:
+            globs.append((parts[:fixed], pattern))
+
+    def covers(path: str) -> bool:
+        parts = _segments(path)
+        if any(parts[: len(prefix)] == prefix for prefix in literal):
+            return True
+        return any(
+            parts[: len(prefix)] == prefix and path_matches(path, pattern)
+            for prefix, pattern in globs
+        )
+
+    return covers
+
+
+def _segments(path: str) -> tuple[str, ...]:
+    """Segments as :func:`autopack.plan.path_matches` splits a path."""
+    parts = path.split("/")
+    if "" in parts or "." in parts:
+        return tuple(part for part in parts if part not in ("", "."))
+    return tuple(parts)
 
 
 def module_key(path: str) -> str:
@@ -209,7 +252,7 @@ def _tail(rest: Sequence[str], budget: int) -> list[str]:
     """Summarise files that did not fit as counts per directory, within ``budget``."""
     if not rest:
         return []
-    counts = Counter(str(Path(f).parent) if "/" in f else "." for f in rest)
+    counts = Counter(f.rpartition("/")[0] or "." for f in rest)  # what Path(f).parent gives
     footer = f"... {len(rest)} more files not shown"
     budget -= estimate_tokens(footer + "\n")
     lines: list[str] = []

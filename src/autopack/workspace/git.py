@@ -117,6 +117,29 @@ def remove_worktree(repo: Path, path: Path) -> None:
             git(repo, "worktree", "prune", check=False)
 
 
+def index_stamp(worktree: Path) -> tuple[int, int, int] | None:
+    """Identity of the worktree's index file (inode, size, mtime), or None without one.
+
+    Git replaces the index with a new file whenever a command changes it, so an equal
+    stamp says no git command (of any process) touched this worktree's index since.
+    """
+    admin = admin_dir(worktree)
+    try:
+        stat = (admin / "index").stat() if admin is not None else None
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat is not None else None
+
+
+def admin_dir(worktree: Path) -> Path | None:
+    """A linked worktree's own folder under ``.git/worktrees/`` (its index, its HEAD)."""
+    pointer = worktree / ".git"
+    if not pointer.is_file():
+        return None
+    admin = Path(pointer.read_text().removeprefix("gitdir:").strip())
+    return admin if admin.is_absolute() else worktree / admin
+
+
 def move_worktree(repo: Path, source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with worktree_admin(repo):
@@ -124,13 +147,47 @@ def move_worktree(repo: Path, source: Path, target: Path) -> None:
 
 
 def reset_worktree(worktree: Path, commit: str) -> None:
-    """Make the (detached) worktree exactly ``commit``: changes and untracked files go."""
+    """Make the (detached) worktree exactly ``commit``: changes and untracked files go.
+    Only files that differ are rewritten, but both commands look at every file."""
     git(worktree, "reset", "-q", "--hard", commit)
     git(worktree, "clean", "-fdxq")
 
 
 def stage_all(worktree: Path) -> None:
     git(worktree, "add", "-A")
+
+
+_IGNORED_ONLY = "ignored by one of your .gitignore files"
+
+
+def stage_paths(worktree: Path, paths: Sequence[str]) -> None:
+    """Stage what changed at ``paths`` (written, created or deleted) as ``add -A`` would,
+    looking at those paths only: the caller knows nothing else changed.
+
+    Ignored files stay out, as with ``add -A`` (git names them and exits 1). A path git
+    cannot take on its own (one behind a symbolic link) makes it stage everything.
+    """
+    if not paths:
+        return
+    proc = subprocess.run(
+        [
+            "git",
+            "--literal-pathspecs",
+            "add",
+            "-A",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+        ],
+        cwd=worktree,
+        input="\0".join(paths),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+        check=False,
+    )
+    if proc.returncode == 0 or (proc.returncode == 1 and _IGNORED_ONLY in proc.stderr):
+        return
+    stage_all(worktree)
 
 
 def tree_hash(worktree: Path, *, staged: bool = False) -> str:
@@ -141,8 +198,21 @@ def tree_hash(worktree: Path, *, staged: bool = False) -> str:
     return git(worktree, "write-tree")
 
 
+_TREES: dict[str, str] = {}
+"""Tree of each commit looked up or made here: a commit's tree never changes."""
+
+
 def commit_tree(repo: Path, commit: str) -> str:
-    return git(repo, "rev-parse", f"{commit}^{{tree}}")
+    tree = _TREES.get(commit)
+    if tree is None:
+        tree = git(repo, "rev-parse", f"{commit}^{{tree}}")
+        if _is_object_id(commit):
+            _TREES[commit] = tree
+    return tree
+
+
+def _is_object_id(name: str) -> bool:
+    return len(name) == 40 and all(c in "0123456789abcdef" for c in name)
 
 
 def diff_against(worktree: Path, base: str, *, staged: bool = False) -> str:
@@ -167,7 +237,9 @@ def apply_diff(worktree: Path, diff: str) -> None:
 def commit_tree_object(repo: Path, tree: str, parent: str, message: str) -> str:
     """A commit of exactly ``tree`` on ``parent``: what was verified is what lands,
     whatever caches a test run left in the worktree."""
-    return git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input_text=message)
+    sha = git(repo, "commit-tree", tree, "-p", parent, "-F", "-", input_text=message)
+    _TREES[sha] = tree
+    return sha
 
 
 def merge_onto(repo: Path, base: str, tree: str, head: str) -> tuple[str | None, list[str]]:
@@ -230,9 +302,18 @@ STALE_LOCK_S = 5.0
 """A git lock older than this was left by a killed process: git holds them for milliseconds."""
 
 
+_COMMON_DIRS: dict[Path, Path] = {}
+
+
 def common_dir(repo: Path) -> Path:
-    path = Path(git(repo, "rev-parse", "--git-common-dir"))
-    return path if path.is_absolute() else (repo / path).resolve()
+    """The repository's shared ``.git`` (remembered per path: every worktree command
+    asks for it to take the worktree lock)."""
+    found = _COMMON_DIRS.get(repo)
+    if found is None:
+        path = Path(git(repo, "rev-parse", "--git-common-dir"))
+        found = path if path.is_absolute() else (repo / path).resolve()
+        _COMMON_DIRS[repo] = found
+    return found
 
 
 def remove_if_stale(lock: Path, age_s: float = STALE_LOCK_S) -> bool:
@@ -251,9 +332,8 @@ def clear_run_locks(repo: Path, branch: str, worktrees: Sequence[Path]) -> list[
     root = common_dir(repo)
     locks = [root / "refs" / "heads" / f"{branch}.lock"]
     for worktree in worktrees:
-        pointer = worktree / ".git"
-        if pointer.is_file():
-            admin = Path(pointer.read_text().removeprefix("gitdir:").strip())
+        admin = admin_dir(worktree)
+        if admin is not None:
             locks.append(admin / "index.lock")
     removed = [lock for lock in locks if lock.exists()]
     for lock in removed:
