@@ -10,6 +10,7 @@ test command the attempt waited for, flaky reruns included).
 
     python bench/gate.py            # more-itertools and python-dateutil (suites of 5-15 s)
     python bench/gate.py --quick    # toolz, two tasks (CI smoke run)
+    python bench/gate.py --project python-dateutil --tasks 2
 
 python-dateutil's suite needs ``freezegun`` installed.
 """
@@ -269,8 +270,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one tiny project, two tasks")
     parser.add_argument("--tasks", type=int, default=4, help="tasks per project")
+    parser.add_argument("--project", choices=[p.name for p in PROJECTS], help="only this one")
     args = parser.parse_args()
     projects, tasks = ([QUICK], 2) if args.quick else (PROJECTS, args.tasks)
+    projects = [p for p in projects if args.project in (None, p.name)]
     sandbox = make_sandbox()
     total = Tally()
     lines = [

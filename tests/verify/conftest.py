@@ -122,3 +122,15 @@ def project(tmp_path: Path) -> Project:
         },
     )
     return Project(repo, tree, checkout_factory(repo))
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[[dict[str, str]], Project]:
+    """A project made of the given files, committed as its base tree."""
+
+    def make(files: dict[str, str]) -> Project:
+        repo = tmp_path / "custom"
+        tree = init_repo(repo, {"pytest.ini": "[pytest]\npythonpath = .\n", **files})
+        return Project(repo, tree, checkout_factory(repo))
+
+    return make

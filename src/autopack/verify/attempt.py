@@ -17,7 +17,7 @@ from typing import Any
 
 from autopack.verify.baseline import BaseCheckout, BaselineCache, get_baseline
 from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
-from autopack.verify.impact import changed_base_lines, select_tests
+from autopack.verify.impact import changed_base_lines, function_spans, select_tests
 from autopack.verify.results import PASSED, Rerun, TestRun, run_tests
 from autopack.workspace.runner import Sandbox
 
@@ -190,9 +190,12 @@ def _selection(
     all_tests = sorted(baseline.outcomes)
     if baseline.kind != "junit" or not impact or not all_tests:
         return None
-    changed = {path: _base_lines(worktree, base_tree, path) for path in changed_files}
+    sources = {path: _base_source(worktree, base_tree, path) for path in changed_files}
+    changed = {path: _changed_lines(worktree / path, base) for path, base in sources.items()}
+    functions = {path: function_spans(base) for path, base in sources.items() if base}
     known = set(all_tests)
-    chosen = set(select_tests(impact, changed, all_tests)) | known.intersection(fail_to_pass)
+    chosen = set(select_tests(impact, changed, all_tests, functions))
+    chosen |= known.intersection(fail_to_pass)
     # Whole files for new tests: a node ID pytest cannot find aborts the run.
     unknown = {t.split("::", 1)[0] for t in fail_to_pass if t not in known}
     whole = unknown | _new_test_files(worktree, changed_files, all_tests)
@@ -228,19 +231,24 @@ def _new_test_files(worktree: Path, changed_files: Sequence[str], known: list[st
     }
 
 
-def _base_lines(worktree: Path, base_tree: str, path: str) -> set[int] | None:
-    """Changed base lines of one file; ``None`` (the whole file) when the base is unknown."""
+def _base_source(worktree: Path, base_tree: str, path: str) -> str | None:
+    """A file's text in the base tree; ``None`` when the base has no such file."""
     shown = subprocess.run(
         ["git", "cat-file", "blob", f"{base_tree}:{path}"],
         cwd=worktree,
         capture_output=True,
         check=False,
     )
-    target = worktree / path
-    if shown.returncode != 0 or not target.is_file():
+    if shown.returncode != 0:
         return None
-    before = shown.stdout.decode("utf-8", errors="replace")
-    return changed_base_lines(before, target.read_text(errors="replace"))
+    return shown.stdout.decode("utf-8", errors="replace")
+
+
+def _changed_lines(target: Path, base: str | None) -> set[int] | None:
+    """Changed base lines of one file; ``None`` (the whole file) when new or deleted."""
+    if base is None or not target.is_file():
+        return None
+    return changed_base_lines(base, target.read_text(errors="replace"))
 
 
 def _selection_info(

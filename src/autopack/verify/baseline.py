@@ -88,7 +88,8 @@ def get_baseline(
             sandbox, base, command, timeout_s=timeout_s, env=env, coverage_file=data_file
         )
         if data_file is not None and data_file.exists():
-            impact = coverage_map(data_file, base)
+            # The import graph covers what coverage cannot: files no test executed.
+            impact = {**coverage_map(data_file, base), "imports": import_graph_map(base)}
         else:
             impact = import_graph_map(base)
     if not run.timed_out:  # a cut-short baseline would poison every later attempt

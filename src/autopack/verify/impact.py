@@ -140,14 +140,35 @@ def changed_base_lines(before: str, after: str) -> set[int]:
     return lines
 
 
+def function_spans(source: str) -> list[tuple[int, int]]:
+    """First and last line of every function and method in ``source``, decorators included."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            spans.append((first, node.end_lineno or node.lineno))
+    return spans
+
+
 def select_tests(
     impact: Mapping[str, Any],
     changed: Mapping[str, set[int] | None],
     all_tests: Sequence[str],
+    functions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> list[str]:
-    """Tests affected by ``changed`` (file -> changed base lines, ``None`` = whole file)."""
+    """Tests affected by ``changed`` (file -> changed base lines, ``None`` = whole file).
+
+    ``functions`` gives each changed file's function spans in the base tree, so a changed
+    line no test executed selects the tests that ran its function, not the whole file.
+    """
     if impact.get("strategy") == "coverage":
-        chosen = _select_by_coverage(impact, changed)
+        chosen, unplaced = _select_by_coverage(impact, changed, functions or {})
+        if unplaced and "imports" in impact:
+            chosen |= _select_by_imports(impact["imports"], unplaced, all_tests)
     else:
         chosen = _select_by_imports(impact, changed, all_tests)
     for test in all_tests:  # an edited test file always reruns its own tests
@@ -158,18 +179,45 @@ def select_tests(
 
 
 def _select_by_coverage(
-    impact: Mapping[str, Any], changed: Mapping[str, set[int] | None]
-) -> set[str]:
+    impact: Mapping[str, Any],
+    changed: Mapping[str, set[int] | None],
+    functions: Mapping[str, Sequence[tuple[int, int]]],
+) -> tuple[set[str], dict[str, set[int] | None]]:
+    """Per changed line: the tests that ran it, else that ran its function.
+
+    A line in neither (a module-level edit, a file no test ran) can affect any test that
+    uses the module without running that line: its file selects every test that ran the
+    file, and is returned so the import graph adds the tests that import it.
+    """
     tests: list[str] = impact["tests"]
     chosen: set[int] = set()
+    unplaced: dict[str, set[int] | None] = {}
     for path, lines in changed.items():
         per_line: dict[str, list[int]] = impact["lines"].get(path, {})
-        hits = [per_line.get(str(n), []) for n in lines] if lines else []
-        picked = {i for hit in hits for i in hit}
-        if not picked:  # module-level or uncovered edit: every test that ran this file
-            picked = {i for hit in per_line.values() for i in hit}
-        chosen |= picked
-    return {tests[i] for i in chosen}
+        for line in lines or ():
+            picked = _tests_of_line(per_line, line, functions.get(path, ()))
+            if picked is None:
+                unplaced[path] = lines
+            chosen |= picked or set()
+        if lines is None or not per_line:
+            unplaced[path] = lines
+        if path in unplaced:
+            chosen |= {i for hit in per_line.values() for i in hit}
+    return {tests[i] for i in chosen}, unplaced
+
+
+def _tests_of_line(
+    per_line: Mapping[str, list[int]], line: int, spans: Sequence[tuple[int, int]]
+) -> set[int] | None:
+    """Tests that ran ``line``, or else any line of its innermost function; ``None``: neither."""
+    if per_line.get(str(line)):
+        return set(per_line[str(line)])
+    around = [(first, last) for first, last in spans if first <= line <= last]
+    if not around:
+        return None
+    first, last = min(around, key=lambda span: span[1] - span[0])
+    picked = {i for n in range(first, last + 1) for i in per_line.get(str(n), ())}
+    return picked or None
 
 
 def _select_by_imports(

@@ -1,0 +1,133 @@
+"""Test-impact selection: the tests that ran a changed line, else its function, else its file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from autopack.verify import MemoryBaselineCache, VerifyEvidence, VerifySettings, verify_attempt
+from autopack.verify.impact import function_spans, select_tests
+from autopack.workspace.runner import make_sandbox
+
+FAST = VerifySettings(env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+
+SHAPES = """\
+LIMIT = 10
+
+
+def clamp(x, low, high):
+    if x < low:
+        return low
+    return min(x, high)
+
+
+def double(x):
+    return 2 * x
+"""
+
+TEST_SHAPES = """\
+import shapes
+
+
+def test_clamp_high():
+    assert shapes.clamp(5, 0, 3) == 3
+
+
+def test_clamp_inside():
+    assert shapes.clamp(2, 0, 3) == 2
+
+
+def test_double():
+    assert shapes.double(4) == 8
+"""
+
+TEST_OTHER = """\
+import shapes
+
+
+def test_limit():
+    assert shapes.LIMIT == 10
+"""
+
+UNUSED = "def helper():\n    return 1\n"
+TEST_UNUSED = "import unused\n\n\ndef test_none():\n    pass\n"
+
+
+def attempt(project: Any, edits: dict[str, tuple[str, str]]) -> VerifyEvidence:
+    for rel, (old, new) in edits.items():
+        path = project.repo / rel
+        path.write_text(path.read_text().replace(old, new))
+    return verify_attempt(
+        project.repo,
+        base_tree=project.tree,
+        command="python -m pytest",
+        fail_to_pass=(),
+        changed_files=sorted(edits),
+        sandbox=make_sandbox(),
+        cache=MemoryBaselineCache(),
+        base_checkout=project.checkout,
+        settings=FAST,
+    )
+
+
+def selected(evidence: VerifyEvidence) -> set[str]:
+    assert evidence.selected_run is not None, evidence.to_dict()
+    return {t.split("::", 1)[1] for t in evidence.selected_run.outcomes}
+
+
+def shapes_project(make_project: Callable[[dict[str, str]], Any]) -> Any:
+    files = {"shapes.py": SHAPES, "unused.py": UNUSED}
+    files |= {"tests/test_shapes.py": TEST_SHAPES, "tests/test_other.py": TEST_OTHER}
+    files["tests/test_unused.py"] = TEST_UNUSED
+    return make_project(files)
+
+
+def test_a_changed_line_selects_the_tests_that_ran_it(make_project: Any) -> None:
+    project = shapes_project(make_project)
+    evidence = attempt(project, {"shapes.py": ("return 2 * x", "return 3 * x")})
+    assert selected(evidence) == {"test_double"}
+    assert evidence.delta.newly_failing == ["tests/test_shapes.py::test_double"]
+
+
+def test_a_line_no_test_ran_selects_the_tests_that_ran_its_function(make_project: Any) -> None:
+    project = shapes_project(make_project)
+    # ``return low`` never ran in the baseline; both clamp tests ran clamp.
+    evidence = attempt(project, {"shapes.py": ("return low", "return high")})
+    assert selected(evidence) == {"test_clamp_high", "test_clamp_inside"}
+    assert evidence.passed  # confirmed by the full suite
+
+
+def test_a_module_level_line_selects_the_file_s_tests_and_its_importers(
+    make_project: Any,
+) -> None:
+    project = shapes_project(make_project)
+    evidence = attempt(project, {"shapes.py": ("LIMIT = 10", "LIMIT = 11")})
+    # test_limit never ran a line of shapes.py, but its file imports it.
+    assert selected(evidence) == {"test_clamp_high", "test_clamp_inside", "test_double"} | {
+        "test_limit"
+    }
+    assert evidence.delta.newly_failing == ["tests/test_other.py::test_limit"]
+
+
+def test_a_file_no_test_ran_selects_its_importers_only(make_project: Any) -> None:
+    project = shapes_project(make_project)
+    evidence = attempt(project, {"unused.py": ("return 1", "return 2")})
+    assert selected(evidence) == {"test_none"}
+
+
+def test_a_file_no_test_ran_falls_back_to_the_import_graph() -> None:
+    impact = {
+        "strategy": "coverage",
+        "tests": ["tests/test_a.py::test_a"],
+        "lines": {"a.py": {"2": [0]}},
+        "imports": {"files": {"tests/test_b.py": ["b.py", "tests/test_b.py"]}},
+    }
+    all_tests = ["tests/test_a.py::test_a", "tests/test_b.py::test_b"]
+    assert select_tests(impact, {"b.py": {1}}, all_tests) == ["tests/test_b.py::test_b"]
+    assert select_tests(impact, {"a.py": {2}}, all_tests) == ["tests/test_a.py::test_a"]
+
+
+def test_function_spans_include_decorators_and_methods() -> None:
+    source = "import f\n\n\nclass K:\n    @f.d\n    def m(self):\n        return 1\n"
+    assert function_spans(source) == [(5, 7)]
+    assert function_spans("def broken(:\n") == []
