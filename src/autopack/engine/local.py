@@ -7,19 +7,23 @@ at a time), record each result as an event, repeat. Nothing else changes a run.
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
 from autopack.engine import steps
-from autopack.engine.approvals import ApprovalPolicy, announce, timed_out
+from autopack.engine.approvals import ApprovalPolicy, timed_out
+from autopack.engine.attempts import (
+    STEP_FUNCTIONS,
+    EnvironmentProblem,
+    StepRunner,
+    call_recorder,
+    phase_started,
+)
 from autopack.engine.decider import (
     Command,
     FailPhase,
@@ -31,28 +35,13 @@ from autopack.engine.decider import (
 )
 from autopack.engine.runtime import Runtime
 from autopack.engine.summary import SUMMARY_FILE, close_run
-from autopack.events import (
-    ApprovalRejected,
-    CancelRequested,
-    ModelCalled,
-    PhaseFailed,
-    PhaseStarted,
-    RunFinished,
-    RunStarted,
-    StepCompleted,
-    StepStarted,
-)
+from autopack.events import ApprovalRejected, CancelRequested, RunFinished, RunStarted
 from autopack.llm.cassette import Cassette
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
-from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.llm.pricing import PriceTable
 from autopack.projection import RunView
 from autopack.states import RUN_TERMINAL, RunState
 from autopack.workspace import git
-
-
-class EnvironmentProblem(RuntimeError):
-    """Something outside the run is wrong (a key, a provider); the run stops, exit 3."""
 
 
 class LeaseHeld(RuntimeError):
@@ -61,17 +50,6 @@ class LeaseHeld(RuntimeError):
 
 LEASE_TTL_S = 30.0
 """An executor renews its lease every third of this; one silent for longer is presumed dead."""
-INFRA_RETRIES = 3
-"""Retries of a step that failed for infrastructure reasons, which cost no attempt."""
-
-
-STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
-    "build": steps.build,
-    "apply": steps.apply,
-    "verify": steps.verify_step,
-    "audit": steps.audit,
-    "commit": steps.commit,
-}
 
 
 class LocalExecutor:
@@ -83,12 +61,11 @@ class LocalExecutor:
         self.rt = rt
         self.poll_s = poll_s
         self.lease_ttl_s = lease_ttl_s
-        self._infra_failures: Counter[tuple[str, int, str]] = Counter()
         self.approvals = ApprovalPolicy.from_settings(rt.settings.approvals)
         self.name = f"local:{socket.gethostname()}:{os.getpid()}"
         self.cancel = threading.Event()
         self._gate_lock = threading.Lock()
-        self._budget_stop: str | None = None
+        self.steps = StepRunner(rt, self._dispatch, self.cancel)
 
     def execute(self, run_id: str, *, wait_for_approvals: bool = True) -> RunState:
         """Run until the run ends; returns its final state (or RUNNING when not waiting)."""
@@ -169,15 +146,15 @@ class LocalExecutor:
                 self.cancel.set()  # running commands stop; nothing new starts
             self._enforce_clock(view)
             commands = [] if self.cancel.is_set() and in_flight else decide(view, max_parallel)
-            if self._budget_stop and not in_flight:
-                commands = [FinishRun(RunState.FAILED, self._budget_stop)]
+            if self.steps.budget_stop and not in_flight:
+                commands = [FinishRun(RunState.FAILED, self.steps.budget_stop)]
             finish = next((c for c in commands if isinstance(c, FinishRun)), None)
             if finish is not None and not in_flight:
                 self._finish(view, finish)
                 continue
             for command in commands:
                 phase_id = getattr(command, "phase_id", None)
-                if phase_id is None or phase_id in in_flight or self._budget_stop:
+                if phase_id is None or phase_id in in_flight or self.steps.budget_stop:
                     continue
                 in_flight[phase_id] = pool.submit(self._carry_out, run_id, command, door)
             if not in_flight:
@@ -198,7 +175,7 @@ class LocalExecutor:
         limit = view.plan.run.budget.wall_seconds
         started = datetime.fromisoformat(view.created_at) if view.created_at else now
         if limit is not None and (now - started).total_seconds() > limit:
-            self._budget_stop = f"run budget exhausted (wall_seconds: {limit:g} s)"
+            self.steps.budget_stop = f"run budget exhausted (wall_seconds: {limit:g} s)"
             self.cancel.set()
         for phase_id, attempt in timed_out(view, self.approvals, now):
             note = f"no approval within {self.approvals.timeout_s:g} s"
@@ -235,80 +212,14 @@ class LocalExecutor:
         elif isinstance(command, StartAttempt):
             self._start_attempt(run_id, command)
         elif isinstance(command, RunStep):
-            self._run_step(run_id, command, door)
+            self.steps.run(run_id, command, door)
 
     def _start_attempt(self, run_id: str, command: StartAttempt) -> None:
         view = self.rt.store.view(run_id)
         head = git.rev_parse(self.rt.repo, f"refs/heads/{view.branch}")
         if head is None:
             raise EnvironmentProblem(f"the run branch {view.branch} is gone from {self.rt.repo}")
-        phase = view.phases[command.phase_id]
-        landing = phase.steps.get("commit", {})
-        started = PhaseStarted(
-            phase_id=command.phase_id,
-            attempt=command.attempt,
-            base_commit=landing.get("rebased_onto", head),
-            rebase_tree=landing.get("rebased_tree", ""),
-        )
-        self.rt.store.append(run_id, started)
-
-    def _run_step(self, run_id: str, command: RunStep, door: ModelDoor) -> None:
-        store = self.rt.store
-        phase_id, attempt, step = command.phase_id, command.attempt, command.step
-        store.append(run_id, StepStarted(phase_id=phase_id, attempt=attempt, step=step))
-        view = store.view(run_id)
-        ctx = steps.StepContext(
-            rt=self.rt,
-            view=view,
-            phase=view.plan.phase(phase_id),
-            attempt=attempt,
-            door=door,
-            call_counter=self._call_counter(run_id, phase_id, attempt),
-            cancel=self.cancel,
-        )
-        try:
-            result = self._dispatch(ctx, step)
-        except steps.PhaseFailure as exc:
-            store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=str(exc)))
-            return
-        except BudgetExceeded as exc:
-            reason = f"budget: {exc}"
-            store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=reason))
-            if exc.scope == "run":
-                self._budget_stop = f"run budget exhausted ({exc.kind})"
-            return
-        except OSError as exc:  # the sandbox or a tool could not even start
-            self._infrastructure_failure(run_id, command, exc)
-            return
-        except ModelError as exc:
-            if self.cancel.is_set():
-                return
-            if exc.retryable:
-                self._infrastructure_failure(run_id, command, exc)
-                return
-            if exc.environment:
-                detail = getattr(exc, "diff", "")
-                raise EnvironmentProblem(f"{exc}\n{detail}".rstrip()) from exc
-            raise
-        if self.cancel.is_set():
-            return  # an interrupted step is not recorded: resume runs it again
-        store.append(
-            run_id, StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
-        )
-        if step == "gate" and result.get("decision") == "NEEDS_APPROVAL":
-            announce(self.approvals, _pending(run_id, phase_id, attempt, result))
-
-    def _infrastructure_failure(self, run_id: str, command: RunStep, exc: Exception) -> None:
-        """A provider outage or a sandbox that cannot start costs no attempt: the step runs
-        again, up to its own cap."""
-        key = (command.phase_id, command.attempt, command.step)
-        self._infra_failures[key] += 1
-        if self._infra_failures[key] <= INFRA_RETRIES:
-            time.sleep(min(30.0, 2.0 ** self._infra_failures[key]))
-            return
-        reason = f"infrastructure: {command.step} failed {INFRA_RETRIES + 1} times: {exc}"
-        failed = PhaseFailed(phase_id=command.phase_id, attempt=command.attempt, reason=reason)
-        self.rt.store.append(run_id, failed)
+        self.rt.store.append(run_id, phase_started(view, command, head))
 
     def _dispatch(self, ctx: steps.StepContext, step: str) -> dict[str, Any]:
         if step == "gate":
@@ -316,28 +227,6 @@ class LocalExecutor:
                 prev = self.rt.store.view(ctx.run_id).last_proof_hash
                 return steps.gate_step(ctx, prev)
         return STEP_FUNCTIONS[step](ctx)
-
-    def _call_counter(self, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
-        """Index of a role's next model call: its calls in earlier attempts, plus the calls
-        this step made so far (a repair turn the door adds counts too). Calls a crashed run
-        of the same step made are not counted, so a resumed step asks as the first did."""
-
-        def counts() -> tuple[Counter[str], Counter[str]]:
-            calls = self.rt.store.view(run_id).phases[phase_id].calls
-            earlier = Counter(role for role, number in calls if number < attempt)
-            current = Counter(role for role, number in calls if number == attempt)
-            return earlier, current
-
-        earlier, at_start = counts()
-
-        def next_index(role: str) -> int:
-            _, now = counts()
-            return earlier[role] + now[role] - at_start[role]
-
-        return next_index
-
-    def _record_call(self, run_id: str, call: ModelCalled) -> None:
-        self.rt.store.append(run_id, call)
 
     def _door(self, view: RunView) -> ModelDoor:
         run_budget = view.plan.run.budget
@@ -350,20 +239,9 @@ class LocalExecutor:
             run_id=view.run_id,
             ledger=ledger,
             prices=PriceTable.default(self.rt.settings.prices),
-            on_call=functools.partial(self._record_call, view.run_id),
+            on_call=call_recorder(self.rt.store, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
         )
-
-
-def _pending(run_id: str, phase_id: str, attempt: int, gate: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event": "approval_pending",
-        "run_id": run_id,
-        "phase_id": phase_id,
-        "attempt": attempt,
-        "reasons": gate.get("reasons", []),
-        "proof_hash": gate.get("proof_hash", ""),
-    }
 
 
 def _dead_here(holder: str) -> bool:

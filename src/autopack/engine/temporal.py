@@ -7,9 +7,14 @@ passes Temporal's sandbox and replays deterministically. Activities do the work 
 any worker: they read the store, carry out the command with the same step functions
 as the local executor, record the result as events and hand the new events back.
 
-Every activity is safe to retry: it first asks the decider again whether its command
-is still due (a retry after the first try recorded its result finds it is not), and
-steps start from what earlier steps recorded. Approvals are signals, the approval
+One activity carries out a stretch of one phase attempt: its first command, then each
+further step the decider asks for in the same attempt (up to the audit, or through the
+gate and the commit when the workflow lets it gate). A round trip through the cluster
+costs more than most steps, and the steps of one attempt share a worktree.
+
+Every activity is safe to retry: before each command it asks the decider again whether
+the command is still due (a retry after the first try recorded a result finds the next
+one instead), and steps start from what earlier steps recorded. Approvals are signals, the approval
 timeout a durable timer, cancellation is workflow cancellation, progress a query.
 """
 
@@ -19,7 +24,6 @@ import asyncio
 import contextlib
 import functools
 import threading
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,8 +49,6 @@ with workflow.unsafe.imports_passed_through():
     from autopack.projection import RunView, apply
     from autopack.states import RUN_TERMINAL, RunState
 
-INFRA_RETRIES = 3
-"""Retries of a step whose provider failed for infrastructure reasons; they cost no attempt."""
 NON_RETRYABLE = ["EnvironmentProblem"]
 
 
@@ -76,6 +78,9 @@ class CommandInput:
     attempt: int = 0
     step: str = ""
     reason: str = ""
+    through_gate: bool = False
+    """Whether the activity may go on through the gate and the commit; the workflow lets
+    one activity of a run at a time gate, since the proofs form one chain per run."""
 
 
 @dataclass
@@ -120,7 +125,9 @@ def workflow_id(run_id: str) -> str:
 _KINDS = {StartAttempt: "start", RunStep: "step", FailPhase: "fail", SkipPhase: "skip"}
 
 
-def to_input(command: Command, run_id: str, after: int, max_parallel: int) -> CommandInput:
+def to_input(
+    command: Command, run_id: str, after: int, max_parallel: int, through_gate: bool = False
+) -> CommandInput:
     """A phase command as activity input (``FinishRun`` is the workflow's own business)."""
     if isinstance(command, FinishRun):
         raise TypeError(f"{command!r} is not a phase command")
@@ -133,6 +140,7 @@ def to_input(command: Command, run_id: str, after: int, max_parallel: int) -> Co
         attempt=getattr(command, "attempt", 0),
         step=getattr(command, "step", ""),
         reason=getattr(command, "reason", ""),
+        through_gate=through_gate,
     )
 
 
@@ -239,11 +247,19 @@ class RunWorkflow:
             phase_id = getattr(command, "phase_id", None)
             if phase_id is None or phase_id in self._in_flight:
                 continue
-            if isinstance(command, RunStep) and command.step == "gate":
-                if self._gating is not None:
-                    continue  # the proof chain is one sequence per run
+            gating = isinstance(command, RunStep) and command.step == "gate"
+            if gating and self._gating is not None:
+                continue  # the proof chain is one sequence per run
+            # With one phase at a time an attempt runs in one activity, gate included;
+            # parallel phases stop before the gate and queue for it.
+            attempt_work = isinstance(command, StartAttempt | RunStep)
+            alone = self._spec.max_parallel == 1
+            through_gate = attempt_work and self._gating is None and (gating or alone)
+            if through_gate:
                 self._gating = phase_id
-            data = to_input(command, view.run_id, view.last_seq, self._spec.max_parallel)
+            data = to_input(
+                command, view.run_id, view.last_seq, self._spec.max_parallel, through_gate
+            )
             self._in_flight[phase_id] = asyncio.ensure_future(self._act("carry_out", data))
 
     async def _wait(self) -> str | None:
@@ -361,6 +377,13 @@ with workflow.unsafe.imports_passed_through():
     from autopack.config import Settings, load_settings
     from autopack.engine import RepoProblem, new_run_id, steps
     from autopack.engine.approvals import ApprovalPolicy
+    from autopack.engine.attempts import (
+        STEP_FUNCTIONS,
+        EnvironmentProblem,
+        StepRunner,
+        call_recorder,
+        phase_started,
+    )
     from autopack.engine.runtime import Runtime
     from autopack.engine.summary import run_summary, write_summary
     from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
@@ -368,19 +391,13 @@ with workflow.unsafe.imports_passed_through():
         ApprovalGranted,
         ApprovalRejected,
         CancelRequested,
-        ModelCalled,
-        PhaseFailed,
-        PhaseStarted,
         RunCreated,
         RunFinished,
         RunPaused,
         RunStarted,
-        StepCompleted,
-        StepStarted,
     )
     from autopack.llm.cassette import Cassette
     from autopack.llm.door import Caps, ModelDoor
-    from autopack.llm.errors import BudgetExceeded, ModelError
     from autopack.llm.pricing import PriceTable
     from autopack.plan import Plan
     from autopack.states import PhaseState
@@ -391,16 +408,8 @@ with workflow.unsafe.imports_passed_through():
     from autopack.workspace.runner import make_sandbox
 
 
-class EnvironmentProblem(RuntimeError):
-    """Something outside the run is wrong (a key, a provider, the remote); the run pauses."""
-
-
-STEP_FUNCTIONS: dict[str, Callable[[steps.StepContext], dict[str, Any]]] = {
-    "build": steps.build,
-    "apply": steps.apply,
-    "verify": steps.verify_step,
-    "audit": steps.audit,
-}
+PRE_GATE = frozenset({"build", "apply", "verify", "audit"})
+"""Steps an activity runs on past its first command without leave to gate."""
 
 
 class RunActivities:
@@ -452,8 +461,7 @@ class RunActivities:
 
     @activity.defn(name="carry_out")
     async def carry_out(self, data: CommandInput) -> Outcome:
-        attempt = activity.info().attempt
-        return await self._threaded(lambda cancel: self._carry_out(data, cancel, attempt))
+        return await self._threaded(lambda cancel: self._carry_out(data, cancel))
 
     @activity.defn(name="record_verdict")
     async def record_verdict(self, run_id: str, answer: Verdict, after: int) -> Outcome:
@@ -537,7 +545,7 @@ class RunActivities:
             self.store.append(ending.run_id, RunPaused(reason=ending.reason))
         return self._events(ending.run_id, ending.after)
 
-    # -- carrying out one command -----------------------------------------------------
+    # -- carrying out a stretch of one attempt ----------------------------------------
 
     def runtime(self, url: str) -> Runtime:
         """Live parts for the clone of ``url`` in this worker's cache."""
@@ -554,92 +562,57 @@ class RunActivities:
         with self._guard:
             return self._runtimes.setdefault(url, rt)
 
-    def _carry_out(self, data: CommandInput, cancel: threading.Event, try_no: int) -> Outcome:
-        view = self.store.view(data.run_id)
-        command = to_command(data)
-        due = view.state is RunState.RUNNING and not view.cancel_requested
-        if not due or command not in decide(view, data.max_parallel):
+    def _carry_out(self, data: CommandInput, cancel: threading.Event) -> Outcome:
+        command = _due(self.store.view(data.run_id), data)
+        if command is None:
             return self._events(data.run_id, data.after)  # done by an earlier try
-        store, run_id = self.store, data.run_id
         if isinstance(command, SkipPhase | FailPhase):
-            steps.record_phase_end(store, run_id, command)
-        elif isinstance(command, StartAttempt):
-            self._start_attempt(view, command)
-        elif isinstance(command, RunStep):
-            stop = self._run_step(view, command, cancel, try_no)
-            return self._events(run_id, data.after, stop)
-        return self._events(run_id, data.after)
+            steps.record_phase_end(self.store, data.run_id, command)
+            return self._events(data.run_id, data.after)
+        try:
+            stop = self._attempt(data, command, cancel)
+        except EnvironmentProblem as exc:  # no retry helps; the run pauses
+            raise ApplicationError(str(exc), type="EnvironmentProblem", non_retryable=True) from exc
+        return self._events(data.run_id, data.after, stop)
 
-    def _start_attempt(self, view: RunView, command: StartAttempt) -> None:
+    def _attempt(self, data: CommandInput, command: Command, cancel: threading.Event) -> str:
+        """Carry out ``command`` and the attempt's further steps this activity may run;
+        returns why the run must stop for budget, or ``""``."""
+        view = self.store.view(data.run_id)
         rt = self.runtime(view.repo)
+        files = RunFiles(self.store.engine, view.run_id, rt.run_dir(view.run_id))
+        runner = StepRunner(rt, functools.partial(self._dispatch, files), cancel)
+        door = self._door(rt, view)
+        if isinstance(command, StartAttempt):
+            self._start_attempt(rt, view, command)
+        else:  # a worker that did not start the attempt may lack its base commit
+            base = view.phases[data.phase_id].base_commit
+            self.repos.ensure_commit(view.repo, rt.repo, view.branch, base)
+        files.pull()  # earlier attempts' proofs go into the commit's note
+        next_command: Command | None = command
+        while next_command is not None and not cancel.is_set() and not runner.budget_stop:
+            if isinstance(next_command, RunStep):
+                runner.run(view.run_id, next_command, door)
+            next_command = _due(self.store.view(view.run_id), data, following=True)
+        return runner.budget_stop
+
+    def _start_attempt(self, rt: Runtime, view: RunView, command: StartAttempt) -> None:
         head = self.repos.fetch_branch(view.repo, rt.repo, view.branch)
         if head is None:
             raise EnvironmentProblem(f"the run branch {view.branch} is gone from {view.repo}")
-        started = PhaseStarted(phase_id=command.phase_id, attempt=command.attempt, base_commit=head)
-        self.store.append(view.run_id, started)
+        self.store.append(view.run_id, phase_started(view, command, head))
 
-    def _run_step(
-        self, view: RunView, command: RunStep, cancel: threading.Event, try_no: int
-    ) -> str:
-        """Carry out one step; returns why the run must stop for budget, or ``""``."""
-        rt, run_id = self.runtime(view.repo), view.run_id
-        phase_id, attempt, step = command.phase_id, command.attempt, command.step
-        self.repos.fetch_branch(view.repo, rt.repo, view.branch)
-        files = RunFiles(self.store.engine, run_id, rt.run_dir(run_id))
-        files.pull()
-        self.store.append(run_id, StepStarted(phase_id=phase_id, attempt=attempt, step=step))
-        view = self.store.view(run_id)
-        ctx = steps.StepContext(
-            rt=rt,
-            view=view,
-            phase=view.plan.phase(phase_id),
-            attempt=attempt,
-            door=self._door(rt, view),
-            call_counter=_call_counter(self.store, run_id, phase_id, attempt),
-            cancel=cancel,
-        )
+    def _dispatch(self, files: RunFiles, ctx: steps.StepContext, step: str) -> dict[str, Any]:
+        """One step; the files it wrote go to the store before its result is recorded, so
+        the next step finds them on any worker."""
         try:
-            result = self._dispatch(ctx, step)
-        except steps.PhaseFailure as exc:
-            self._fail(run_id, phase_id, attempt, str(exc))
-            return ""
-        except BudgetExceeded as exc:
-            self._fail(run_id, phase_id, attempt, f"budget: {exc}")
-            return f"run budget exhausted ({exc.kind})" if exc.scope == "run" else ""
-        except ModelError as exc:
-            return self._model_error(run_id, command, exc, try_no, cancel)
+            if step == "gate":  # the workflow lets one activity of a run gate at a time
+                return steps.gate_step(ctx, self.store.view(ctx.run_id).last_proof_hash)
+            if step == "commit":
+                return self._commit(ctx)
+            return STEP_FUNCTIONS[step](ctx)
         finally:
             files.push()
-        if cancel.is_set():
-            return ""  # an interrupted step is not recorded: it runs again
-        done = StepCompleted(phase_id=phase_id, attempt=attempt, step=step, result=result)
-        self.store.append(run_id, done)
-        return ""
-
-    def _model_error(
-        self, run_id: str, command: RunStep, exc: ModelError, try_no: int, cancel: threading.Event
-    ) -> str:
-        if cancel.is_set():
-            return ""
-        if exc.retryable and try_no <= INFRA_RETRIES:
-            raise ApplicationError(f"{command.step}: {exc}; retried later") from exc
-        if exc.retryable:
-            reason = f"infrastructure: {command.step} failed {try_no} times: {exc}"
-            self._fail(run_id, command.phase_id, command.attempt, reason)
-            return ""
-        if exc.environment:
-            raise ApplicationError(str(exc), type="EnvironmentProblem", non_retryable=True)
-        raise exc
-
-    def _fail(self, run_id: str, phase_id: str, attempt: int, reason: str) -> None:
-        self.store.append(run_id, PhaseFailed(phase_id=phase_id, attempt=attempt, reason=reason))
-
-    def _dispatch(self, ctx: steps.StepContext, step: str) -> dict[str, Any]:
-        if step == "gate":  # the workflow runs one gate of a run at a time
-            return steps.gate_step(ctx, self.store.view(ctx.run_id).last_proof_hash)
-        if step == "commit":
-            return self._commit(ctx)
-        return STEP_FUNCTIONS[step](ctx)
 
     def _commit(self, ctx: steps.StepContext) -> dict[str, Any]:
         """Commit in the clone, then push with a lease on the base; a refused push means
@@ -652,8 +625,7 @@ class RunActivities:
             if sha is None or sha == before:
                 return result
             assert before is not None
-            if self.repos.push_branch(url, repo, branch, sha, before):
-                self.repos.push_notes(url, repo)
+            if self.repos.push_landing(url, repo, branch, sha, before):
                 return result
         raise EnvironmentProblem(f"the run branch on {url} kept moving during the commit")
 
@@ -668,32 +640,27 @@ class RunActivities:
             run_id=view.run_id,
             ledger=ledger,
             prices=PriceTable.default(rt.settings.prices),
-            on_call=functools.partial(_record_call, self.store, view.run_id),
+            on_call=call_recorder(self.store, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
         )
 
 
-def _record_call(store: Store, run_id: str, call: ModelCalled) -> None:
-    store.append(run_id, call)
-
-
-def _call_counter(store: Store, run_id: str, phase_id: str, attempt: int) -> Callable[[str], int]:
-    """Index of each model call, from calls of earlier attempts: a retried step of this
-    attempt gets the same replies as its first try."""
-    earlier: Counter[str] = Counter()
-    for event in store.events(run_id):
-        earlier_call = (event.data.get("attempt") or 0) < attempt
-        if event.type == ModelCalled.TYPE and event.phase_id == phase_id and earlier_call:
-            earlier[str(event.data["role"])] += 1
-    lock = threading.Lock()
-
-    def next_index(role: str) -> int:
-        with lock:
-            index = earlier[role]
-            earlier[role] += 1
-            return index
-
-    return next_index
+def _due(view: RunView, data: CommandInput, *, following: bool = False) -> Command | None:
+    """The command of ``data``'s phase the decider wants now, if this activity is the one
+    to carry it out: its first command, or (``following`` it, or retrying after an
+    earlier try got further) a later step of the same attempt it may run."""
+    if view.state is not RunState.RUNNING or view.cancel_requested:
+        return None
+    first = to_command(data)
+    commands = decide(view, data.max_parallel)
+    wanted = next((c for c in commands if getattr(c, "phase_id", "") == data.phase_id), None)
+    if wanted == first and not following:
+        return wanted
+    if not isinstance(first, StartAttempt | RunStep) or not isinstance(wanted, RunStep):
+        return None
+    if wanted.attempt != first.attempt:
+        return None
+    return wanted if wanted.step in PRE_GATE or data.through_gate else None
 
 
 # -- starting runs --------------------------------------------------------------------

@@ -82,6 +82,12 @@ class RepoCache:
             git.git(repo, "fetch", "-q", "--no-tags", "origin", f"+{ref}:{ref}")
             return git.rev_parse(repo, ref)
 
+    def ensure_commit(self, url: str, repo: Path, branch: str, sha: str) -> None:
+        """Fetch ``branch`` only when ``sha`` is not in the clone yet: a fetch costs a
+        round trip to the remote, a lookup none."""
+        if git.rev_parse(repo, sha) is None:
+            self.fetch_branch(url, repo, branch)
+
     def push_branch(self, url: str, repo: Path, branch: str, new: str, expected: str) -> bool:
         """Move the remote ``branch`` from ``expected`` to ``new``; ``False`` if it moved."""
         ref = f"refs/heads/{branch}"
@@ -103,18 +109,47 @@ class RepoCache:
             raise git.GitError(f"push of {branch} to {url} failed: {out}")
         return True
 
-    def push_notes(self, url: str, repo: Path) -> None:
-        """Share the proof notes; another worker's notes on other commits are merged in."""
-        ref = git.NOTES_REF
+    def push_landing(self, url: str, repo: Path, branch: str, new: str, expected: str) -> bool:
+        """Move the remote ``branch`` from ``expected`` to ``new`` together with the proof
+        notes, in one atomic push; ``False`` if the branch moved. Notes another worker
+        pushed first (on other commits) are merged in and the push is made again."""
+        ref, notes = f"refs/heads/{branch}", git.NOTES_REF
+        lease = f"--force-with-lease={ref}:{expected}"
         with self.lock(url):
             for _ in range(5):
-                out = git.git(repo, "push", "--porcelain", "origin", ref, check=False)
-                if "[rejected]" not in out and "error" not in out.lower():
-                    return
-                theirs = f"{ref}-remote"
-                git.git(repo, "fetch", "-q", "origin", f"+{ref}:{theirs}")
-                git.git(repo, "notes", "--ref", ref, "merge", "-q", "-s", "theirs", theirs)
+                out = git.git(
+                    repo, "push", "--porcelain", "--atomic", lease, "origin",
+                    f"{new}:{ref}", f"{notes}:{notes}", check=False,
+                )  # fmt: skip
+                status = _push_status(out)
+                if all(status.get(r, "!") != "!" for r in (ref, notes)):
+                    return True
+                if _refused(out, ref):
+                    return False
+                if not _refused(out, notes):
+                    raise git.GitError(f"push of {branch} to {url} failed: {out}")
+                theirs = f"{notes}-remote"
+                git.git(repo, "fetch", "-q", "origin", f"+{notes}:{theirs}")
+                git.git(repo, "notes", "--ref", notes, "merge", "-q", "-s", "theirs", theirs)
         raise git.GitError(f"could not push the proof notes to {url}")
+
+
+def _push_status(out: str) -> dict[str, str]:
+    """The flag ``git push --porcelain`` gives each remote ref (``!`` means refused)."""
+    status = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and ":" in parts[1]:
+            status[parts[1].rsplit(":", 1)[1]] = parts[0]
+    return status
+
+
+def _refused(out: str, ref: str) -> bool:
+    """Whether the remote refused ``ref`` itself, not only as part of a failed atomic push."""
+    return any(
+        line.startswith("!") and f":{ref}\t" in line and "atomic push failed" not in line
+        for line in out.splitlines()
+    )
 
 
 def default_cache() -> Path:

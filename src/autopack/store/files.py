@@ -63,34 +63,38 @@ class RunFiles:
         return len(wanted)
 
     def push(self) -> int:
-        """Store the local files that are new or changed since the last pull or push."""
-        changed = 0
+        """Store the local files that are new or changed since the last pull or push, in
+        one transaction (a step writes several; each transaction is a round trip)."""
+        changed: list[tuple[str, str, bytes]] = []
         for path in sorted(self.run_dir.rglob("*")):
             name = path.relative_to(self.run_dir).as_posix()
             if not path.is_file() or name in LOCAL_ONLY:
                 continue
             content = path.read_bytes()
             sha = hashlib.sha256(content).hexdigest()
-            if self._known.get(name) == sha:
-                continue
-            self._store(name, sha, content)
-            self._known[name] = sha
-            changed += 1
-        return changed
+            if self._known.get(name) != sha:
+                changed.append((name, sha, content))
+        if changed:
+            self._store(changed)
+            self._known.update((name, sha) for name, sha, _ in changed)
+        return len(changed)
 
-    def _store(self, name: str, sha: str, content: bytes) -> None:
-        key = (run_files.c.run_id == self.run_id) & (run_files.c.path == name)
-        values = {"sha256": sha, "content": content}
+    def _store(self, changed: list[tuple[str, str, bytes]]) -> None:
         for _ in range(2):  # a concurrent first insert of the same path: update it then
             try:
                 with self.engine.begin() as conn:
-                    if conn.execute(update(run_files).where(key).values(values)).rowcount:
-                        return
-                    conn.execute(insert(run_files).values(run_id=self.run_id, path=name, **values))
+                    for name, sha, content in changed:
+                        key = (run_files.c.run_id == self.run_id) & (run_files.c.path == name)
+                        values = {"sha256": sha, "content": content}
+                        if conn.execute(update(run_files).where(key).values(values)).rowcount:
+                            continue
+                        conn.execute(
+                            insert(run_files).values(run_id=self.run_id, path=name, **values)
+                        )
                 return
             except IntegrityError:
                 continue
-        raise RuntimeError(f"could not store run file {name}")
+        raise RuntimeError(f"could not store the files of run {self.run_id}")
 
     def _local_sha(self, name: str) -> str | None:
         path = self.run_dir / name
