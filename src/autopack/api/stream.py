@@ -2,9 +2,15 @@
 
 The SSE id of an event is its sequence number in the run's log. A stream first
 subscribes to live events, then replays the log after the client's last id, then
-forwards live events whose number is exactly the next one; anything else (a gap, an
-event appended by another process) is read from the store. The sequence numbers
-therefore make loss and repetition impossible, whatever the timing.
+forwards live events whose number is exactly the next one; a gap is read from the
+store. The sequence numbers therefore make loss and repetition impossible, whatever
+the timing.
+
+Events appended in this process reach the streams at once. Events appended by another
+process (a separate executor, a Temporal worker) are found by one tail per run, shared
+by all the run's streams: a cheap read of the run's newest sequence number every
+``TAIL_S``, and one read of the new events for all streams, where each stream used to
+poll the store on its own.
 """
 
 from __future__ import annotations
@@ -13,16 +19,19 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from autopack.events import Event
 from autopack.store import Store
 
 IDLE_S = 2.0
-"""How long a stream waits for a live event before it checks the store and sends a ping."""
+"""How long a stream waits for a live event before it sends a ping."""
+TAIL_S = 0.25
+"""How often a run's tail looks for events appended by another process."""
 RETRY_MS = 2000
 """How soon a disconnected EventSource reconnects."""
 
@@ -49,6 +58,8 @@ class EventHub:
         self._subscriptions: set[_Subscription] = set()
         self._lock = threading.Lock()
         self._attached: set[int] = set()
+        self._published: dict[str, int] = {}
+        self._tails: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
 
     def attach(self, store: Store) -> None:
         """Listen to ``store`` (once per store)."""
@@ -64,6 +75,9 @@ class EventHub:
         self-pipe writes, not the sending, were what delayed delivery.
         """
         with self._lock:
+            known = self._published.get(event.run_id)
+            if known is not None and event.seq > known:
+                self._published[event.run_id] = event.seq
             targets = [s for s in self._subscriptions if s.run_id in (None, event.run_id)]
         if not targets:
             return
@@ -78,16 +92,51 @@ class EventHub:
                 continue
 
     @contextmanager
-    def subscription(self, run_id: str | None) -> Iterator[asyncio.Queue[Live]]:
-        """Live events of one run (or of all runs, with ``None``) while the block runs."""
+    def subscription(
+        self, run_id: str | None, store: Store | None = None
+    ) -> Iterator[asyncio.Queue[Live]]:
+        """Live events of one run (or of all runs, with ``None``) while the block runs.
+
+        With ``store``, the run's events appended by other processes arrive too.
+        """
         sub = _Subscription(run_id, asyncio.get_running_loop())
+        key = (sub.loop, run_id or "")
         with self._lock:
             self._subscriptions.add(sub)
+            if store is not None and run_id is not None and key not in self._tails:
+                self._tails[key] = sub.loop.create_task(self._tail(store, run_id))
         try:
             yield sub.queue
         finally:
-            with self._lock:
-                self._subscriptions.discard(sub)
+            self._unsubscribe(sub, key)
+
+    def _unsubscribe(self, sub: _Subscription, key: tuple[asyncio.AbstractEventLoop, str]) -> None:
+        """Forget ``sub``; the last stream of a run on its loop stops the run's tail."""
+        with self._lock:
+            self._subscriptions.discard(sub)
+            if any(s.run_id == sub.run_id and s.loop is sub.loop for s in self._subscriptions):
+                return
+            tail = self._tails.pop(key, None)
+            if not any(tailed == sub.run_id for _, tailed in self._tails):
+                self._published.pop(sub.run_id or "", None)
+        if tail is not None:
+            tail.cancel()
+
+    async def _tail(self, store: Store, run_id: str) -> None:
+        """Publish the run's events that this process did not append, for all its streams."""
+        newest = store.last_seq(run_id)
+        with self._lock:
+            self._published[run_id] = max(newest, self._published.get(run_id, 0))
+        while True:
+            await asyncio.sleep(TAIL_S)
+            with suppress(SQLAlchemyError):  # a busy database: look again next time
+                await self._catch_up(store, run_id)
+
+    async def _catch_up(self, store: Store, run_id: str) -> None:
+        after = self._published.get(run_id, 0)
+        if store.last_seq(run_id) > after:
+            for event in await run_in_threadpool(store.events, run_id, after):
+                self._publish(event)
 
     @property
     def listeners(self) -> int:
@@ -116,7 +165,7 @@ async def _next(queue: asyncio.Queue[Live], seconds: float) -> Live | None:
 
 async def run_events(hub: EventHub, store: Store, run_id: str, after: int) -> AsyncIterator[str]:
     """A run's events after ``after``, then live ones, each exactly once, in order."""
-    with hub.subscription(run_id) as queue:
+    with hub.subscription(run_id, store) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         last = after
         for event in await run_in_threadpool(store.events, run_id, last):
@@ -124,18 +173,30 @@ async def run_events(hub: EventHub, store: Store, run_id: str, after: int) -> As
             last = event.seq
         while True:
             live = await _next(queue, IDLE_S)
-            if live is not None and live.event.seq <= last:
+            if live is None:
+                yield ": ping\n\n"
                 continue
-            if live is not None and live.event.seq == last + 1:
-                yield live.message
-                last = live.event.seq
+            fresh = sorted(
+                {i.event.seq: i for i in (live, *_waiting(queue)) if i.event.seq > last}.items()
+            )
+            if not fresh:
+                continue
+            if fresh[-1][0] - last == len(fresh):  # exactly the next ones
+                yield "".join(item.message for _, item in fresh)
+                last = fresh[-1][0]
                 continue
             backlog = await run_in_threadpool(store.events, run_id, last)
-            for event in backlog:
-                yield sse(event)
-                last = event.seq
-            if not backlog:
-                yield ": ping\n\n"
+            if backlog:
+                yield "".join(sse(event) for event in backlog)
+                last = backlog[-1].seq
+
+
+def _waiting(queue: asyncio.Queue[Live]) -> list[Live]:
+    """What else is queued: a stream that fell behind sends it in one write, not many."""
+    found = []
+    while not queue.empty():
+        found.append(queue.get_nowait())
+    return found
 
 
 async def all_events(hub: EventHub) -> AsyncIterator[str]:
