@@ -99,6 +99,18 @@ def test_a_regression_costs_one_test_command_reruns_included(project: Any) -> No
     assert run["reruns"] == {"tests/test_geo.py::test_area": ["failed", "failed"]}
 
 
+def test_once_one_regression_is_proven_the_other_failures_are_not_rerun(project: Any) -> None:
+    for rel, old, new in [("geo.py", "w * h", "w + h"), ("calc.py", "a + b", "a * b")]:
+        path = project.repo / rel
+        path.write_text(path.read_text().replace(old, new))
+    sandbox = CountingSandbox(make_sandbox())
+    evidence = attempt(project, ["calc.py", "geo.py"], sandbox)
+    broken = ["tests/test_calc.py::test_add", "tests/test_geo.py::test_area"]
+    assert evidence.delta.newly_failing == broken
+    assert evidence.delta.not_rerun == broken[1:]
+    assert len(sandbox.commands) == 1, sandbox.commands
+
+
 def test_a_flaky_test_is_confirmed_in_a_fresh_process(project: Any) -> None:
     (project.repo / "flaky_trigger").write_text("fail once")
     sandbox = CountingSandbox(make_sandbox())

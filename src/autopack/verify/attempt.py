@@ -290,22 +290,25 @@ def _delta(
         # No rerun can unblock this attempt; the Builder should not wait for one.
         delta.not_rerun = [t for t in delta.newly_failing if t != EXIT_STATUS_ID]
         return delta, 0.0
-    flaky, seconds = _passing_on_rerun(_rerun_apart(delta, run), run, sandbox, worktree, settings)
+    regressions = _failing_every_rerun(run).intersection(delta.newly_failing)
+    if regressions:
+        # One regression blocks the attempt: telling the rest apart would not change that.
+        delta.not_rerun = [t for t in delta.newly_failing if t not in regressions]
+        return delta, 0.0
+    flaky, seconds = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
     delta.flaky = flaky
     delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
     return delta, seconds
 
 
-def _rerun_apart(delta: TestDelta, run: TestRun) -> list[str]:
-    """Newly failing tests that need a rerun in a fresh process to be told apart.
+def _failing_every_rerun(run: TestRun) -> set[str]:
+    """Tests the in-process reruns proved regressions: they failed every round.
 
-    A test that failed every in-process rerun is a regression, settled without a new
-    process. One that passed an in-process rerun may be a flake, or may pass only
-    because the first run warmed some state (a cache, an import): it is a flake only
-    if it passes again in a fresh process. Tests the plugin did not rerun go there too.
+    One that passed an in-process rerun may be a flake, or may pass only because the
+    first run warmed some state (a cache, an import): it is a flake only if it passes
+    again in a fresh process, like a test the plugin did not rerun.
     """
-    settled = {t for t, rounds in run.reruns.items() if rounds and PASSED not in rounds}
-    return [t for t in delta.newly_failing if t not in settled]
+    return {t for t, rounds in run.reruns.items() if rounds and PASSED not in rounds}
 
 
 def _passing_on_rerun(

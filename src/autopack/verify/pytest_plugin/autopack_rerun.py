@@ -3,10 +3,10 @@
 Telling a flaky test from a regression used to cost one new pytest process per rerun
 round (start-up and collection again, often longer than the tests themselves). Loaded
 with ``-p autopack_rerun`` and ``AUTOPACK_RERUN_SPEC`` naming a JSON file, this plugin
-reruns every test that failed, after the session's own run, with every fixture torn
-down and set up again, for up to ``rounds`` rounds (a test leaves the rounds once it
-passes). The outcomes go to the spec's ``report`` file; the JUnit report and the
-terminal keep the first run's outcomes.
+reruns the tests that failed, after the session's own run, with every fixture torn
+down and set up again, up to ``rounds`` times each (a test stops once it passes), until
+one fails every time. The outcomes go to the spec's ``report`` file; the JUnit report
+and the terminal keep the first run's outcomes.
 
 Spec keys: ``rounds``; ``report`` (path); ``known_failing`` (IDs that were not passing
 in the baseline: their failure is not news, so they are not rerun); ``fail_to_pass``
@@ -63,15 +63,23 @@ def _blocked(spec: dict[str, Any]) -> bool:
 
 
 def _rerun(items: Sequence[pytest.Item], spec: dict[str, Any]) -> dict[str, list[str]]:
+    """Each failed test up to ``rounds`` times, until it passes or proves a regression.
+
+    One test failing every round blocks the attempt, so the reruns stop there: the other
+    failures could not change the verdict, and each rerun costs the Builder time.
+    """
     first: dict[str, str] = _state["first"]
     known = set(spec["known_failing"])
-    pending = [i for i in items if first.get(i.nodeid) == FAILED and i.nodeid not in known]
-    outcomes: dict[str, list[str]] = {item.nodeid: [] for item in pending}
-    for _ in range(int(spec["rounds"])):
-        for item in pending:
+    outcomes: dict[str, list[str]] = {}
+    for item in items:
+        if first.get(item.nodeid) != FAILED or item.nodeid in known:
+            continue
+        rounds = outcomes[item.nodeid] = []
+        while len(rounds) < int(spec["rounds"]) and PASSED not in rounds:
             # nextitem=None: every fixture, session-scoped ones too, is torn down after it.
-            outcomes[item.nodeid].append(_outcome(runtestprotocol(item, log=False)))
-        pending = [i for i in pending if outcomes[i.nodeid][-1] != PASSED]
+            rounds.append(_outcome(runtestprotocol(item, log=False)))
+        if PASSED not in rounds:
+            break
     return outcomes
 
 
