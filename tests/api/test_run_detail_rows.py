@@ -1,4 +1,5 @@
-"""GET /runs/{id} is built from the projection rows; it must say what a full fold says.
+"""GET /runs/{id}, its progress and its phases are built from the projection rows; they
+must say what a full fold says.
 
 The reference below is the body as it was built from a folded RunView before the rows
 path existed. Each run is driven through the event log into one situation a dashboard
@@ -15,8 +16,22 @@ from typing import Any
 
 import pytest
 
-from autopack.api.models import Budget, PhaseSummary, RunDetail, RunSummary, TierView
-from autopack.api.views import RunBodies, run_detail
+from autopack.api.models import (
+    ActivePhase,
+    Budget,
+    PhaseSummary,
+    Progress,
+    RunDetail,
+    RunSummary,
+    TierView,
+)
+from autopack.api.views import (
+    RunBodies,
+    phase_summaries,
+    phase_summary,
+    progress_of,
+    run_detail,
+)
 from autopack.events import (
     ApprovalGranted,
     ApprovalRejected,
@@ -35,7 +50,7 @@ from autopack.events import (
 )
 from autopack.plan import Plan
 from autopack.projection import RunView, fold
-from autopack.states import PhaseState
+from autopack.states import PHASE_ACTIVE, PhaseState
 from autopack.store import Store
 
 PLAN = {
@@ -111,6 +126,27 @@ def reference(view: RunView, executing: bool) -> RunDetail:
         ),
         cancel_requested=view.cancel_requested,
         executing=executing,
+    )
+
+
+def reference_progress(view: RunView) -> Progress:
+    """GET /runs/{id}/progress as a full fold gives it."""
+    phases = list(view.phases.values())
+    done = sum(p.state is PhaseState.COMPLETE for p in phases)
+    waiting = [p for p in phases if p.state is PhaseState.AWAITING_APPROVAL]
+    active = [p for p in phases if p.state in PHASE_ACTIVE or p in waiting]
+    return Progress(
+        run_id=view.run_id,
+        state=view.state.value,
+        phases_total=len(phases),
+        phases_complete=done,
+        pending_approvals=len(waiting),
+        fraction=round(done / len(phases), 4) if phases else 0.0,
+        active=[
+            ActivePhase(id=p.id, state=p.state.value, step=p.step, attempt=p.attempt)
+            for p in active
+        ],
+        budget=reference(view, False).budget,
     )
 
 
@@ -231,8 +267,12 @@ def test_the_rows_give_the_detail_a_full_fold_gives(store: Store, situation: str
     for payload in SITUATIONS[situation]:
         store.append("r", payload)
     folded = fold(store.events("r"))
+    snap = store.snapshot("r")
     for executing in (False, True):
-        assert run_detail(store.snapshot("r"), executing) == reference(folded, executing)
+        assert run_detail(snap, executing) == reference(folded, executing)
+    assert progress_of(snap) == reference_progress(folded)
+    in_order = sorted(folded.phases.values(), key=lambda p: p.position)
+    assert phase_summaries(snap) == [phase_summary(folded, p) for p in in_order]
 
 
 def test_the_situations_cover_what_a_dashboard_shows(store: Store) -> None:

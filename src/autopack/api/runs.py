@@ -16,7 +16,6 @@ from autopack.api.context import ApiContext
 from autopack.api.errors import ApiError, documented
 from autopack.api.executor import RunBusy, RunHost, request_cancel
 from autopack.api.models import (
-    ActivePhase,
     Approval,
     ApproveBody,
     CancelBody,
@@ -31,9 +30,10 @@ from autopack.api.models import (
 from autopack.api.stream import EventHub, run_events
 from autopack.api.views import (
     attempt_steps,
-    budget,
     evidence,
+    phase_summaries,
     phase_summary,
+    progress_of,
     run_summary,
 )
 from autopack.engine import RepoProblem, create_run
@@ -41,7 +41,7 @@ from autopack.engine.local import LeaseHeld
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
-from autopack.states import PHASE_ACTIVE, IllegalTransition, PhaseState, RunState
+from autopack.states import IllegalTransition, PhaseState, RunState
 from autopack.store import RunExists, tables
 
 PLAN_BYTES_CAP = 1_000_000
@@ -142,24 +142,7 @@ async def get_run(run_id: str, request: Request, _: Reader) -> Response:
 @router.get("/runs/{run_id}/progress", response_model=Progress, responses=documented(404))
 def progress(run_id: str, ctx: Ctx, _: Reader) -> Progress:
     """How far the run is: phases done, what is active, budget used."""
-    view = ctx.rt.store.view(run_id)
-    phases = list(view.phases.values())
-    done = sum(p.state is PhaseState.COMPLETE for p in phases)
-    waiting = [p for p in phases if p.state is PhaseState.AWAITING_APPROVAL]
-    active = [p for p in phases if p.state in PHASE_ACTIVE or p in waiting]
-    return Progress(
-        run_id=run_id,
-        state=view.state.value,
-        phases_total=len(phases),
-        phases_complete=done,
-        pending_approvals=len(waiting),
-        fraction=round(done / len(phases), 4) if phases else 0.0,
-        active=[
-            ActivePhase(id=p.id, state=p.state.value, step=p.step, attempt=p.attempt)
-            for p in active
-        ],
-        budget=budget(view),
-    )
+    return progress_of(ctx.rt.store.snapshot(run_id))
 
 
 @router.post(
@@ -212,8 +195,7 @@ def _require_executor(request: Request) -> RunHost:
 @router.get("/runs/{run_id}/phases", response_model=list[PhaseSummary], responses=documented(404))
 def list_phases(run_id: str, ctx: Ctx, _: Reader) -> list[PhaseSummary]:
     """Every phase of the run in plan order."""
-    view = ctx.rt.store.view(run_id)
-    return [phase_summary(view, p) for p in sorted(view.phases.values(), key=lambda p: p.position)]
+    return phase_summaries(ctx.rt.store.snapshot(run_id))
 
 
 @router.get(

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from autopack.api.models import (
+    ActivePhase,
     AttemptEvidence,
     Budget,
     PhaseSummary,
+    Progress,
     RunDetail,
     RunSummary,
     TierView,
@@ -19,6 +21,7 @@ from autopack.api.models import (
 from autopack.engine.runtime import Runtime
 from autopack.plan import Plan
 from autopack.projection import PhaseView, RunView
+from autopack.states import PHASE_ACTIVE, PhaseState
 from autopack.store import PhaseRow, RunRow, RunSnapshot, Store
 
 DIFF_CAP = 512_000
@@ -80,6 +83,34 @@ def run_detail(snap: RunSnapshot, executing: bool) -> RunDetail:
     )
 
 
+def phase_summaries(snap: RunSnapshot) -> list[PhaseSummary]:
+    """Every phase of the run in plan order, from the projection rows."""
+    return [_row_summary(snap, row) for row in snap.phases]
+
+
+def progress_of(snap: RunSnapshot) -> Progress:
+    """What a progress bar needs, from the projection rows."""
+    phases = snap.phases
+    done = sum(p.state == PhaseState.COMPLETE.value for p in phases)
+    waiting = sum(p.state == PhaseState.AWAITING_APPROVAL.value for p in phases)
+    shown = {state.value for state in PHASE_ACTIVE} | {PhaseState.AWAITING_APPROVAL.value}
+    run = snap.run
+    return Progress(
+        run_id=run.id,
+        state=run.state,
+        phases_total=len(phases),
+        phases_complete=done,
+        pending_approvals=waiting,
+        fraction=round(done / len(phases), 4) if phases else 0.0,
+        active=[
+            ActivePhase(id=p.phase_id, state=p.state, step=p.step, attempt=p.attempt)
+            for p in phases
+            if p.state in shown
+        ],
+        budget=_budget(snap.plan, run.tokens, run.cost_usd, run.model_calls),
+    )
+
+
 def _row_summary(snap: RunSnapshot, row: PhaseRow) -> PhaseSummary:
     spec = snap.plan.phase(row.phase_id)
     return PhaseSummary(
@@ -118,11 +149,6 @@ def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:
         cost_usd=phase.spend.cost_usd,
         model_calls=phase.spend.model_calls,
     )
-
-
-def budget(view: RunView) -> Budget:
-    spend = view.spend
-    return _budget(view.plan, spend.tokens, spend.cost_usd, spend.model_calls)
 
 
 def _budget(plan: Plan, tokens: int, cost_usd: float, model_calls: int) -> Budget:
