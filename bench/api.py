@@ -6,10 +6,10 @@ processes hold 50 SSE streams on the emitting run and 50 readers of ``GET /runs/
 for random runs, each reader paced as a dashboard page re-reading its run (at most
 every 150 ms, the dashboard's render throttle). Read latency is counted from the
 moment a read was due, so a server that falls behind is not hidden by clients that
-wait for it. The server starts cold: each run is folded from its log on its first
-read, as after a restart. A second phase, once the events are delivered, lets the same
-readers read back to back: the throughput ceiling, where latency is the queue of 50
-clients.
+wait for it. The server starts cold, as after a restart: nothing of any run is kept in
+memory before its first read (which builds the body from the run's projection rows). A
+second phase, once the events are delivered, lets the same readers read back to back:
+the throughput ceiling, where latency is the queue of 50 clients.
 
 It reports read latency (p50/p99), event delivery lag (the event's store timestamp to
 its arrival at a client), reads per second and the server's CPU time per read.
