@@ -306,7 +306,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(load: Load, results: Results) -> None:
+def report(load: Load, results: Results, load_before: float) -> None:
     print(
         f"\n{load.runs} runs stored; {load.readers} readers; {load.streams} SSE streams; "
         f"{load.events} events at {load.rate:g}/s\n"
@@ -332,8 +332,8 @@ def report(load: Load, results: Results) -> None:
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     print(
-        f"(uvicorn on {loop} + {http}; machine load average now "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        f"(uvicorn on {loop} + {http}; machine load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} CPUs)"
     )
 
 
@@ -347,6 +347,7 @@ def main() -> None:
         serve(Path(repo), int(port), int(events), float(rate))
         return
     load = QUICK if args.quick else FULL
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="autopack-bench-api-") as tmp:
         repo = Path(tmp)
         secret = seed(repo, load.runs)
@@ -362,7 +363,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    report(load, results)
+    report(load, results, load_before)
 
 
 def _wait_for(url: str) -> None:
