@@ -307,3 +307,17 @@ def test_a_kept_body_is_replaced_by_the_next_event(store: Store) -> None:
     moved = bodies.body(store, "r", executing=False)
     assert b'"state":"RUNNING"' in moved and moved != first
     assert b'"executing":true' in bodies.body(store, "r", executing=True)
+
+
+def test_rows_agree_with_the_fold_after_every_event(store: Store) -> None:
+    """What is kept between reads (marks, plans) never makes a later read wrong."""
+    create(store, "r")
+    history = [
+        *SITUATIONS["resumed after failing"],
+        CancelRequested(reason="enough"),
+        RunFinished(state="CANCELLED"),
+        RunStarted(executor="test", resumed=True),
+    ]
+    for payload in history:
+        store.append("r", payload)
+        assert run_detail(store.snapshot("r"), False) == reference(fold(store.events("r")), False)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -55,6 +55,8 @@ LAST_SEQ = select(tables.runs.c.last_seq).where(tables.runs.c.id == bindparam("r
 on every request to check that a cached view is current."""
 PLANS_CACHED = 256
 """Parsed plans kept by digest; a plan never changes once its run is created."""
+MARKS_CACHED = 4096
+"""Runs whose marks (see :data:`Marks`) are kept, so a re-read scans only new events."""
 
 
 class RunNotFound(KeyError):
@@ -120,6 +122,37 @@ class RunSnapshot:
     cancel_requested: bool
     gate_proofs: dict[str, str]
     """Per phase that has not landed: the proof hash of its current attempt's gate result."""
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Lru(Generic[K, V]):
+    """A bounded map that forgets the least recently used entry; safe between threads."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+Marks = dict[tuple[str, str | None], int]
+"""The last sequence number of each run start, cancel request and phase start."""
 
 
 class FastRead:
@@ -213,8 +246,8 @@ class Store:
         self._mirrored: dict[str, int] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._fast: dict[Select[Any], FastRead] = {}
-        self._plans: OrderedDict[str, Plan] = OrderedDict()
-        self._plans_lock = threading.Lock()
+        self._plans: Lru[str, Plan] = Lru(PLANS_CACHED)
+        self._marks: Lru[str, tuple[int, Marks]] = Lru(MARKS_CACHED)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -439,13 +472,13 @@ class Store:
             phases = [
                 _phase_row(r) for r in conn.execute(PHASE_ROWS, {"run_id": run_id}).mappings()
             ]
-            marks = _last_marks(conn, run_id)
+            marks = self._marks_until(conn, run_id, int(found["last_seq"]))
             unlanded = [
                 p.phase_id
                 for p in phases
                 if not p.proof_hash and (p.decision or (PhaseStarted.TYPE, p.phase_id) in marks)
             ]
-            gate_proofs = _gate_proofs(conn, run_id, unlanded, marks) if unlanded else {}
+            gate_proofs = _gate_proofs(conn, run_id, unlanded, marks)
             plan = self._plan(conn, run_id, str(found["plan_digest"]))
         started = marks.get((RunStarted.TYPE, None), 0)
         return RunSnapshot(
@@ -457,19 +490,28 @@ class Store:
         )
 
     def _plan(self, conn: Connection, run_id: str, digest: str) -> Plan:
-        with self._plans_lock:
-            plan = self._plans.get(digest)
-            if plan is not None:
-                self._plans.move_to_end(digest)
-                return plan
-        data = conn.execute(CREATED, {"run_id": run_id}).scalar_one()
-        created = json.loads(data) if isinstance(data, str) else data
-        plan = Plan.model_validate(created["plan"])
-        with self._plans_lock:
-            self._plans[digest] = plan
-            if len(self._plans) > PLANS_CACHED:
-                self._plans.popitem(last=False)
+        plan = self._plans.get(digest)
+        if plan is None:
+            data = conn.execute(CREATED, {"run_id": run_id}).scalar_one()
+            created = json.loads(data) if isinstance(data, str) else data
+            plan = Plan.model_validate(created["plan"])
+            self._plans.put(digest, plan)
         return plan
+
+    def _marks_until(self, conn: Connection, run_id: str, last_seq: int) -> Marks:
+        """The run's marks up to ``last_seq``, reading only the events since the last time.
+
+        The marks are maxima, so the newer events' marks simply replace older ones; a
+        read costs what the new events cost, not what the whole log does.
+        """
+        since, marks = self._marks.get(run_id) or (0, {})
+        if since > last_seq:  # kept by a newer read than this snapshot: not for this one
+            since, marks = 0, {}
+        if since < last_seq:
+            rows = conn.execute(_MARKS, {"run_id": run_id, "after": since})
+            marks = {**marks, **{(str(kind), phase): int(seq) for kind, phase, seq in rows}}
+            self._marks.put(run_id, (last_seq, marks))
+        return marks
 
     def run(self, run_id: str) -> RunRow:
         with self.reader.connect() as conn:
@@ -575,6 +617,7 @@ _MARKS = (
     select(tables.events.c.type, tables.events.c.phase_id, func.max(tables.events.c.seq))
     .where(
         tables.events.c.run_id == bindparam("run_id"),
+        tables.events.c.seq > bindparam("after"),
         tables.events.c.type.in_([RunStarted.TYPE, CancelRequested.TYPE, PhaseStarted.TYPE]),
     )
     .group_by(tables.events.c.type, tables.events.c.phase_id)
@@ -585,6 +628,7 @@ _STEP_RESULTS = (
     select(tables.events.c.phase_id, tables.events.c.seq, tables.events.c.data)
     .where(
         tables.events.c.run_id == bindparam("run_id"),
+        tables.events.c.seq > bindparam("after"),
         tables.events.c.type == StepCompleted.TYPE,
         tables.events.c.phase_id.in_(bindparam("phase_ids", expanding=True)),
     )
@@ -592,24 +636,22 @@ _STEP_RESULTS = (
 )
 
 
-def _last_marks(conn: Connection, run_id: str) -> dict[tuple[str, str | None], int]:
-    """The last sequence number of each run start, cancel request and phase start."""
-    rows = conn.execute(_MARKS, {"run_id": run_id})
-    return {(str(kind), phase): int(seq) for kind, phase, seq in rows}
-
-
 def _gate_proofs(
     conn: Connection,
     run_id: str,
     phase_ids: list[str],
-    marks: dict[tuple[str, str | None], int],
+    marks: Marks,
 ) -> dict[str, str]:
     """Each phase's gate proof hash since its last start, as the fold keeps it.
 
     A phase start clears the attempt's step results and a later gate result replaces an
     earlier one, so the last gate result after the last phase start is the one shown.
     """
-    rows = conn.execute(_STEP_RESULTS, {"run_id": run_id, "phase_ids": phase_ids})
+    if not phase_ids:
+        return {}
+    starts = [marks.get((PhaseStarted.TYPE, phase_id), 0) for phase_id in phase_ids]
+    params = {"run_id": run_id, "phase_ids": phase_ids, "after": min(starts)}
+    rows = conn.execute(_STEP_RESULTS, params)
     found: dict[str, str] = {}
     for phase_id, seq, data in rows:
         if seq < marks.get((PhaseStarted.TYPE, phase_id), 0):
