@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -67,18 +68,48 @@ def list_files(root: Path) -> list[str]:
     """
     found: list[str] = []
     pending = [""]
+    settled = time.time_ns() - SETTLED_NS
     while pending:  # strings and scandir, not Path objects: this runs over every file
         folder = pending.pop()
-        with os.scandir(root / folder if folder else root) as entries:
-            for entry in entries:
-                if entry.name in SKIP_DIRS or entry.is_symlink():
-                    continue
-                rel = f"{folder}/{entry.name}" if folder else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(rel)
-                elif entry.is_file(follow_symlinks=False):
-                    found.append(rel)
+        files, folders = _folder_entries(os.path.join(root, folder) if folder else root, settled)
+        prefix = f"{folder}/" if folder else ""
+        found.extend([prefix + name for name in files])
+        pending.extend([prefix + name for name in folders])
     return sorted(found)
+
+
+SETTLED_NS = 1_000_000_000
+"""A folder last changed longer ago than this may have its listing remembered: a change
+after the listing then gets a later timestamp (they tick every few milliseconds)."""
+_MAX_REMEMBERED = 50_000
+_FOLDERS: dict[tuple[int, int], tuple[int, int, list[str], list[str]]] = {}
+"""Listings by folder identity (device, inode) with its mtime and ctime then. Adding,
+removing or renaming an entry changes a folder's mtime, and a new folder on a reused
+inode has a new ctime; keyed by inode, the listings survive a worktree's move."""
+
+
+def _folder_entries(path: str | Path, settled: int) -> tuple[list[str], list[str]]:
+    """Names of the regular files and of the real subfolders of one folder."""
+    info = os.stat(path)
+    key = (info.st_dev, info.st_ino)
+    known = _FOLDERS.get(key)
+    if known is not None and known[:2] == (info.st_mtime_ns, info.st_ctime_ns):
+        return known[2], known[3]
+    files: list[str] = []
+    folders: list[str] = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.name in SKIP_DIRS or entry.is_symlink():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.name)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(entry.name)
+    if max(info.st_mtime_ns, info.st_ctime_ns) < settled:
+        if len(_FOLDERS) >= _MAX_REMEMBERED:
+            _FOLDERS.clear()
+        _FOLDERS[key] = (info.st_mtime_ns, info.st_ctime_ns, files, folders)
+    return files, folders
 
 
 def outline(path: Path) -> list[str]:
@@ -145,9 +176,9 @@ def rank_files(root: Path, files: Sequence[str], focus: Sequence[str]) -> list[s
         key = module_key(f)
         mentioned = words.get(key, 0) if len(key) >= 3 else 0
         group = 0 if f in focus_set else (1 if mentioned else 2)
-        ranked.append(((group, -mentioned, -near, f"{f.count('/'):03d}{f}"), f))
+        ranked.append((group, -mentioned, -near, f.count("/"), f))
     ranked.sort()  # the rank ends with the path itself: no two ranks are equal
-    return [f for _, f in ranked]
+    return [rank[-1] for rank in ranked]
 
 
 _MAGIC = frozenset("*?[")
@@ -156,10 +187,11 @@ _MAGIC = frozenset("*?[")
 def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     """``lambda path: any(path_matches(path, p) for p in patterns)``, fast over many paths.
 
-    A pattern's leading segments without wildcards must equal the path's first segments,
-    a comparison of tuples; only paths that pass it go through ``path_matches``, and a
-    pattern without wildcards needs nothing more (it names the file or a folder above
-    it). The repo map runs this over every file of the repository.
+    A pattern's leading segments without wildcards must be the path's first segments;
+    a pattern without wildcards needs nothing more (it names the file or a folder above
+    it), the others go through ``path_matches`` only for paths that pass. For a path
+    already in normal form (no empty or ``.`` segment) that is a string comparison. The
+    repo map runs this over every file of the repository.
     """
     literal: list[tuple[str, ...]] = []
     globs: list[tuple[tuple[str, ...], str]] = []
@@ -172,17 +204,49 @@ def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
             literal.append(parts)
         else:
             globs.append((parts[:fixed], pattern))
+    if () in literal:
+        return lambda path: True  # an empty pattern covers the whole tree
+    named = tuple("/".join(parts) for parts in literal)
+    below = tuple(f"{name}/" for name in named)
+    glob_under = [("/".join(fixed), pattern) for fixed, pattern in globs]
 
     def covers(path: str) -> bool:
-        parts = _segments(path)
-        if any(parts[: len(prefix)] == prefix for prefix in literal):
+        if not _is_normal(path):
+            return _covers_parts(_segments(path), path, literal, globs)
+        if path in named or path.startswith(below):
             return True
-        return any(
-            parts[: len(prefix)] == prefix and path_matches(path, pattern)
-            for prefix, pattern in globs
-        )
+        return any(_under(path, fixed) and path_matches(path, p) for fixed, p in glob_under)
 
     return covers
+
+
+def _covers_parts(
+    parts: tuple[str, ...],
+    path: str,
+    literal: list[tuple[str, ...]],
+    globs: list[tuple[tuple[str, ...], str]],
+) -> bool:
+    if any(parts[: len(prefix)] == prefix for prefix in literal):
+        return True
+    return any(
+        parts[: len(prefix)] == prefix and path_matches(path, pattern) for prefix, pattern in globs
+    )
+
+
+def _under(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it (every path is below ``""``)."""
+    return not folder or path == folder or path.startswith(f"{folder}/")
+
+
+def _is_normal(path: str) -> bool:
+    """Whether ``path`` splits on ``/`` into exactly its segments (none empty, none ``.``)."""
+    return not (
+        path in ("", ".")
+        or path.startswith(("/", "./"))
+        or path.endswith(("/", "/."))
+        or "//" in path
+        or "/./" in path
+    )
 
 
 def _segments(path: str) -> tuple[str, ...]:
