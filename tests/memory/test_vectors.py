@@ -1,4 +1,4 @@
-"""The embedded vector store: exact when small, the same neighbours via its sketch when large."""
+"""The embedded stores: vectors exact when few and via a sketch when many; keyword upgrades."""
 
 from __future__ import annotations
 
@@ -71,3 +71,18 @@ def test_asking_for_more_than_is_stored_returns_what_there_is(rows: int) -> None
     if rows:
         store.upsert([f"d{i}" for i in range(rows)], _unit_rows(np.random.default_rng(7), rows))
     assert len(store.search(np.ones(384, dtype=np.float32), 10)) == rows
+
+
+def test_keyword_index_from_an_earlier_version_still_finds_documents(tmp_path: Path) -> None:
+    path = tmp_path / "kw.db"
+    old = KeywordIndex(path)
+    old.upsert([MemoryDoc("p/DBG-001#0", "Timeout", "psycopg OperationalError pool", "ledger")])
+    old.upsert([MemoryDoc("p/DBG-001#0", "Timeout", "psycopg OperationalError", "ledger")])
+    old.db.execute("DROP TABLE df")  # made before document frequencies were kept
+    old.close()
+
+    index = KeywordIndex(path)
+    assert [doc_id for doc_id, _ in index.search("OperationalError in psycopg", 5)] == [
+        "p/DBG-001#0"
+    ]
+    assert index.search("pool", 5) == []  # the replaced text is gone from the counts too

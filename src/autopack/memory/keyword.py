@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS meta (
     doc_id TEXT PRIMARY KEY, fts_rowid INTEGER NOT NULL, hash TEXT NOT NULL, source TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS meta_by_fts_rowid ON meta (fts_rowid);
+CREATE TABLE IF NOT EXISTS df (term TEXT PRIMARY KEY, docs INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -75,6 +76,9 @@ class KeywordIndex:
         self.db = sqlite3.connect(str(path))
         self.db.executescript(_SCHEMA)
         self._count = int(self.db.execute("SELECT count(*) FROM meta").fetchone()[0])
+        if self._count and self.db.execute("SELECT 1 FROM df LIMIT 1").fetchone() is None:
+            with self.db:  # an index made before document frequencies were kept
+                self.db.execute("INSERT INTO df SELECT term, doc FROM terms")
 
     def changed(self, docs: Iterable[MemoryDoc]) -> list[MemoryDoc]:
         """The documents that are new or whose content differs from what is stored."""
@@ -82,13 +86,18 @@ class KeywordIndex:
         return [doc for doc in docs if stored.get(doc.id) != doc.content_hash]
 
     def upsert(self, docs: Sequence[MemoryDoc]) -> None:
+        touched: set[str] = set()
         with self.db:
             for doc in docs:
+                touched.update(words(f"{doc.title} {doc.text}"))
                 old = self.db.execute(
-                    "SELECT fts_rowid FROM meta WHERE doc_id = ?", (doc.id,)
+                    "SELECT fts_rowid, title, body FROM docs "
+                    "JOIN meta ON meta.fts_rowid = docs.rowid WHERE meta.doc_id = ?",
+                    (doc.id,),
                 ).fetchone()
                 if old is not None:
-                    self.db.execute("DELETE FROM docs WHERE rowid = ?", old)
+                    touched.update(words(f"{old[1]} {old[2]}"))
+                    self.db.execute("DELETE FROM docs WHERE rowid = ?", old[:1])
                 cursor = self.db.execute(
                     "INSERT INTO docs (title, body) VALUES (?, ?)", (doc.title, doc.text)
                 )
@@ -98,6 +107,21 @@ class KeywordIndex:
                 )
                 if old is None:
                     self._count += 1
+            self._refresh_df(touched)
+
+    def _refresh_df(self, terms: set[str]) -> None:
+        """Document frequencies of ``terms``, copied from FTS5 into a plain table.
+
+        FTS5 counts a term's documents by walking its whole posting list (milliseconds
+        for a common word at 100,000 documents), and every query needs the counts of all
+        its words; looked up in this table they cost microseconds.
+        """
+        for term in terms:
+            found = self.db.execute("SELECT doc FROM terms WHERE term = ?", (term,)).fetchone()
+            if found is None or not found[0]:
+                self.db.execute("DELETE FROM df WHERE term = ?", (term,))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO df VALUES (?, ?)", (term, found[0]))
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
         """``(document id, score)`` by BM25 over the query's distinctive words, best first."""
@@ -120,7 +144,7 @@ class KeywordIndex:
             return []
         marks = ",".join("?" * len(query_words))
         df = dict(
-            self.db.execute(f"SELECT term, doc FROM terms WHERE term IN ({marks})", query_words)
+            self.db.execute(f"SELECT term, docs FROM df WHERE term IN ({marks})", query_words)
         )
         known = sorted((w for w in query_words if w in df), key=lambda w: df[w])
         limit = MAX_DF * self.count()
