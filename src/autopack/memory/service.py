@@ -8,6 +8,7 @@ rank needs no score calibration between the two, and a document found by both ri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -77,6 +78,7 @@ class MemoryService:
         self.vectors = vectors if embedder is not None else None
         self.indexing_enabled = indexing_enabled
         self.retrieval_enabled = retrieval_enabled
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def for_repo(cls, repo: Path, *, dense: bool = True) -> MemoryService:
@@ -128,10 +130,14 @@ class MemoryService:
         """The ``k`` best documents for ``query``; hybrid falls back to keyword without a model."""
         if mode == "keyword" or (mode == "hybrid" and self.vectors is None):
             return self._hits(self.keyword.search(query, k))
-        dense = self._dense(query, CANDIDATES if mode == "hybrid" else k)
         if mode == "dense":
-            return self._hits(dense)
-        return self._hits(fuse([self.keyword.search(query, CANDIDATES), dense], WEIGHTS)[:k])
+            return self._hits(self._dense(query, k))
+        # The query's embedding and vector search run beside the keyword search: the model,
+        # NumPy and SQLite release the GIL, so with two cores a search waits for the
+        # longer of the two rather than their sum.
+        dense = self._beside().submit(self._dense, query, CANDIDATES)
+        keyword = self.keyword.search(query, CANDIDATES)
+        return self._hits(fuse([keyword, dense.result()], WEIGHTS)[:k])
 
     def lessons_for(
         self, goal_text: str, scope_paths: Sequence[str], token_cap: int = 800
@@ -156,6 +162,11 @@ class MemoryService:
             lessons.append(lesson)
             room -= len(lesson)
         return lessons
+
+    def _beside(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-dense")
+        return self._pool
 
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
         if self.embedder is None or self.vectors is None:
