@@ -193,21 +193,26 @@ async def main(args: argparse.Namespace) -> None:
 def report(
     rows: list[tuple[str, float, list[int]]], runs: int, phases: int, latency: float
 ) -> None:
+    """One line per engine; the overhead per phase only where one executor carries the
+    phases out one after another (1 worker, local), since only there is wall time a sum
+    of phase times."""
     total = runs * phases
     model = CALLS_PER_PHASE * latency
-    local_overhead = rows[-1][1] / total - model
     one_worker = rows[0][1]
     print(f"{runs} runs x {phases} phases, {latency:g} s per model call")
     header = f"{'engine':<22}{'wall s':>9}{'runs/min':>10}{'vs 1 worker':>13}{'ms/phase':>10}"
     print(f"{header}  steps per worker")
+    overheads = []
     for name, elapsed, spread in rows:
+        sequential = len(spread) <= 1
         overhead = (elapsed / total - model) * 1000
-        speedup = one_worker / elapsed
-        rate = runs / elapsed * 60
-        line = f"{name:<22}{elapsed:>9.1f}{rate:>10.1f}{speedup:>12.2f}x{overhead:>10.0f}"
-        print(f"{line}  {'/'.join(map(str, spread))}")
-    temporal_overhead = rows[0][1] / total - model
-    delta = (temporal_overhead - local_overhead) * 1000
+        if sequential:
+            overheads.append(overhead)
+        shown = f"{overhead:>10.0f}" if sequential else f"{'-':>10}"
+        rate, speedup = runs / elapsed * 60, one_worker / elapsed
+        line = f"{name:<22}{elapsed:>9.1f}{rate:>10.1f}{speedup:>12.2f}x"
+        print(f"{line}{shown}  {'/'.join(map(str, spread))}")
+    delta = overheads[0] - overheads[-1]
     print(f"per-phase overhead, temporal (1 worker) minus local: {delta:.0f} ms")
 
 

@@ -103,10 +103,10 @@ class StepRunner:
         """Why the run must stop: a step found the run's budget exhausted."""
         self._infra_failures: Counter[tuple[str, int, str]] = Counter()
 
-    def run(self, run_id: str, command: RunStep, door: ModelDoor) -> dict[str, Any] | None:
-        """Carry out ``command``; its recorded result, or ``None`` when the step ended
-        otherwise (the phase failed, an infrastructure failure waits to run it again,
-        the run was cancelled). A problem of the environment raises."""
+    def run(self, run_id: str, command: RunStep, door: ModelDoor) -> None:
+        """Carry out ``command`` and record how it ended: completed, the phase failed, or
+        nothing when an infrastructure failure waits to run it again or the run was
+        cancelled. A problem of the environment raises."""
         store, phase_id, attempt = self.rt.store, command.phase_id, command.attempt
         store.append(run_id, StepStarted(phase_id=phase_id, attempt=attempt, step=command.step))
         view = store.view(run_id)
@@ -121,14 +121,14 @@ class StepRunner:
         )
         result = self._outcome(ctx, command)
         if result is None or self.cancel.is_set():
-            return None  # an interrupted step is not recorded: it runs again
+            return  # an interrupted step is not recorded: it runs again
         done = StepCompleted(phase_id=phase_id, attempt=attempt, step=command.step, result=result)
         store.append(run_id, done)
         if command.step == "gate" and result.get("decision") == "NEEDS_APPROVAL":
             announce(self.approvals, _pending(run_id, phase_id, attempt, result))
-        return result
 
     def _outcome(self, ctx: steps.StepContext, command: RunStep) -> dict[str, Any] | None:
+        """The step's result, or ``None`` when it ended otherwise (recorded here)."""
         try:
             return self.dispatch(ctx, command.step)
         except steps.PhaseFailure as exc:
