@@ -433,8 +433,8 @@ def embed_corpus(
 
     Returns the vectors, how many texts were embedded now, and the seconds that took.
     """
-    keys = [hashlib.sha256(text.encode()).digest() for text in texts]
-    known: dict[bytes, Vectors] = {}
+    keys = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+    known: dict[str, Vectors] = {}
     if cache is not None and cache.is_file():
         stored = np.load(cache)
         known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
