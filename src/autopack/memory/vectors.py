@@ -98,8 +98,8 @@ class ArrayVectorStore:
     sketch (the sign of each component, 48 bytes a vector, stored transposed so each
     pass over it is contiguous) first picks the :data:`POOL` rows nearest in Hamming
     distance, and only those are scored exactly: the same top ``k`` in nearly every
-    case (Qdrant's binary quantization with oversampling and rescoring) for a tenth of
-    the memory traffic.
+    case (Qdrant's binary quantization with oversampling and rescoring) while reading
+    5 MB instead of 150 MB at 100,000 rows.
     """
 
     def __init__(self, dim: int, path: Path | None = None) -> None:
@@ -145,7 +145,8 @@ class ArrayVectorStore:
         if len(self.ids) <= max(EXACT_ROWS, pool):
             return None
         bits = _sketch(query[None, :])
-        distance = np.bitwise_count(self.sketch[0] ^ bits[0, 0])
+        # Counts per word are uint8; their sum (up to the dimension) needs 16 bits.
+        distance = np.bitwise_count(self.sketch[0] ^ bits[0, 0]).astype(np.uint16)
         for word in range(1, self.sketch.shape[0]):
             distance += np.bitwise_count(self.sketch[word] ^ bits[word, 0])
         return np.argpartition(distance, pool)[:pool]
