@@ -581,7 +581,8 @@ class RunActivities:
         view = self.store.view(data.run_id)
         rt = self.runtime(view.repo)
         files = RunFiles(self.store.engine, view.run_id, rt.run_dir(view.run_id))
-        runner = StepRunner(rt, functools.partial(self._dispatch, files), cancel)
+        started = isinstance(command, StartAttempt)
+        runner = StepRunner(rt, functools.partial(self._dispatch, files, started), cancel)
         door = self._door(rt, view)
         if isinstance(command, StartAttempt):
             self._start_attempt(rt, view, command)
@@ -602,24 +603,32 @@ class RunActivities:
             raise EnvironmentProblem(f"the run branch {view.branch} is gone from {view.repo}")
         self.store.append(view.run_id, phase_started(view, command, head))
 
-    def _dispatch(self, files: RunFiles, ctx: steps.StepContext, step: str) -> dict[str, Any]:
+    def _dispatch(
+        self, files: RunFiles, started: bool, ctx: steps.StepContext, step: str
+    ) -> dict[str, Any]:
         """One step; the files it wrote go to the store before its result is recorded, so
-        the next step finds them on any worker."""
+        the next step finds them on any worker. ``started``: this activity fetched the
+        run branch when it started the attempt."""
         try:
             if step == "gate":  # the workflow lets one activity of a run gate at a time
                 return steps.gate_step(ctx, self.store.view(ctx.run_id).last_proof_hash)
             if step == "commit":
-                return self._commit(ctx)
+                return self._commit(ctx, fetched=started)
             return STEP_FUNCTIONS[step](ctx)
         finally:
             files.push()
 
-    def _commit(self, ctx: steps.StepContext) -> dict[str, Any]:
+    def _commit(self, ctx: steps.StepContext, *, fetched: bool) -> dict[str, Any]:
         """Commit in the clone, then push with a lease on the base; a refused push means
-        another worker landed first, and committing again finds its commit (or a conflict)."""
+        another worker landed first, and committing again finds its commit (or a conflict).
+        A branch ``fetched`` moments ago is trusted for the first try: the lease catches
+        a move since, and the fetch it saves is a round trip to the remote per phase."""
         url, repo, branch = ctx.view.repo, ctx.rt.repo, ctx.view.branch
-        for _ in range(3):
-            before = self.repos.fetch_branch(url, repo, branch)
+        for tries in range(3):
+            if fetched and tries == 0:
+                before = git.rev_parse(repo, f"refs/heads/{branch}")
+            else:
+                before = self.repos.fetch_branch(url, repo, branch)
             result = steps.commit(ctx)
             sha = result.get("commit")
             if sha is None or sha == before:
