@@ -52,7 +52,7 @@ from autopack.store import tables
 MIGRATIONS = Path(__file__).parent / "migrations"
 LAST_SEQ = select(tables.runs.c.last_seq).where(tables.runs.c.id == bindparam("run_id"))
 """Built once: building a statement costs as much as running it, and readers run this
-on every request to check that a cached view is current."""
+on every request to check that what they keep of a run is current."""
 PLANS_CACHED = 256
 """Parsed plans kept by digest; a plan never changes once its run is created."""
 MARKS_CACHED = 4096
@@ -412,18 +412,6 @@ class Store:
         for row in conn.execute(query).mappings():
             data = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
             yield Event(run_id=run_id, seq=row["seq"], ts=row["ts"], type=row["type"], data=data)
-
-    def current_view(self, run_id: str) -> RunView | None:
-        """The cached view if it is still current, else ``None``: one indexed read, no fold.
-
-        Cheap enough for an event loop; :meth:`view` (which may fold) is the fallback.
-        """
-        cached = self._views.get(run_id)
-        if cached is None:
-            return None
-        with self.reader.connect() as conn:
-            last = conn.execute(LAST_SEQ, {"run_id": run_id}).scalar()
-        return cached if cached.last_seq == last else None
 
     def view(self, run_id: str) -> RunView:
         """The run's projected state, folded from its events (cached while current).
