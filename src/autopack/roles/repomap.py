@@ -187,11 +187,12 @@ _MAGIC = frozenset("*?[")
 def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     """``lambda path: any(path_matches(path, p) for p in patterns)``, fast over many paths.
 
-    A pattern's leading segments without wildcards must be the path's first segments;
-    a pattern without wildcards needs nothing more (it names the file or a folder above
-    it), the others go through ``path_matches`` only for paths that pass. For a path
-    already in normal form (no empty or ``.`` segment) that is a string comparison. The
-    repo map runs this over every file of the repository.
+    A pattern's leading segments without wildcards must be the path's first segments:
+    most paths fail at once, lacking the last of them as a substring (one regex search),
+    and for a path in normal form (no empty or ``.`` segment) the rest is a string
+    comparison. A pattern without wildcards needs nothing more (it names the file or a
+    folder above it); the others go through ``path_matches`` for the paths that pass.
+    The repo map runs this over every file of the repository.
     """
     literal: list[tuple[str, ...]] = []
     globs: list[tuple[tuple[str, ...], str]] = []
@@ -206,11 +207,20 @@ def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
             globs.append((parts[:fixed], pattern))
     if () in literal:
         return lambda path: True  # an empty pattern covers the whole tree
+    if not patterns:
+        return lambda path: False
     named = tuple("/".join(parts) for parts in literal)
     below = tuple(f"{name}/" for name in named)
     glob_under = [("/".join(fixed), pattern) for fixed, pattern in globs]
+    # A covered path has the last fixed segment of some pattern among its segments.
+    needles = [parts[-1] for parts in literal] + [fixed[-1] for fixed, _ in globs if fixed]
+    hint: Callable[[str], object] = re.compile("|".join(map(re.escape, needles))).search
+    if any(not fixed for fixed, _ in globs):
+        hint = _anything
 
     def covers(path: str) -> bool:
+        if hint(path) is None:
+            return False
         if not _is_normal(path):
             return _covers_parts(_segments(path), path, literal, globs)
         if path in named or path.startswith(below):
@@ -218,6 +228,10 @@ def scope_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
         return any(_under(path, fixed) and path_matches(path, p) for fixed, p in glob_under)
 
     return covers
+
+
+def _anything(path: str) -> bool:
+    return True
 
 
 def _covers_parts(
