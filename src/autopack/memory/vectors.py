@@ -134,7 +134,7 @@ class ArrayVectorStore:
             return []
         query = _unit(vector[None, :])[0]
         rows = self._pool(query, k)
-        scores = (self.matrix if rows is None else self.matrix[rows]) @ query
+        scores = _cosines(self.matrix if rows is None else self.matrix[rows], query)
         top = _top(scores, k)
         found = top if rows is None else rows[top]
         return [(self.ids[i], float(scores[j])) for i, j in zip(found, top, strict=True)]
@@ -165,6 +165,14 @@ def _unit(vectors: Vectors) -> Vectors:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: Vectors = vectors / np.maximum(norms, 1e-12)
     return unit
+
+
+def _cosines(matrix: Vectors, query: Vectors) -> Vectors:
+    """``matrix @ query`` in one thread. NumPy hands ``@`` to OpenBLAS, whose threads
+    spin-wait for a busy second core: measured 16 ms instead of 0.6 ms at 10,000 rows
+    on a loaded 2-core machine, and they slow the query's embedding beside it."""
+    cosines: Vectors = np.einsum("ij,j->i", matrix, query)
+    return cosines
 
 
 def _sketch(matrix: Vectors) -> npt.NDArray[np.uint64]:
