@@ -9,6 +9,7 @@ the map never exceeds its budget however large the repository.
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 import time
@@ -120,9 +121,24 @@ def outline(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
-    if path.suffix == ".py":
+    key = (path.suffix, hashlib.blake2b(text.encode(), digest_size=16).digest())
+    known = _OUTLINES.get(key)
+    if known is None:
+        known = _outline_text(path.suffix, text)
+        if len(_OUTLINES) >= _MAX_REMEMBERED:
+            _OUTLINES.clear()
+        _OUTLINES[key] = known
+    return list(known)
+
+
+_OUTLINES: dict[tuple[str, bytes], list[str]] = {}
+"""Outlines by file suffix and content hash: each phase maps mostly the same files again."""
+
+
+def _outline_text(suffix: str, text: str) -> list[str]:
+    if suffix == ".py":
         return _python_outline(text)
-    pattern = _SYMBOL_PATTERNS.get(path.suffix)
+    pattern = _SYMBOL_PATTERNS.get(suffix)
     return [f"{name}" for name in dict.fromkeys(pattern.findall(text))] if pattern else []
 
 
