@@ -3,10 +3,11 @@
 A worker connects to a Temporal cluster and polls one task queue for run workflows and
 their step activities. The runs name a git remote every worker can reach; the worker
 keeps its own clone of each remote in a cache folder, works in local worktrees of that
-clone, fetches the run branch before a step and pushes each landed phase back with a
-lease (``--force-with-lease`` on the head the phase was built on), so two workers can
-never both land a phase: the second push is refused and its commit step finds the
-first one's commit instead.
+clone, fetches the run branch when an attempt starts (or a step's base commit is
+missing) and pushes each landed phase back, with its proof notes, in one atomic push
+with a lease (``--force-with-lease`` on the head the phase was built on), so two
+workers can never both land a phase: the second push is refused and its commit step
+finds the first one's commit instead.
 """
 
 from __future__ import annotations
