@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny inputs (CI smoke)")
     args = parser.parse_args(argv)
     files, phases, samples = (200, 2, 3) if args.quick else (5000, 6, 7)
+    load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="autopack-bench-") as tmp:
         root = Path(tmp)
@@ -157,6 +159,7 @@ def main(argv: list[str]) -> None:
             f"{r['ratio']:.2f}"
         )
     print("targets: own/floor <= 2.0 and own <= 150 ms on the 5,000-file repository")
+    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
 
 
 if __name__ == "__main__":
