@@ -328,15 +328,14 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     if ctx.pview.rebase_tree:
         git.read_tree_into(worktree, ctx.pview.rebase_tree)
     _stage_change(worktree, written, tools_wrote=bool(tool_diff.strip()))
-    changed = git.changed_files(worktree, ctx.base, staged=True)
+    tree = git.tree_hash(worktree, staged=True)
+    changed = git.changed_between(worktree, ctx.base, tree)
     outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
     if outside:
         _reset_to_base(ctx)
         feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
-    diff = git.diff_against(worktree, ctx.base, staged=True)
-    _write(ctx.artifacts / "changes.diff", diff)
-    tree = git.tree_hash(worktree, staged=True)
+    _write(ctx.artifacts / "changes.diff", git.diff_between(worktree, ctx.base, tree))
     _KNOWN_TREES[worktree] = tree
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
 

@@ -215,17 +215,21 @@ def _is_object_id(name: str) -> bool:
     return len(name) == 40 and all(c in "0123456789abcdef" for c in name)
 
 
-def diff_against(worktree: Path, base: str, *, staged: bool = False) -> str:
-    """Binary-safe diff of the worktree's content against ``base``."""
-    if not staged:
-        stage_all(worktree)
+def diff_against(worktree: Path, base: str) -> str:
+    """Binary-safe diff of the worktree's content against ``base`` (stages everything)."""
+    stage_all(worktree)
     return git(worktree, "diff", "--cached", "--binary", "--no-color", base) + "\n"
 
 
-def changed_files(worktree: Path, base: str, *, staged: bool = False) -> list[str]:
-    if not staged:
-        stage_all(worktree)
-    out = git(worktree, "diff", "--cached", "--name-only", "--no-renames", "-z", base)
+def diff_between(repo: Path, base: str, tree: str) -> str:
+    """What :func:`diff_against` gives for a worktree whose staged tree is ``tree``; it
+    reads two trees instead of the whole index."""
+    return git(repo, "diff", "--binary", "--no-color", base, tree) + "\n"
+
+
+def changed_between(repo: Path, base: str, tree: str) -> list[str]:
+    """Paths that differ between ``base`` and ``tree`` (a rename is two paths)."""
+    out = git(repo, "diff-tree", "-r", "--name-only", "--no-renames", "-z", base, tree)
     return [name for name in out.split("\0") if name]
 
 
