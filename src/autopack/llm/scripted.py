@@ -44,12 +44,22 @@ class Script:
 
     @classmethod
     def load(cls, path: str | Path) -> Script:
+        """The script in ``path``, parsed once while the file is unchanged.
+
+        A run resolves its model for every step; parsing the YAML again each time cost
+        several milliseconds a phase. Replies are only read, so one parse is shared.
+        """
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            stat = path.stat()
+            key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+            if key not in _LOADED:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                _LOADED.clear()  # one script is in use at a time; keep just the newest
+                _LOADED[key] = cls.from_data(data, source=str(path))
         except (OSError, yaml.YAMLError) as exc:
             raise ScriptError(f"cannot read script {path}: {exc}") from exc
-        return cls.from_data(data, source=str(path))
+        return _LOADED[key]
 
     @classmethod
     def from_data(cls, data: Any, source: str = "<script>") -> Script:
@@ -81,6 +91,10 @@ class Script:
                     f"(it has {len(items)})"
                 )
         raise ScriptExhausted(f"script {self.source} has no {role} replies for phase {phase!r}")
+
+
+_LOADED: dict[tuple[str, int, int], Script] = {}
+"""The last script parsed, by resolved path, modification time and size."""
 
 
 class ScriptedModel:

@@ -15,8 +15,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopack.plan import Phase, path_matches
-from autopack.roles.repomap import list_files, mentioned_words, module_key, repo_map
+from autopack.plan import Phase
+from autopack.roles.repomap import (
+    list_files,
+    mentioned_words,
+    module_key,
+    repo_map,
+    scope_matcher,
+)
 from autopack.roles.tokens import clip, estimate_tokens
 
 LISTING_SHARE = 0.15
@@ -39,7 +45,8 @@ class Selection:
 
 def scope_files(files: list[str], patterns: list[str]) -> list[str]:
     """The files among ``files`` that any of ``patterns`` covers."""
-    return [f for f in files if any(path_matches(f, p) for p in patterns)]
+    covers = scope_matcher(patterns)
+    return [f for f in files if covers(f)]
 
 
 def select_context(
@@ -53,7 +60,8 @@ def select_context(
     writable = scope_files(files, phase.scope.paths)
     listing = clip(_listing(writable, phase.deliverables), int(remaining * LISTING_SHARE))
     remaining -= estimate_tokens(listing)
-    readable = [f for f in scope_files(files, phase.scope.read_only) if f not in set(writable)]
+    taken = set(writable)
+    readable = [f for f in scope_files(files, phase.scope.read_only) if f not in taken]
     ordered, left_to_map = _candidates(worktree, writable, readable, phase)
     context, whole, omitted = _fill(worktree, ordered, remaining, len(left_to_map))
     omitted += tuple(left_to_map)
