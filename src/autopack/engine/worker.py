@@ -190,6 +190,11 @@ async def run_worker(
         activities=activities.all(),
         max_concurrent_activities=max_concurrent,
         workflow_runner=sandbox_runner(),
+        # Eager dispatch hands a run's next step to the worker that holds its workflow
+        # whenever it has a free slot, so each worker keeps "its" runs and the others
+        # idle (measured: 33/26/21/20 steps over 4 workers); through the task queue
+        # any free worker takes it, for a few ms more.
+        disable_eager_activity_execution=True,
     )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
