@@ -58,3 +58,31 @@ def test_events_appended_elsewhere_reach_every_stream_once(tmp_path: Path) -> No
             thread.join(timeout=30)
     elsewhere.close()
     assert received == [list(range(2, APPENDED + 2))] * STREAMS
+
+
+def test_the_all_runs_stream_notices_runs_moved_by_another_writer(tmp_path: Path) -> None:
+    """The runs list stays live when a worker in another process appends (serve on Temporal)."""
+    repo = make_repo(tmp_path / "repo")
+    app = create_app(ApiConfig(repo=repo, executor=False))
+    rt = app.state.ctx.rt
+    create_run(rt, parse_plan_text(json.dumps(plan("far"))), plan_source="test")
+    _, secret = create_key(rt.store.engine, "watcher", "read")
+    headers = {"Authorization": f"Bearer {secret}"}
+    elsewhere = Store(rt.store.url)
+    noticed: list[int] = []
+    with LiveServer(app) as server:
+        reader = threading.Thread(
+            target=follow, args=(f"{server.url}/events", headers, 3, noticed), daemon=True
+        )
+        reader.start()
+        while app.state.hub.listeners < 1:
+            threading.Event().wait(0.02)
+        threading.Event().wait(0.5)  # the tail has taken its first look
+        for index in range(3):
+            call = ModelCalled(
+                role="builder", model="m", input_tokens=index, output_tokens=1, cost_usd=0.0
+            )
+            elsewhere.append("far", call)
+        reader.join(timeout=30)
+    elsewhere.close()
+    assert noticed == [2, 3, 4]

@@ -122,9 +122,12 @@ def _session_routes(app: FastAPI) -> None:
     def every_run_events(request: Request, _: Reader) -> StreamingResponse:
         """A notice for every new event of any run, for live lists (not resumable)."""
         hub: EventHub = request.app.state.hub
-        hub.attach(request.app.state.ctx.rt.store)
+        store = request.app.state.ctx.rt.store
+        hub.attach(store)
         return StreamingResponse(
-            all_events(hub), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            all_events(hub, store),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
         )
 
 

@@ -10,7 +10,8 @@ Events appended in this process reach the streams at once. Events appended by an
 process (a separate executor, a Temporal worker) are found by one tail per run, shared
 by all the run's streams: a cheap read of the run's newest sequence number every
 ``TAIL_S``, and one read of the new events for all streams, where each stream used to
-poll the store on its own.
+poll the store on its own. The all-runs notices (``GET /events``, the runs list) have
+one such tail too: which runs any writer changed lately, read every ``TAIL_S``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ IDLE_S = 2.0
 """How long a stream waits for a live event before it sends a ping."""
 TAIL_S = 0.25
 """How often a run's tail looks for events appended by another process."""
+WINDOW_S = 30.0
+"""How far back the all-runs tail looks for changed runs: covers writers' clock skew."""
 RETRY_MS = 2000
 """How soon a disconnected EventSource reconnects."""
 
@@ -60,6 +63,7 @@ class EventHub:
         self._attached: set[int] = set()
         self._published: dict[str, int] = {}
         self._tails: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Task[None]] = {}
+        self._noticed: dict[str, int] = {}
 
     def attach(self, store: Store) -> None:
         """Listen to ``store`` (once per store)."""
@@ -78,7 +82,11 @@ class EventHub:
             known = self._published.get(event.run_id)
             if known is not None and event.seq > known:
                 self._published[event.run_id] = event.seq
+            self._noticed[event.run_id] = max(event.seq, self._noticed.get(event.run_id, 0))
             targets = [s for s in self._subscriptions if s.run_id in (None, event.run_id)]
+        self._send(targets, event)
+
+    def _send(self, targets: list[_Subscription], event: Event) -> None:
         if not targets:
             return
         live = Live(event, sse(event))
@@ -103,8 +111,9 @@ class EventHub:
         key = (sub.loop, run_id or "")
         with self._lock:
             self._subscriptions.add(sub)
-            if store is not None and run_id is not None and key not in self._tails:
-                self._tails[key] = sub.loop.create_task(self._tail(store, run_id))
+            if store is not None and key not in self._tails:
+                tail = self._tail(store, run_id) if run_id else self._tail_all(store)
+                self._tails[key] = sub.loop.create_task(tail)
         try:
             yield sub.queue
         finally:
@@ -131,6 +140,28 @@ class EventHub:
             await asyncio.sleep(TAIL_S)
             with suppress(SQLAlchemyError):  # a busy database: look again next time
                 await self._catch_up(store, run_id)
+
+    async def _tail_all(self, store: Store) -> None:
+        """Notify the all-runs streams of runs that another process moved on."""
+        seen = await run_in_threadpool(store.recently_updated, WINDOW_S)
+        while True:
+            await asyncio.sleep(TAIL_S)
+            with suppress(SQLAlchemyError):  # a busy database: look again next time
+                seen = await self._notice_moved(store, seen)
+
+    async def _notice_moved(self, store: Store, seen: dict[str, int]) -> dict[str, int]:
+        moved = await run_in_threadpool(store.recently_updated, WINDOW_S)
+        for run_id, last in moved.items():
+            with self._lock:
+                after = max(seen.get(run_id, last - 1), self._noticed.get(run_id, 0))
+            if last <= after:
+                continue
+            for event in await run_in_threadpool(store.events, run_id, after):
+                with self._lock:
+                    self._noticed[run_id] = max(event.seq, self._noticed.get(run_id, 0))
+                    targets = [s for s in self._subscriptions if s.run_id is None]
+                self._send(targets, event)
+        return moved
 
     async def _catch_up(self, store: Store, run_id: str) -> None:
         after = self._published.get(run_id, 0)
@@ -199,9 +230,12 @@ def _waiting(queue: asyncio.Queue[Live]) -> list[Live]:
     return found
 
 
-async def all_events(hub: EventHub) -> AsyncIterator[str]:
-    """Notices of every run's new events (which run, which event), for live lists."""
-    with hub.subscription(None) as queue:
+async def all_events(hub: EventHub, store: Store | None = None) -> AsyncIterator[str]:
+    """Notices of every run's new events (which run, which event), for live lists.
+
+    With ``store``, events other processes append are noticed too (within ``TAIL_S``).
+    """
+    with hub.subscription(None, store) as queue:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
             live = await _next(queue, IDLE_S * 5)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +53,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 LAST_SEQ = select(tables.runs.c.last_seq).where(tables.runs.c.id == bindparam("run_id"))
 """Built once: building a statement costs as much as running it, and readers run this
 on every request to check that what they keep of a run is current."""
+RECENTLY_UPDATED = select(tables.runs.c.id, tables.runs.c.last_seq).where(
+    tables.runs.c.updated_at >= bindparam("since")
+)
+"""Built once: the runs any writer changed lately, read by the API's all-runs tail."""
 PLANS_CACHED = 256
 """Parsed plans kept by digest; a plan never changes once its run is created."""
 MARKS_CACHED = 4096
@@ -450,6 +454,17 @@ class Store:
         if row is None:
             raise RunNotFound(run_id)
         return int(row[0])
+
+    def recently_updated(self, seconds: float) -> dict[str, int]:
+        """Each run some writer changed in the last ``seconds``, with its newest sequence.
+
+        Compared with what a reader saw before, it tells which runs moved, whichever
+        process (an executor, a Temporal worker) appended; ``seconds`` should cover the
+        clock skew between writers and the reader's polling gap.
+        """
+        since = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+        with self.reader.connect() as conn:
+            return {row[0]: int(row[1]) for row in conn.execute(RECENTLY_UPDATED, {"since": since})}
 
     def snapshot(self, run_id: str) -> RunSnapshot:
         """The run as its projection rows show it, with no fold (see :class:`RunSnapshot`)."""
