@@ -25,7 +25,7 @@ from autopack.plan import load_plan
 from autopack.workspace import git
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
-from api_helpers import LiveServer
+from api_helpers import LiveServer, free_port
 from test_distributed import APPROVAL_PLAN, APPROVAL_SCRIPT, approval_repo
 
 
@@ -114,6 +114,16 @@ def test_serve_refuses_an_engine_it_cannot_run(args: list[str], says: str) -> No
     result = CliRunner().invoke(cli, ["serve", *args], env={"AUTOPACK_DB_URL": ""})
     assert result.exit_code == 2
     assert says in " ".join(result.output.split())
+
+
+def test_serve_names_an_unreachable_cluster_in_one_line(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    db = f"sqlite:///{tmp_path / 'autopack.db'}"
+    args = ["serve", "--engine", "temporal", "--temporal", f"127.0.0.1:{port}", "--db", db]
+    result = CliRunner().invoke(cli, [*args, "--repo", str(tmp_path)])
+    assert result.exit_code == 1
+    assert f"cannot reach Temporal at 127.0.0.1:{port}" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
 
 
 def terminate(temporal: str, run_id: str) -> None:

@@ -101,6 +101,13 @@ def serve(
     except ConfigProblem as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    if engine == "temporal" and temporal:
+        from autopack.engine.temporal_host import cluster_problem
+
+        problem = cluster_problem(temporal)
+        if problem:
+            err.print(f"[red]error:[/red] {problem}", highlight=False)
+            raise typer.Exit(1)
     auth = "no auth (loopback only)" if no_auth else "API keys required"
     where = f"runs on Temporal {temporal}, queue {task_queue}" if engine == "temporal" else engine
     console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth}; {where})", highlight=False)

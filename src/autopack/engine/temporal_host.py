@@ -339,3 +339,21 @@ class TemporalHost:
     def _remember(self, run_id: str, running: bool) -> None:
         with self._status_lock:
             self._described[run_id] = (running, time.monotonic())
+
+
+def cluster_problem(address: str, namespace: str = "default", timeout_s: float = 10.0) -> str:
+    """Why the Temporal cluster at ``address`` cannot be used, or ``""`` when it can.
+
+    ``serve`` asks before it starts, so an unreachable cluster is one clear line, not a
+    traceback from the server's start-up.
+    """
+
+    async def probe() -> None:
+        await asyncio.wait_for(Client.connect(address, namespace=namespace), timeout_s)
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to connect is reported the same way
+        reason = str(exc) or type(exc).__name__
+        return f"cannot reach Temporal at {address} (namespace {namespace}): {reason}"
+    return ""
