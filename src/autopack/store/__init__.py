@@ -57,6 +57,21 @@ RECENTLY_UPDATED = select(tables.runs.c.id, tables.runs.c.last_seq).where(
     tables.runs.c.updated_at >= bindparam("since")
 )
 """Built once: the runs any writer changed lately, read by the API's all-runs tail."""
+BUMP_SEQ = (
+    update(tables.runs)
+    .where(tables.runs.c.id == bindparam("b_run"))
+    .values(last_seq=tables.runs.c.last_seq + 1)
+    .returning(tables.runs.c.last_seq)
+)
+INSERT_EVENT = insert(tables.events)
+UPDATE_RUN = update(tables.runs).where(tables.runs.c.id == bindparam("b_run"))
+UPDATE_PHASE = update(tables.phases).where(
+    tables.phases.c.run_id == bindparam("b_run"), tables.phases.c.phase_id == bindparam("b_phase")
+)
+INSERT_PHASE = insert(tables.phases)
+"""The write statements of an append, built once with their values as parameters: a
+statement built per call with its values inlined cost SQLAlchemy a cache-key walk
+over every value, most of an append's time."""
 PLANS_CACHED = 256
 """Parsed plans kept by digest; a plan never changes once its run is created."""
 MARKS_CACHED = 4096
@@ -284,12 +299,7 @@ class Store:
         with self._lock:
             now = utcnow()
             with self.engine.begin() as conn:
-                row = conn.execute(
-                    update(tables.runs)
-                    .where(tables.runs.c.id == run_id)
-                    .values(last_seq=tables.runs.c.last_seq + 1)
-                    .returning(tables.runs.c.last_seq)
-                ).first()
+                row = conn.execute(BUMP_SEQ, {"b_run": run_id}).first()
                 if row is None:
                     raise RunNotFound(run_id)
                 seq = int(row[0])
@@ -300,12 +310,10 @@ class Store:
                 except Exception:
                     self._views.pop(run_id, None)
                     raise
-                conn.execute(insert(tables.events).values(self._event_values(stored)))
-                conn.execute(
-                    update(tables.runs)
-                    .where(tables.runs.c.id == run_id)
-                    .values(self._run_values(view, now))
-                )
+                conn.execute(INSERT_EVENT, self._event_values(stored))
+                values = self._run_values(view, now)
+                del values["id"]
+                conn.execute(UPDATE_RUN, {"b_run": run_id, **values})
                 self._write_phases(conn, view, stored.phase_id, now)
         self._after_append(stored)
         return stored
@@ -377,11 +385,9 @@ class Store:
                 "model_calls": phase.spend.model_calls,
                 "updated_at": now,
             }
-            key = (tables.phases.c.run_id == view.run_id) & (tables.phases.c.phase_id == phase.id)
-            if conn.execute(update(tables.phases).where(key).values(values)).rowcount == 0:
-                conn.execute(
-                    insert(tables.phases).values(run_id=view.run_id, phase_id=phase.id, **values)
-                )
+            key = {"b_run": view.run_id, "b_phase": phase.id}
+            if conn.execute(UPDATE_PHASE, {**key, **values}).rowcount == 0:
+                conn.execute(INSERT_PHASE, {"run_id": view.run_id, "phase_id": phase.id, **values})
 
     def _mirror(self, stored: Event) -> None:
         if self.runs_dir is None:
