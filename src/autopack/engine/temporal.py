@@ -530,6 +530,7 @@ class RunActivities:
                 ending.run_id, RunFinished(state=ending.state, reason=ending.reason)
             )
             run_dir = rt.run_dir(view.run_id)
+            run_dir.mkdir(parents=True, exist_ok=True)  # this worker may have run no step
             write_summary(run_dir, run_summary(self.store.view(view.run_id), ended_at=event.ts))
             RunFiles(self.store.engine, view.run_id, run_dir).push()
         return self._events(ending.run_id, ending.after)
@@ -634,7 +635,8 @@ class RunActivities:
             if sha is None or sha == before:
                 return result
             assert before is not None
-            if self.repos.push_landing(url, repo, branch, sha, before):
+            if self.repos.push_branch(url, repo, branch, sha, before):
+                self.repos.push_notes(url, repo)
                 return result
         raise EnvironmentProblem(f"the run branch on {url} kept moving during the commit")
 

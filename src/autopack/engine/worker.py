@@ -4,10 +4,10 @@ A worker connects to a Temporal cluster and polls one task queue for run workflo
 their step activities. The runs name a git remote every worker can reach; the worker
 keeps its own clone of each remote in a cache folder, works in local worktrees of that
 clone, fetches the run branch when an attempt starts (or a step's base commit is
-missing) and pushes each landed phase back, with its proof notes, in one atomic push
-with a lease (``--force-with-lease`` on the head the phase was built on), so two
-workers can never both land a phase: the second push is refused and its commit step
-finds the first one's commit instead.
+missing) and pushes each landed phase back (then its proof notes) with a lease
+(``--force-with-lease`` on the head the phase was built on), so two workers can never
+both land a phase: the second push is refused and its commit step finds the first
+one's commit instead.
 """
 
 from __future__ import annotations
@@ -110,47 +110,18 @@ class RepoCache:
             raise git.GitError(f"push of {branch} to {url} failed: {out}")
         return True
 
-    def push_landing(self, url: str, repo: Path, branch: str, new: str, expected: str) -> bool:
-        """Move the remote ``branch`` from ``expected`` to ``new`` together with the proof
-        notes, in one atomic push; ``False`` if the branch moved. Notes another worker
-        pushed first (on other commits) are merged in and the push is made again."""
-        ref, notes = f"refs/heads/{branch}", git.NOTES_REF
-        lease = f"--force-with-lease={ref}:{expected}"
+    def push_notes(self, url: str, repo: Path) -> None:
+        """Share the proof notes; another worker's notes on other commits are merged in."""
+        ref = git.NOTES_REF
         with self.lock(url):
             for _ in range(5):
-                out = git.git(
-                    repo, "push", "--porcelain", "--atomic", lease, "origin",
-                    f"{new}:{ref}", f"{notes}:{notes}", check=False,
-                )  # fmt: skip
-                status = _push_status(out)
-                if all(status.get(r, "!") != "!" for r in (ref, notes)):
-                    return True
-                if _refused(out, ref):
-                    return False
-                if not _refused(out, notes):
-                    raise git.GitError(f"push of {branch} to {url} failed: {out}")
-                theirs = f"{notes}-remote"
-                git.git(repo, "fetch", "-q", "origin", f"+{notes}:{theirs}")
-                git.git(repo, "notes", "--ref", notes, "merge", "-q", "-s", "theirs", theirs)
+                out = git.git(repo, "push", "--porcelain", "origin", ref, check=False)
+                if "[rejected]" not in out and "error" not in out.lower():
+                    return
+                theirs = f"{ref}-remote"
+                git.git(repo, "fetch", "-q", "origin", f"+{ref}:{theirs}")
+                git.git(repo, "notes", "--ref", ref, "merge", "-q", "-s", "theirs", theirs)
         raise git.GitError(f"could not push the proof notes to {url}")
-
-
-def _push_status(out: str) -> dict[str, str]:
-    """The flag ``git push --porcelain`` gives each remote ref (``!`` means refused)."""
-    status = {}
-    for line in out.splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 3 and ":" in parts[1]:
-            status[parts[1].rsplit(":", 1)[1]] = parts[0]
-    return status
-
-
-def _refused(out: str, ref: str) -> bool:
-    """Whether the remote refused ``ref`` itself, not only as part of a failed atomic push."""
-    return any(
-        line.startswith("!") and f":{ref}\t" in line and "atomic push failed" not in line
-        for line in out.splitlines()
-    )
 
 
 def default_cache() -> Path:
