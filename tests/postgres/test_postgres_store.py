@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from autopack.engine.budget_ledger import StoreBudgetLedger
 from autopack.events import ModelCalled, RunCreated
 from autopack.llm.budget import Caps
 from autopack.llm.errors import BudgetExceeded
 from autopack.plan import parse_plan_text
 from autopack.store import Store
-from autopack.store.budget import StoreBudgetLedger
 
 pytestmark = pytest.mark.services
 

@@ -255,3 +255,40 @@ async def wait_for_state(handle: WorkflowHandle[Any, str], state: PhaseState) ->
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"the run never reached {state.value}")
+
+
+def test_tidy_on_finish_lands_the_docs_commit_on_the_remote(
+    tmp_path: Path, temporal: str, postgres: Any, workers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finish activity tidies in a worker's clone and pushes the docs commit."""
+    monkeypatch.setenv("AUTOPACK_TIDY_ON_FINISH", "1")
+    db = postgres.database()
+    url = bare_demo(tmp_path)
+    _, plan_path, script = demo_files()
+    store = Store(db)
+    run_id = create_distributed_run(
+        store,
+        load_plan(plan_path),
+        url,
+        RepoCache(tmp_path / "submit"),
+        plan_source=str(plan_path),
+        model_override=f"scripted:{script}",
+    )
+    workers(1, db=db, task_queue="tidy")
+
+    async def main() -> None:
+        client = await Client.connect(temporal)
+        spec = run_input(store, run_id, load_settings(Path(url)), heartbeat_timeout_s=5)
+        handle = await start_run(client, spec, task_queue="tidy")
+        assert await wait_result(handle) == "SUCCEEDED"
+
+    asyncio.run(main())
+    view = store.view(run_id)
+    remote = Path(url)
+    head = git.rev_parse(remote, f"refs/heads/{view.branch}")
+    assert head != view.phases["cli"].commit  # one more commit after the last phase
+    subject = git.git(remote, "log", "-1", "--format=%s", view.branch)
+    assert subject.startswith("docs: tidy ledgers (BUILD-001")
+    parent = git.git(remote, "rev-parse", f"{view.branch}~1")
+    assert parent == view.phases["cli"].commit
+    assert "BUILD-001" in git.git(remote, "show", f"{view.branch}:docs/BUILD_HISTORY.md")

@@ -196,8 +196,8 @@ class RunWorkflow:
     @workflow.run
     async def run(self, spec: RunInput) -> str:
         self._spec = spec
-        self._absorb(await self._act("begin", spec.run_id))
-        try:
+        try:  # a cancellation while the run begins still records the cancel
+            self._absorb(await self._act("begin", spec.run_id))
             return await self._drive()
         except asyncio.CancelledError:
             await self._stop_in_flight()
@@ -371,6 +371,9 @@ class RunWorkflow:
 
 # Imported after the workflow: nothing below runs inside the workflow sandbox.
 with workflow.unsafe.imports_passed_through():
+    import json
+    from pathlib import Path
+
     from temporalio.client import Client, WorkflowHandle
     from temporalio.common import WorkflowIDReusePolicy
 
@@ -384,8 +387,9 @@ with workflow.unsafe.imports_passed_through():
         call_recorder,
         phase_started,
     )
+    from autopack.engine.budget_ledger import StoreBudgetLedger
     from autopack.engine.runtime import Runtime
-    from autopack.engine.summary import run_summary, write_summary
+    from autopack.engine.summary import TIDY_FILE, close_run
     from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
     from autopack.events import (
         ApprovalGranted,
@@ -402,7 +406,6 @@ with workflow.unsafe.imports_passed_through():
     from autopack.plan import Plan
     from autopack.states import PhaseState
     from autopack.store import Store
-    from autopack.store.budget import StoreBudgetLedger
     from autopack.store.files import RunFiles
     from autopack.workspace import git
     from autopack.workspace.runner import make_sandbox
@@ -531,9 +534,30 @@ class RunActivities:
             )
             run_dir = rt.run_dir(view.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)  # this worker may have run no step
-            write_summary(run_dir, run_summary(self.store.view(view.run_id), ended_at=event.ts))
+            head = None
+            if rt.settings.tidy_on_finish:  # tidy commits onto the branch as the remote has it
+                head = self.repos.fetch_branch(view.repo, rt.repo, view.branch)
+            close_run(rt, self.store.view(view.run_id), event.ts)
+            if head is not None:
+                self._push_tidy(rt, view, run_dir / TIDY_FILE, head)
             RunFiles(self.store.engine, view.run_id, run_dir).push()
         return self._events(ending.run_id, ending.after)
+
+    def _push_tidy(self, rt: Runtime, view: RunView, record: Path, head: str) -> None:
+        """Land the docs commit tidy made in this worker's clone on the remote run branch;
+        a refusal is recorded beside tidy's own outcome, never raised (the run has ended)."""
+        outcome = json.loads(record.read_text(encoding="utf-8"))
+        commit = outcome.get("commit")
+        if not outcome.get("ok") or not commit:
+            return
+        try:
+            pushed = self.repos.push_branch(view.repo, rt.repo, view.branch, commit, head)
+        except git.GitError as exc:
+            pushed, outcome["error"] = False, str(exc)
+        if not pushed:
+            outcome["ok"] = False
+            outcome.setdefault("error", f"the run branch on {view.repo} moved; docs not pushed")
+            record.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n", "utf-8")
 
     def _cancel(self, ending: Ending) -> Outcome:
         view = self.store.view(ending.run_id)
