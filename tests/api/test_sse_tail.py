@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 from api_helpers import LiveServer, make_repo, plan
+from fastapi import FastAPI
 
 from autopack.api import ApiConfig, create_app
 from autopack.engine import create_run
@@ -30,14 +31,19 @@ def follow(url: str, headers: dict[str, str], wanted: int, out: list[int]) -> No
                     return
 
 
-def test_events_appended_elsewhere_reach_every_stream_once(tmp_path: Path) -> None:
+def served_with_another_writer(tmp_path: Path) -> tuple[FastAPI, dict[str, str], Store]:
+    """An app with one stored run "far", a read key's headers, and a second writer."""
     repo = make_repo(tmp_path / "repo")
     app = create_app(ApiConfig(repo=repo, executor=False))
     rt = app.state.ctx.rt
     create_run(rt, parse_plan_text(json.dumps(plan("far"))), plan_source="test")
     _, secret = create_key(rt.store.engine, "watcher", "read")
-    headers = {"Authorization": f"Bearer {secret}"}
-    elsewhere = Store(rt.store.url)  # another writer: this process's hub never hears of it
+    return app, {"Authorization": f"Bearer {secret}"}, Store(rt.store.url)
+
+
+def test_events_appended_elsewhere_reach_every_stream_once(tmp_path: Path) -> None:
+    # The other writer: this process's hub never hears of its appends.
+    app, headers, elsewhere = served_with_another_writer(tmp_path)
     received: list[list[int]] = [[] for _ in range(STREAMS)]
     with LiveServer(app) as server:
         url = f"{server.url}/runs/far/events?after=1"
@@ -62,13 +68,7 @@ def test_events_appended_elsewhere_reach_every_stream_once(tmp_path: Path) -> No
 
 def test_the_all_runs_stream_notices_runs_moved_by_another_writer(tmp_path: Path) -> None:
     """The runs list stays live when a worker in another process appends (serve on Temporal)."""
-    repo = make_repo(tmp_path / "repo")
-    app = create_app(ApiConfig(repo=repo, executor=False))
-    rt = app.state.ctx.rt
-    create_run(rt, parse_plan_text(json.dumps(plan("far"))), plan_source="test")
-    _, secret = create_key(rt.store.engine, "watcher", "read")
-    headers = {"Authorization": f"Bearer {secret}"}
-    elsewhere = Store(rt.store.url)
+    app, headers, elsewhere = served_with_another_writer(tmp_path)
     noticed: list[int] = []
     with LiveServer(app) as server:
         reader = threading.Thread(

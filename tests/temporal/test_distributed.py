@@ -69,13 +69,10 @@ def slow_script(tmp_path: Path, latency: float) -> Path:
     return path
 
 
-async def wait_result(handle: WorkflowHandle[Any, str], timeout: float = 240) -> str:
-    return await asyncio.wait_for(handle.result(), timeout)
-
-
-def test_demo_on_two_workers_matches_local_and_replays(
-    tmp_path: Path, temporal: str, postgres: Any, workers: Any, local_trees: dict[str, str]
-) -> None:
+def demo_on_workers(
+    tmp_path: Path, postgres: Any, workers: Any, count: int, queue: str
+) -> tuple[Store, str, str]:
+    """The demo stored as a distributed run on a bare remote, and ``count`` workers."""
     db = postgres.database()
     url = bare_demo(tmp_path)
     _, plan_path, script = demo_files()
@@ -88,7 +85,18 @@ def test_demo_on_two_workers_matches_local_and_replays(
         plan_source=str(plan_path),
         model_override=f"scripted:{script}",
     )
-    workers(2, db=db, task_queue="demo")
+    workers(count, db=db, task_queue=queue)
+    return store, run_id, url
+
+
+async def wait_result(handle: WorkflowHandle[Any, str], timeout: float = 240) -> str:
+    return await asyncio.wait_for(handle.result(), timeout)
+
+
+def test_demo_on_two_workers_matches_local_and_replays(
+    tmp_path: Path, temporal: str, postgres: Any, workers: Any, local_trees: dict[str, str]
+) -> None:
+    store, run_id, url = demo_on_workers(tmp_path, postgres, workers, 2, "demo")
 
     async def main() -> None:
         client = await Client.connect(temporal)
@@ -262,19 +270,7 @@ def test_tidy_on_finish_lands_the_docs_commit_on_the_remote(
 ) -> None:
     """The finish activity tidies in a worker's clone and pushes the docs commit."""
     monkeypatch.setenv("AUTOPACK_TIDY_ON_FINISH", "1")
-    db = postgres.database()
-    url = bare_demo(tmp_path)
-    _, plan_path, script = demo_files()
-    store = Store(db)
-    run_id = create_distributed_run(
-        store,
-        load_plan(plan_path),
-        url,
-        RepoCache(tmp_path / "submit"),
-        plan_source=str(plan_path),
-        model_override=f"scripted:{script}",
-    )
-    workers(1, db=db, task_queue="tidy")
+    store, run_id, url = demo_on_workers(tmp_path, postgres, workers, 1, "tidy")
 
     async def main() -> None:
         client = await Client.connect(temporal)
