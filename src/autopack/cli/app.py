@@ -23,7 +23,8 @@ from autopack.config import (
     render_default_config,
 )
 from autopack.engine import RepoProblem, create_run
-from autopack.engine.local import EnvironmentProblem, LeaseHeld, LocalExecutor
+from autopack.engine.attempts import EnvironmentProblem
+from autopack.engine.local import LeaseHeld, LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
 from autopack.llm.errors import ModelError
