@@ -70,12 +70,16 @@ def slow_script(tmp_path: Path, latency: float) -> Path:
 
 
 def demo_on_workers(
-    tmp_path: Path, postgres: Any, workers: Any, count: int, queue: str
-) -> tuple[Store, str, str]:
-    """The demo stored as a distributed run on a bare remote, and ``count`` workers."""
+    tmp_path: Path, postgres: Any, workers: Any, count: int, queue: str, script: Path | None = None
+) -> tuple[Store, str, str, list[Any]]:
+    """The demo stored as a distributed run on a bare remote, and ``count`` workers.
+
+    Returns the store, the run id, the remote's URL and the worker processes.
+    """
     db = postgres.database()
     url = bare_demo(tmp_path)
-    _, plan_path, script = demo_files()
+    _, plan_path, demo_script = demo_files()
+    script = script or demo_script
     store = Store(db)
     run_id = create_distributed_run(
         store,
@@ -85,8 +89,7 @@ def demo_on_workers(
         plan_source=str(plan_path),
         model_override=f"scripted:{script}",
     )
-    workers(count, db=db, task_queue=queue)
-    return store, run_id, url
+    return store, run_id, url, workers(count, db=db, task_queue=queue)
 
 
 async def wait_result(handle: WorkflowHandle[Any, str], timeout: float = 240) -> str:
@@ -96,7 +99,7 @@ async def wait_result(handle: WorkflowHandle[Any, str], timeout: float = 240) ->
 def test_demo_on_two_workers_matches_local_and_replays(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any, local_trees: dict[str, str]
 ) -> None:
-    store, run_id, url = demo_on_workers(tmp_path, postgres, workers, 2, "demo")
+    store, run_id, url, _ = demo_on_workers(tmp_path, postgres, workers, 2, "demo")
 
     async def main() -> None:
         client = await Client.connect(temporal)
@@ -118,19 +121,9 @@ def test_demo_on_two_workers_matches_local_and_replays(
 def test_killed_worker_step_is_retried_elsewhere(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any, local_trees: dict[str, str]
 ) -> None:
-    db = postgres.database()
-    url = bare_demo(tmp_path)
-    _, plan_path, _ = demo_files()
-    store = Store(db)
-    run_id = create_distributed_run(
-        store,
-        load_plan(plan_path),
-        url,
-        RepoCache(tmp_path / "submit"),
-        plan_source=str(plan_path),
-        model_override=f"scripted:{slow_script(tmp_path, 1.5)}",
-    )
-    procs = {p.pid: p for p in workers(2, db=db, task_queue="kill")}
+    slow = slow_script(tmp_path, 1.5)
+    store, run_id, url, started = demo_on_workers(tmp_path, postgres, workers, 2, "kill", slow)
+    procs = {p.pid: p for p in started}
 
     async def main() -> int:
         client = await Client.connect(temporal)
@@ -270,7 +263,7 @@ def test_tidy_on_finish_lands_the_docs_commit_on_the_remote(
 ) -> None:
     """The finish activity tidies in a worker's clone and pushes the docs commit."""
     monkeypatch.setenv("AUTOPACK_TIDY_ON_FINISH", "1")
-    store, run_id, url = demo_on_workers(tmp_path, postgres, workers, 1, "tidy")
+    store, run_id, url, _ = demo_on_workers(tmp_path, postgres, workers, 1, "tidy")
 
     async def main() -> None:
         client = await Client.connect(temporal)
