@@ -21,6 +21,7 @@ from autopack.api import ApiConfig, create_app
 from autopack.cli.app import app as cli
 from autopack.cli.demo import demo_files, prepare_demo_repo
 from autopack.engine.temporal import workflow_id
+from autopack.engine.temporal_host import redact_url
 from autopack.plan import load_plan
 from autopack.workspace import git
 
@@ -124,6 +125,14 @@ def test_serve_names_an_unreachable_cluster_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"cannot reach Temporal at 127.0.0.1:{port}" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_a_repo_url_token_never_reaches_an_error_message() -> None:
+    url = "https://bob:s3cret-token@git.example.com:8443/team/app.git"
+    message = redact_url(f"{url}: fatal: could not read from {url} as bob", url)
+    assert "s3cret-token" not in message and "bob" not in message
+    assert "https://git.example.com:8443/team/app.git" in message
+    assert redact_url("/srv/app.git: gone", "/srv/app.git") == "/srv/app.git: gone"
 
 
 def terminate(temporal: str, run_id: str) -> None:

@@ -12,8 +12,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import anyio
-
 from autopack.api.views import RunBodies
 from autopack.engine.runtime import Runtime
 from autopack.engine.worker import DEFAULT_TASK_QUEUE
@@ -88,9 +86,6 @@ class ApiContext:
     def __init__(self, config: ApiConfig) -> None:
         self.config = config
         self.run_bodies = RunBodies()
-        self.folds = anyio.CapacityLimiter(1)
-        """Folds of runs not yet cached run off the loop one at a time: a crowd of threads
-        contending for the GIL delays the event loop, which serves every other request."""
         self._rt: Runtime | None = None
         self._lock = threading.Lock()
 

@@ -22,8 +22,6 @@ from autopack.engine import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import (
-    ApprovalGranted,
-    ApprovalRejected,
     CancelRequested,
     RunFinished,
     RunPaused,
@@ -65,11 +63,9 @@ class RunHost(Protocol):
         """Ask the run to stop; returns its state after the request."""
         ...
 
-    def approve(self, run_id: str, answer: ApprovalGranted) -> None:
-        """Record a person's approval of a waiting phase and let the run go on."""
-
-    def reject(self, run_id: str, answer: ApprovalRejected) -> None:
-        """Record a person's rejection of a waiting phase and let the run go on."""
+    def answered(self, run_id: str) -> None:
+        """A person's answer to a waiting phase is now in the run's log: let the run read
+        it. Called after the answer is recorded, outside the API's action lock."""
 
 
 def request_cancel(store: Store, run_id: str, reason: str, executing_here: bool) -> RunState:
@@ -137,13 +133,8 @@ class EmbeddedExecutor:
         with self._lock:
             return request_cancel(self.rt.store, run_id, reason, run_id in self._running)
 
-    def approve(self, run_id: str, answer: ApprovalGranted) -> None:
-        """The executing :class:`LocalExecutor` reads the answer from the log."""
-        self.rt.store.append(run_id, answer)
-
-    def reject(self, run_id: str, answer: ApprovalRejected) -> None:
-        """The executing :class:`LocalExecutor` reads the answer from the log."""
-        self.rt.store.append(run_id, answer)
+    def answered(self, run_id: str) -> None:
+        """Nothing to do: the executing :class:`LocalExecutor` polls the log."""
 
     def _pick_up(self) -> None:
         while not self._stop.is_set():

@@ -363,17 +363,13 @@ def _decide(
         if phase.state is not PhaseState.AWAITING_APPROVAL:
             message = f"phase {phase_id!r} is {phase.state.value}, not waiting for approval"
             raise ApiError(409, "not_waiting", message)
-        answer = payload_for(phase)
         try:
-            if host is None:
-                store.append(run_id, answer)
-            elif isinstance(answer, ApprovalGranted):
-                host.approve(run_id, answer)
-            else:
-                host.reject(run_id, answer)
+            store.append(run_id, payload_for(phase))
         except IllegalTransition as exc:
             raise ApiError(409, "not_waiting", str(exc)) from exc
-        view = store.view(run_id)
+    if host is not None:
+        host.answered(run_id)
+    view = store.view(run_id)
     return RunAction(
         run_id=run_id,
         state=view.state.value,

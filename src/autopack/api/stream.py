@@ -133,9 +133,10 @@ class EventHub:
 
     async def _tail(self, store: Store, run_id: str) -> None:
         """Publish the run's events that this process did not append, for all its streams."""
-        newest = store.last_seq(run_id)
-        with self._lock:
-            self._published[run_id] = max(newest, self._published.get(run_id, 0))
+        with suppress(SQLAlchemyError):  # unread, the first catch-up reads from the start
+            newest = await run_in_threadpool(store.last_seq, run_id)
+            with self._lock:
+                self._published[run_id] = max(newest, self._published.get(run_id, 0))
         while True:
             await asyncio.sleep(TAIL_S)
             with suppress(SQLAlchemyError):  # a busy database: look again next time
@@ -143,7 +144,9 @@ class EventHub:
 
     async def _tail_all(self, store: Store) -> None:
         """Notify the all-runs streams of runs that another process moved on."""
-        seen = await run_in_threadpool(store.recently_updated, WINDOW_S)
+        seen: dict[str, int] = {}  # unread, each recent run is noticed once: harmless
+        with suppress(SQLAlchemyError):
+            seen = await run_in_threadpool(store.recently_updated, WINDOW_S)
         while True:
             await asyncio.sleep(TAIL_S)
             with suppress(SQLAlchemyError):  # a busy database: look again next time

@@ -529,14 +529,16 @@ class RunActivities:
                 path = rt.worktree(view.run_id, phase_id)
                 if path.exists():
                     git.remove_worktree(rt.repo, path)
+            head = None
+            if rt.settings.tidy_on_finish:  # tidy commits onto the branch as the remote has it
+                # Fetched before the end is recorded: a failed fetch retries the activity
+                # while the run is still open, so the summary and tidy are not skipped.
+                head = self.repos.fetch_branch(view.repo, rt.repo, view.branch)
             event = self.store.append(
                 ending.run_id, RunFinished(state=ending.state, reason=ending.reason)
             )
             run_dir = rt.run_dir(view.run_id)
             run_dir.mkdir(parents=True, exist_ok=True)  # this worker may have run no step
-            head = None
-            if rt.settings.tidy_on_finish:  # tidy commits onto the branch as the remote has it
-                head = self.repos.fetch_branch(view.repo, rt.repo, view.branch)
             close_run(rt, self.store.view(view.run_id), event.ts)
             if head is not None:
                 self._push_tidy(rt, view, run_dir / TIDY_FILE, head)

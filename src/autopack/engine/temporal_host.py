@@ -20,6 +20,7 @@ import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from temporalio.client import (
     Client,
@@ -42,8 +43,6 @@ from autopack.engine.temporal import (
 )
 from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
 from autopack.events import (
-    ApprovalGranted,
-    ApprovalRejected,
     CancelRequested,
     RunFinished,
     RunPaused,
@@ -157,7 +156,7 @@ class TemporalHost:
                     model_override=self.model_override,
                 )
             except git.GitError as exc:
-                raise RepoProblem(f"{self.repo_url}: {exc}") from exc
+                raise RepoProblem(redact_url(f"{self.repo_url}: {exc}", self.repo_url)) from exc
         self.wake()
         return run_id
 
@@ -168,18 +167,15 @@ class TemporalHost:
     def executing(self, run_id: str) -> bool:
         """Whether the run's workflow is running, from its latest description.
 
-        Only a run asked about for the first time waits for the cluster; after that the
-        answer is the one known, and a stale one is renewed in the background, since
-        the run's page asks on the API's event loop.
+        The answer is the one known, and a stale one is renewed in the background: the
+        run's page asks on the API's event loop, which must not wait for the cluster. A
+        run asked about for the first time is answered from its log meanwhile (RUNNING).
         """
         with self._status_lock:
             known = self._described.get(run_id)
-        if known is None:
-            try:
-                return self._call(self._running(run_id))
-            except (RPCError, TimeoutError) as exc:
-                log.warning("cannot describe the workflow of run %s: %s", run_id, exc)
-                return False
+        if known is None:  # guessed from the log while the cluster is asked, never waited for
+            guess = run_id in self._watched or self.store.run(run_id).state == "RUNNING"
+            known = (guess, 0.0)
         if time.monotonic() - known[1] >= STATUS_TTL_S:
             self._remember(run_id, known[0])  # one renewal at a time
             asyncio.run_coroutine_threadsafe(self._renew(run_id), self._loop)
@@ -222,15 +218,14 @@ class TemporalHost:
         self.store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
         return RunState.CANCELLED
 
-    def approve(self, run_id: str, answer: ApprovalGranted) -> None:
-        """Record the approval and have the workflow read it."""
-        self.store.append(run_id, answer)
-        self._call(self._refresh(run_id))
-
-    def reject(self, run_id: str, answer: ApprovalRejected) -> None:
-        """Record the rejection and have the workflow read it."""
-        self.store.append(run_id, answer)
-        self._call(self._refresh(run_id))
+    def answered(self, run_id: str) -> None:
+        """Signal the workflow to read the answer the API recorded. A signal that does not
+        arrive is logged, not raised: the answer is kept, and the workflow reads it with
+        the next events it is sent."""
+        try:
+            self._call(self._refresh(run_id))
+        except (RPCError, TimeoutError) as exc:
+            log.warning("run %s: the workflow was not told of an answer: %s", run_id, exc)
 
     # -- on the host's loop -------------------------------------------------------------
 
@@ -357,3 +352,18 @@ def cluster_problem(address: str, namespace: str = "default", timeout_s: float =
         reason = str(exc) or type(exc).__name__
         return f"cannot reach Temporal at {address} (namespace {namespace}): {reason}"
     return ""
+
+
+def redact_url(text: str, url: str) -> str:
+    """``text`` without the credentials ``url`` may carry (``https://user:token@host/...``):
+    an error message goes to API responses and logs, a token must not."""
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return text
+    host = parts.hostname or ""
+    bare = urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+    text = text.replace(url, bare)
+    for secret in (parts.password, parts.username):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -53,13 +53,16 @@ class Script:
         try:
             stat = path.stat()
             key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-            if key not in _LOADED:
+            found = _LOADED.get(key)
+            if found is None:
                 data = yaml.safe_load(path.read_text(encoding="utf-8"))
-                _LOADED.clear()  # one script is in use at a time; keep just the newest
-                _LOADED[key] = cls.from_data(data, source=str(path))
+                found = cls.from_data(data, source=str(path))
+                if len(_LOADED) >= SCRIPTS_KEPT:
+                    _LOADED.clear()
+                _LOADED[key] = found
         except (OSError, yaml.YAMLError) as exc:
             raise ScriptError(f"cannot read script {path}: {exc}") from exc
-        return _LOADED[key]
+        return found
 
     @classmethod
     def from_data(cls, data: Any, source: str = "<script>") -> Script:
@@ -93,8 +96,11 @@ class Script:
         raise ScriptExhausted(f"script {self.source} has no {role} replies for phase {phase!r}")
 
 
+SCRIPTS_KEPT = 8
+"""Parsed scripts kept (a run uses one or a few: one per role at most)."""
 _LOADED: dict[tuple[str, int, int], Script] = {}
-"""The last script parsed, by resolved path, modification time and size."""
+"""Parsed scripts by resolved path, modification time and size; each thread returns the
+script it found or parsed itself, so a concurrent clear cannot lose it."""
 
 
 class ScriptedModel:

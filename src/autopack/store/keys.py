@@ -18,7 +18,6 @@ from sqlalchemy import (
     RowMapping,
     String,
     Table,
-    bindparam,
     insert,
     select,
     update,
@@ -111,19 +110,6 @@ def revoke_key(engine: Engine, key_id: str) -> ApiKey:
     if row is None:
         raise KeyNotFound(key_id)
     return _key(row)
-
-
-_FIND = select(api_keys).where(
-    api_keys.c.key_hash == bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
-)
-"""Built once: it runs on every API request, and building it cost as much as running it."""
-
-
-def find_key(engine: Engine, secret: str) -> ApiKey | None:
-    """The active key whose secret this is, or ``None``."""
-    with engine.connect() as conn:
-        row = conn.execute(_FIND, {"key_hash": hash_secret(secret)}).mappings().first()
-    return None if row is None else _key(row)
 
 
 def _key(row: RowMapping) -> ApiKey:
