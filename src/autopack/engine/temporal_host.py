@@ -273,9 +273,11 @@ class TemporalHost:
         except RPCError as exc:
             reason = f"its workflow is gone: {exc}"
         finally:
-            self._watched.pop(run_id, None)
-            self._remember(run_id, False)
-        if reason:
+            current = self._watched.get(run_id) is asyncio.current_task()
+            if current:  # a resume may have started and watched a new workflow meanwhile
+                self._watched.pop(run_id, None)
+                self._remember(run_id, False)
+        if reason and current:
             await asyncio.to_thread(self._settle, run_id, reason, cancelled)
 
     def _settle(self, run_id: str, reason: str, cancelled: bool) -> None:

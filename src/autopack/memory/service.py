@@ -37,6 +37,11 @@ CANDIDATES = 50
 """How deep each side's list goes before fusion."""
 
 
+_BESIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="memory-dense")
+"""Runs the dense half of hybrid searches beside the keyword half; one pool for the
+process (a service is made per phase and per API request; a pool each leaked threads)."""
+
+
 class MemoryUnavailable(RuntimeError):
     """Dense search was asked for but no embedder is installed."""
 
@@ -78,7 +83,6 @@ class MemoryService:
         self.vectors = vectors if embedder is not None else None
         self.indexing_enabled = indexing_enabled
         self.retrieval_enabled = retrieval_enabled
-        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def for_repo(cls, repo: Path, *, dense: bool = True) -> MemoryService:
@@ -135,7 +139,7 @@ class MemoryService:
         # The query's embedding and vector search run beside the keyword search: the model,
         # NumPy and SQLite release the GIL, so with two cores a search waits for the
         # longer of the two rather than their sum.
-        dense = self._beside().submit(self._dense, query, CANDIDATES)
+        dense = _BESIDE.submit(self._dense, query, CANDIDATES)
         keyword = self.keyword.search(query, CANDIDATES)
         return self._hits(fuse([keyword, dense.result()], WEIGHTS)[:k])
 
@@ -162,11 +166,6 @@ class MemoryService:
             lessons.append(lesson)
             room -= len(lesson)
         return lessons
-
-    def _beside(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memory-dense")
-        return self._pool
 
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
         if self.embedder is None or self.vectors is None:
