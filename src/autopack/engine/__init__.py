@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from autopack.engine.runtime import Runtime
 from autopack.events import RunCreated
@@ -24,6 +25,27 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run-{stamp}-{secrets.token_hex(2)}"
 
 
+def run_created(
+    plan: Plan,
+    *,
+    plan_source: str,
+    repo: str,
+    base_commit: str,
+    branch: str,
+    settings: dict[str, Any],
+) -> RunCreated:
+    """The first event of a run, the same for the local and the Temporal engine."""
+    return RunCreated(
+        plan=plan.model_dump(mode="json"),
+        plan_digest=plan.digest(),
+        plan_source=plan_source,
+        repo=repo,
+        base_commit=base_commit,
+        branch=branch,
+        settings=settings,
+    )
+
+
 def create_run(
     rt: Runtime, plan: Plan, *, plan_source: str, run_id: str | None = None, base: str = "HEAD"
 ) -> str:
@@ -32,17 +54,15 @@ def create_run(
     if base_commit is None:
         raise RepoProblem(f"{rt.repo}: no commit at {base!r}; commit something first")
     run_id = run_id or plan.run.id or new_run_id()
-    branch = f"autopack/{run_id}"
-    created = RunCreated(
-        plan=plan.model_dump(mode="json"),
-        plan_digest=plan.digest(),
+    created = run_created(
+        plan,
         plan_source=plan_source,
         repo=str(rt.repo),
         base_commit=base_commit,
-        branch=branch,
+        branch=f"autopack/{run_id}",
         settings={"max_parallel": rt.settings.max_parallel, "model_override": rt.model_override},
     )
     rt.store.create_run(run_id, created)
-    git.create_branch(rt.repo, branch, base_commit)
+    git.create_branch(rt.repo, created.branch, base_commit)
     git.exclude_state_dir(rt.repo)
     return run_id

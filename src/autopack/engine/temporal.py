@@ -378,7 +378,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.common import WorkflowIDReusePolicy
 
     from autopack.config import Settings, load_settings
-    from autopack.engine import RepoProblem, new_run_id, steps
+    from autopack.engine import RepoProblem, new_run_id, run_created, steps
     from autopack.engine.approvals import ApprovalPolicy
     from autopack.engine.attempts import (
         STEP_FUNCTIONS,
@@ -395,7 +395,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalGranted,
         ApprovalRejected,
         CancelRequested,
-        RunCreated,
         RunFinished,
         RunPaused,
         RunStarted,
@@ -728,9 +727,8 @@ def create_distributed_run(
         raise RepoProblem(f"{repo_url}: no commit at {base!r}")
     run_id = run_id or plan.run.id or new_run_id()
     branch = f"autopack/{run_id}"
-    created = RunCreated(
-        plan=plan.model_dump(mode="json"),
-        plan_digest=plan.digest(),
+    created = run_created(
+        plan,
         plan_source=plan_source,
         repo=repo_url,
         base_commit=base_commit,
