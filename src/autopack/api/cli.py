@@ -12,17 +12,23 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 
 from autopack.api.context import ApiConfig, ConfigProblem
 from autopack.engine.worker import DEFAULT_TASK_QUEUE
 from autopack.store.keys import SCOPES, KeyNotFound, create_key, list_keys, revoke_key
 
-console = Console()
-err = Console(stderr=True)
+# Literal output (no markup, no emoji codes): messages carry user data.
+console = Console(markup=False, emoji=False)
+err = Console(stderr=True, markup=False, emoji=False)
 
 keys_app = typer.Typer(help="API keys for the HTTP API and the dashboard.", no_args_is_help=True)
 RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target git repository.")]
+
+
+def _error(message: str) -> None:
+    err.print(Text.assemble(("error:", "red"), " ", message))
 
 
 def _engine(repo: Path) -> Engine:
@@ -39,11 +45,11 @@ def keys_create(
 ) -> None:
     """Create a key; its secret is printed once and only its hash is stored."""
     if scope not in SCOPES:
-        err.print(f"[red]error:[/red] scope must be one of {', '.join(SCOPES)}")
+        _error(f"scope must be one of {', '.join(SCOPES)}")
         raise typer.Exit(2)
     key, secret = create_key(_engine(repo), name, scope)
-    console.print(f"created {key.id} ({key.scope}) for {key.name}", highlight=False)
-    console.print("secret (shown only now; store it safely):", highlight=False)
+    console.print(f"created {key.id} ({key.scope}) for {key.name}")
+    console.print("secret (shown only now; store it safely):")
     print(secret)
 
 
@@ -65,9 +71,9 @@ def keys_revoke(
     try:
         key = revoke_key(_engine(repo), key_id)
     except KeyNotFound as exc:
-        err.print(f"[red]error:[/red] no key {key_id!r} (see `autopack keys list`)")
+        _error(f"no key {key_id!r} (see `autopack keys list`)")
         raise typer.Exit(2) from exc
-    console.print(f"revoked {key.id} ({key.name}) at {key.revoked_at}", highlight=False)
+    console.print(f"revoked {key.id} ({key.name}) at {key.revoked_at}")
 
 
 def serve(
@@ -99,16 +105,16 @@ def serve(
             repo_url=repo_url,
         )
     except ConfigProblem as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(2) from exc
     if engine == "temporal" and temporal:
         from autopack.engine.temporal_host import cluster_problem
 
         problem = cluster_problem(temporal)
         if problem:
-            err.print(f"[red]error:[/red] {problem}", highlight=False)
+            _error(str(problem))
             raise typer.Exit(1)
     auth = "no auth (loopback only)" if no_auth else "API keys required"
     where = f"runs on Temporal {temporal}, queue {task_queue}" if engine == "temporal" else engine
-    console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth}; {where})", highlight=False)
+    console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth}; {where})")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning")

@@ -182,7 +182,8 @@ def check_provider(
 ) -> Finding:
     """The door accepts the provider's specs, its key is set, and a cheap authenticated
     request succeeds."""
-    from autopack.llm.errors import ModelError
+    from autopack.llm.errors import AuthError, ModelError
+    from autopack.llm.sdk_errors import ProviderInfo
     from autopack.llm.selection import resolve_model
 
     check = f"provider {provider}"
@@ -205,6 +206,11 @@ def check_provider(
             f"export {key_env}=<your {provider} API key>, or name the variable that "
             f"holds it in models.providers.{provider}.api_key_env",
         )
+    if key_env:
+        try:
+            ProviderInfo(provider, names[0], key_env, base_url).check_key(key)
+        except AuthError as exc:
+            return Finding(check, "fail", str(exc), f"put the key in {key_env} as issued")
     return _reach(check, provider, base_url, key, key_env)
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.syntax import Syntax
+from rich.text import Text
 from typer.core import TyperGroup
 
+from autopack.cli.output import console, err, labelled
 from autopack.cli.view import live_run, run_table, runs_table
 from autopack.config import (
     CONFIG_FILE,
@@ -33,8 +34,6 @@ from autopack.states import RUN_TERMINAL, PhaseState, RunState
 from autopack.store import RunExists, RunNotFound
 from autopack.workspace import git
 
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # errors stay one line each, greppable
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.CANCELLED: 130}
@@ -53,18 +52,18 @@ def fails_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PlanError as exc:
-            err.print(f"[red]invalid plan[/red] ({len(exc.issues)} problem(s)):")
+            err.print(labelled("invalid plan", f"({len(exc.issues)} problem(s)):"))
             for issue in exc.issues:
-                err.print(f"  {issue}", highlight=False, markup=False)
+                err.print(f"  {issue}")
             raise typer.Exit(2) from exc
         except (ConfigError, RepoProblem, RunExists, RunNotFound) as exc:
-            err.print(f"[red]error:[/red] {_message(exc)}", highlight=False)
+            err.print(labelled("error:", _message(exc)))
             raise typer.Exit(2) from exc
         except LeaseHeld as exc:
-            err.print(f"[red]refused:[/red] {exc}", highlight=False)
+            err.print(labelled("refused:", str(exc)))
             raise typer.Exit(1) from exc
         except (EnvironmentProblem, git.GitError, ModelError) as exc:
-            err.print(f"[red]environment:[/red] {exc}", highlight=False)
+            err.print(labelled("environment:", str(exc)))
             raise typer.Exit(3) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -93,8 +92,34 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-plan_app = typer.Typer(cls=PlanGroup, help="Check or draft plans.", no_args_is_help=True)
+PLAN_HELP = """Check or draft plans.
+
+autopack plan "GOAL" [--out plan.yaml] [--model SPEC]: the Planner drafts a plan for GOAL
+from the repository and writes it for you to review (it never runs it).
+
+autopack plan check PLAN: validate a plan; exit 2 naming file, line and field."""
+plan_app = typer.Typer(cls=PlanGroup, help=PLAN_HELP, no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"autopack {version('autopack')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """Autonomous builds: plans run phase by phase through Builder, Auditor and Quality Gate."""
 
 
 def _repo(repo: Path) -> Path:
@@ -122,7 +147,7 @@ def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> 
     """Validate a plan; exit 2 with file, line and field for each problem."""
     parsed = load_plan(plan)
     count = sum(1 for _ in parsed.phases())
-    console.print(f"[green]ok[/green] {plan}: {len(parsed.tiers)} tiers, {count} phases")
+    console.print(labelled("ok", f"{plan}: {len(parsed.tiers)} tiers, {count} phases", "green"))
 
 
 @app.command()
@@ -177,7 +202,7 @@ def resume(
 
 
 def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
-    console.print(f"run [bold]{run_id}[/bold]: {plan.run.goal}", highlight=False)
+    console.print(labelled(f"run {run_id}:", plan.run.goal, "bold"))
     executor = LocalExecutor(rt)
     try:
         with live_run(console, rt.store, run_id):
@@ -189,7 +214,7 @@ def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
     view = rt.store.view(run_id)
     if not console.is_terminal:
         console.print(run_table(view))
-    console.print(f"branch: {view.branch}   details: autopack status {run_id}", highlight=False)
+    console.print(f"branch: {view.branch}   details: autopack status {run_id}")
     return EXIT.get(state, 1)
 
 
@@ -202,14 +227,13 @@ def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     rt = Runtime.open(_repo(repo))
     result = replay_run(rt, run_id)
     for phase in result.phases:
-        mark = "[green]same[/green]" if phase.same else "[red]differs[/red]"
-        console.print(
-            f"{phase.phase_id}: {phase.original_tree[:12]} -> {phase.replay_tree[:12]} {mark}"
-        )
+        trees = f"{phase.phase_id}: {phase.original_tree[:12]} -> {phase.replay_tree[:12]}"
+        mark = Text("same", "green") if phase.same else Text("differs", "red")
+        console.print(Text.assemble(trees, " ", mark))
     if result.identical:
         console.print(f"replay {result.run_id}: every phase's tree hash equals the original's")
         raise typer.Exit(0)
-    console.print(f"[red]replay {result.run_id} {result.state.value}: trees differ[/red]")
+    console.print(f"replay {result.run_id} {result.state.value}: trees differ", style="red")
     raise typer.Exit(1)
 
 
@@ -293,8 +317,8 @@ def status(run_id: str, repo: RepoOption = Path(".")) -> None:
     view = rt.store.view(run_id)
     console.print(run_table(view))
     if view.reason:
-        console.print(f"reason: {view.reason}", highlight=False)
-    console.print(f"branch: {view.branch}  base: {view.base_commit[:12]}", highlight=False)
+        console.print(f"reason: {view.reason}")
+    console.print(f"branch: {view.branch}  base: {view.base_commit[:12]}")
 
 
 @app.command()
@@ -322,13 +346,13 @@ def show(
     _show_file(folder / "verify.json", "json")
     for step in ("audit", "gate", "commit"):
         if step in steps:
-            console.print(f"[bold]{step}[/bold]")
+            console.print(step, style="bold")
             console.print_json(json.dumps(steps[step]))
 
 
 def _show_file(path: Path, lexer: str) -> None:
     if path.exists():
-        console.print(f"[bold]{path.name}[/bold]")
+        console.print(path.name, style="bold")
         console.print(Syntax(path.read_text(encoding="utf-8"), lexer, word_wrap=True))
 
 
@@ -342,6 +366,8 @@ def demo(
     """Run the bundled three-tier example with scripted model replies."""
     from autopack.cli.demo import run_demo
 
+    if dir is not None and dir.exists() and (not dir.is_dir() or any(dir.iterdir())):
+        raise RepoProblem(f"--dir {dir} is not an empty folder; name a new or empty one")
     raise typer.Exit(run_demo(dir, console))
 
 

@@ -53,10 +53,9 @@ def run_demo(directory: Path | None, console: Console) -> int:
     _, plan_path, script_path = demo_files()
     plan = load_plan(plan_path)
     console.print(
-        "[bold]Autopack demo[/bold]: the model replies in this demo are scripted "
+        "Autopack demo: the model replies in this demo are scripted "
         f"(read from {script_path.name}); no language model is called.\n"
-        f"repository: {target}",
-        highlight=False,
+        f"repository: {target}"
     )
     repo = prepare_demo_repo(target)
     rt = Runtime.open(repo, model_override=f"scripted:{script_path}")
@@ -65,8 +64,8 @@ def run_demo(directory: Path | None, console: Console) -> int:
 
     with live_run(console, rt.store, run_id):
         state = LocalExecutor(rt).execute(run_id)
-    view = rt.store.view(run_id)
-    console.print(run_table(view))
+    if not console.is_terminal:  # on a terminal the live view left the final table
+        console.print(run_table(rt.store.view(run_id)))
     _explain(console, rt, run_id, state)
     return 0 if state is RunState.SUCCEEDED else 1
 
@@ -75,14 +74,14 @@ def _explain(console: Console, rt: Runtime, run_id: str, state: RunState) -> Non
     view = rt.store.view(run_id)
     commits = git.log_commits(rt.repo, view.base_commit, view.branch)
     retried = [p.id for p in view.phases.values() if p.attempt > 1]
-    console.print(f"\nrun {run_id} {state.value}: {view.reason}", highlight=False)
+    console.print(f"\nrun {run_id} {state.value}: {view.reason}")
     console.print(f"{len(commits)} phase commits on {view.branch}; main is untouched.")
     if retried:
         console.print(
             f"The gate sent {', '.join(retried)} back once: its first attempt broke an existing "
             "test. See `autopack show` for the evidence."
         )
-    console.print("\nWhere to look:", highlight=False)
+    console.print("\nWhere to look:")
     for line in (
         f"cd {rt.repo}",
         f"git log --stat {view.branch}",
@@ -90,4 +89,4 @@ def _explain(console: Console, rt: Runtime, run_id: str, state: RunState) -> Non
         f"autopack show {run_id} word-frequencies --attempt 1",
         f"ls .autopack/runs/{run_id}/   # events.jsonl, cassette, proofs, per-attempt evidence",
     ):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}")

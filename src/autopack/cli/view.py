@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from rich.console import Console, Group
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -39,47 +40,83 @@ def styled(state: str) -> Text:
     return Text(state, style=style)
 
 
-def run_table(view: RunView) -> Table:
-    """Tiers and phases of one run: state, attempt, current step, spend."""
+def _table(title: str) -> Table:
+    """A compact table for 80 columns: no outer box, one space between columns."""
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1))
+
+
+def _whole(table: Table, header: str, values: list[str]) -> None:
+    """A column that is never cut: as wide as its longest value (ids, costs, states)."""
+    width = max([len(header), *map(len, values)])
+    table.add_column(header, no_wrap=True, min_width=width)
+
+
+def _notes(notes: list[tuple[str, str]]) -> Text:
+    """Long reasons under the table, one per line, whole (a table cell would wrap them)."""
+    text = Text()
+    for name, note in notes:
+        text.append(f"{name}: ", style="bold")
+        text.append(note + "\n")
+    return text
+
+
+def run_table(view: RunView) -> RenderableType:
+    """Tiers and phases of one run: state, attempt, current step, spend; notes below."""
     title = (
         f"{view.run_id}  {view.state.value}  {view.spend.tokens} tokens  ${view.spend.cost_usd:.4f}"
     )
-    table = Table(title=title, title_justify="left", expand=False)
-    for column in ("tier", "phase", "state", "attempt", "step", "tokens", "cost", "note"):
-        table.add_column(column, no_wrap=column != "note")
-    for phase in view.phases.values():
-        tier = view.plan.tiers[phase.tier].id
-        gate = phase.steps.get("gate", {})
-        note = phase.reason or "; ".join(gate.get("reasons", []))[:80]
+    phases = list(view.phases.values())
+    table = _table(title)
+    _whole(table, "tier / phase", [f"  {p.id}" for p in phases] + [t.id for t in view.plan.tiers])
+    _whole(table, "state", [p.state.value for p in phases])
+    table.add_column("try", no_wrap=True, justify="right")
+    table.add_column("step", no_wrap=True, min_width=6)
+    _whole(table, "tokens", [str(p.spend.tokens) for p in phases])
+    _whole(table, "cost", [f"${p.spend.cost_usd:.4f}" for p in phases])
+    notes: list[tuple[str, str]] = []
+    tier = -1
+    for phase in phases:
+        if phase.tier != tier:  # a tier is a heading row: one column less to fit in 80
+            tier = phase.tier
+            table.add_row(Text(view.plan.tiers[tier].id, style="bold"))
         table.add_row(
-            tier,
-            phase.id,
+            f"  {phase.id}",
             styled(phase.state.value),
             str(phase.attempt or ""),
             phase.step or "",
             str(phase.spend.tokens),
             f"${phase.spend.cost_usd:.4f}",
-            note,
         )
-    return table
+        note = phase.reason or "; ".join(phase.steps.get("gate", {}).get("reasons", []))
+        if note:
+            notes.append((phase.id, note))
+    return Group(table, _notes(notes)) if notes else table
 
 
-def runs_table(rows: list[RunRow]) -> Table:
-    table = Table(title="runs", title_justify="left")
-    for column in ("run", "state", "progress", "approvals", "tokens", "cost", "updated", "reason"):
-        table.add_column(column, no_wrap=column != "reason")
+def runs_table(rows: list[RunRow]) -> RenderableType:
+    """Runs, newest first: ids and costs whole; reasons and waiting approvals below."""
+    table = _table("runs")
+    _whole(table, "run", [row.id for row in rows])
+    _whole(table, "state", [row.state for row in rows])
+    table.add_column("done", no_wrap=True, justify="right")
+    _whole(table, "tokens", [str(row.tokens) for row in rows])
+    _whole(table, "cost", [f"${row.cost_usd:.4f}" for row in rows])
+    table.add_column("updated", no_wrap=True)
+    notes: list[tuple[str, str]] = []
     for row in rows:
         table.add_row(
             row.id,
             styled(row.state),
             f"{row.phases_complete}/{row.phases_total}",
-            str(row.pending_approvals or ""),
             str(row.tokens),
             f"${row.cost_usd:.4f}",
-            row.updated_at[:19],
-            row.reason[:80],
+            row.updated_at[5:16].replace("T", " "),
         )
-    return table
+        waiting = f"{row.pending_approvals} phase(s) await approval" * bool(row.pending_approvals)
+        note = "; ".join(part for part in (waiting, row.reason) if part)
+        if note:
+            notes.append((row.id, note))
+    return Group(table, _notes(notes)) if notes else table
 
 
 @contextmanager
@@ -90,7 +127,7 @@ def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
 
             def redraw(event: Event) -> None:
                 if event.run_id == run_id:
-                    live.update(Group(run_table(store.view(run_id))))
+                    live.update(run_table(store.view(run_id)))
 
             store.subscribe(redraw)
             live.update(run_table(store.view(run_id)))
@@ -102,7 +139,7 @@ def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
             return
         text = _event_line(event)
         if text:
-            console.print(text, highlight=False)
+            console.print(text)
 
     store.subscribe(line)
     yield

@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 
 from autopack.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from autopack.llm.errors import AuthError, MalformedReply
+from autopack.llm.errors import MalformedReply
 from autopack.llm.sdk_errors import ProviderInfo, classify
 
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -49,8 +49,7 @@ class AnthropicModel:
         )
 
     def complete(self, request: ModelRequest) -> ModelResponse:
-        if not self._key:
-            raise AuthError(f"anthropic: no API key: {self.info.key_hint()}")
+        self.info.check_key(self._key)
         system, messages = to_anthropic_messages(request.messages)
         if request.json_schema is not None:
             schema = SCHEMA_INSTRUCTION.format(schema=json.dumps(request.json_schema, indent=2))

@@ -17,7 +17,7 @@ import openai
 
 from autopack.llm.base import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from autopack.llm.cassette import register_secret_env
-from autopack.llm.errors import AuthError, MalformedReply
+from autopack.llm.errors import MalformedReply
 from autopack.llm.sdk_errors import ProviderInfo, classify
 from autopack.llm.tokens import estimate_prompt_tokens, estimate_reply_tokens
 
@@ -65,8 +65,7 @@ class OpenAIModel:
         )
 
     def complete(self, request: ModelRequest) -> ModelResponse:
-        if not self._key:
-            raise AuthError(f"{self.info.provider}: no API key: {self.info.key_hint()}")
+        self.info.check_key(self._key)
         try:
             reply = self._client.chat.completions.create(**self._arguments(request))
         except openai.OpenAIError as exc:

@@ -53,6 +53,22 @@ class ProviderInfo:
             return f"set {setting} to the env var that holds the key"
         return f"check the key in ${self.key_env} (the env var is set by {setting})"
 
+    def check_key(self, key: str | None) -> None:
+        """Refuse a missing key, or one HTTP cannot carry, before any request is made.
+
+        A key is sent in a header, which holds printable ASCII only: a pasted typographic
+        quote or a non-breaking space would otherwise surface as an encoding traceback.
+        The message names the position, never the key.
+        """
+        if not key:
+            raise AuthError(f"{self.provider}: no API key: {self.key_hint()}")
+        bad = next((i for i, ch in enumerate(key) if not (ch.isascii() and ch.isprintable())), None)
+        if bad is not None:
+            raise AuthError(
+                f"{self.provider}: the API key has a character a key cannot hold (not printable"
+                f" ASCII) at position {bad + 1}; a pasted quote or space? {self.key_hint()}"
+            )
+
 
 def classify(exc: Exception, info: ProviderInfo, sdk: ModuleType) -> ModelError:
     """The Autopack error for an exception raised by the official SDK module ``sdk``."""
