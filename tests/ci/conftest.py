@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from autopack.ci.cli import ci_app
 from autopack.ci.contract import WORKFLOW_PATH
 
+PIN = "autopack @ git+https://git.example/team/autopack@0123456789abcdef0123456789abcdef01234567"
+
 StepResults = list[tuple[str, subprocess.CompletedProcess[str]]]
 
 
@@ -21,7 +23,7 @@ StepResults = list[tuple[str, subprocess.CompletedProcess[str]]]
 def project(tmp_path: Path) -> Path:
     """A project with the contract written by `autopack ci init` and committed."""
     root = make_project(tmp_path / "project")
-    result = CliRunner().invoke(ci_app, ["init", "--repo", str(root)])
+    result = CliRunner().invoke(ci_app, ["init", "--repo", str(root), "--autopack-source", PIN])
     assert result.exit_code == 0, result.output
     git(root, "add", "-A")
     git(root, "commit", "--quiet", "-m", "CI contract")

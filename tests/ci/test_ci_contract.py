@@ -3,9 +3,11 @@ Autopack, and their commands catch a tampered ledger where a developer and CI se
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from ci_helpers import (
     TEST_COMMAND,
     git,
@@ -17,12 +19,55 @@ from ci_helpers import (
 )
 from typer.testing import CliRunner
 
-from autopack import __version__
+from autopack.ci import contract
 from autopack.ci.cli import ci_app
-from autopack.ci.contract import PRE_COMMIT_PATH, WORKFLOW_PATH
+from autopack.ci.contract import PRE_COMMIT_PATH, WORKFLOW_PATH, ContractError, autopack_source
+from conftest import PIN
 
 runner = CliRunner()
-PIN = f"autopack=={__version__}"
+
+
+class Installed:
+    """An installed distribution as importlib.metadata shows it, with a given origin."""
+
+    def __init__(self, direct_url: dict[str, object] | None, version: str = "1.2.3") -> None:
+        self.direct_url = direct_url
+        self.version = version
+
+    def read_text(self, name: str) -> str | None:
+        assert name == "direct_url.json"
+        return None if self.direct_url is None else json.dumps(self.direct_url)
+
+
+def test_the_source_is_the_release_or_the_exact_commit_autopack_came_from(tmp_path: Path) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert autopack_source(Installed(None)) == "autopack==1.2.3"  # type: ignore[arg-type]
+    from_git = {"url": "https://git.example/a.git", "vcs_info": {"vcs": "git", "commit_id": commit}}
+    assert autopack_source(Installed(from_git)) == (  # type: ignore[arg-type]
+        f"autopack @ git+https://git.example/a.git@{commit}"
+    )
+    checkout = make_project(tmp_path / "checkout")
+    git(checkout, "remote", "add", "origin", "git@git.example:team/autopack.git")
+    head = git(checkout, "rev-parse", "HEAD").strip()
+    local = {"url": f"file://{checkout}", "dir_info": {"editable": True}}
+    assert autopack_source(Installed(local)) == (  # type: ignore[arg-type]
+        f"autopack @ git+ssh://git@git.example/team/autopack.git@{head}"
+    )
+
+
+def test_a_checkout_ci_cannot_reach_is_refused_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = make_project(tmp_path / "checkout")
+    local = {"url": f"file://{checkout}", "dir_info": {"editable": True}}
+    with pytest.raises(ContractError, match="--autopack-source"):
+        autopack_source(Installed(local))  # type: ignore[arg-type]
+    monkeypatch.setattr(contract.metadata, "distribution", lambda name: Installed(local))
+    project = make_project(tmp_path / "p")
+    refused = runner.invoke(ci_app, ["init", "--repo", str(project)])
+    assert refused.exit_code == 2
+    assert "cannot install from" in refused.output and "--autopack-source" in refused.output
+    assert not (project / WORKFLOW_PATH).exists()
 
 
 def test_init_writes_valid_yaml_that_pins_autopack_and_runs_the_contract(project: Path) -> None:
@@ -55,7 +100,7 @@ def test_a_test_command_with_shell_syntax_survives_yaml(tmp_path: Path) -> None:
     repo = make_project(tmp_path / "p")
     command = """cd tests && FOO='a: "b"' python -c 'print("$FOO # not a comment")' | cat"""
     (repo / "autopack.toml").write_text(f"test_command = '''{command}'''\n")
-    result = runner.invoke(ci_app, ["init", "--repo", str(repo)])
+    result = runner.invoke(ci_app, ["init", "--repo", str(repo), "--autopack-source", PIN])
     assert result.exit_code == 0, result.output
     runs = {s.get("name"): s.get("run") for s in workflow_steps(repo / WORKFLOW_PATH)}
     assert runs["Tests"] == command
@@ -65,11 +110,13 @@ def test_a_test_command_with_shell_syntax_survives_yaml(tmp_path: Path) -> None:
 
 def test_init_refuses_to_overwrite_without_force(project: Path) -> None:
     (project / WORKFLOW_PATH).write_text("# mine\n")
-    refused = runner.invoke(ci_app, ["init", "--repo", str(project)])
+    refused = runner.invoke(ci_app, ["init", "--repo", str(project), "--autopack-source", PIN])
     assert refused.exit_code == 2
     assert "already exist" in refused.output and "--force" in refused.output
     assert (project / WORKFLOW_PATH).read_text() == "# mine\n"
-    forced = runner.invoke(ci_app, ["init", "--repo", str(project), "--force"])
+    forced = runner.invoke(
+        ci_app, ["init", "--repo", str(project), "--force", "--autopack-source", PIN]
+    )
     assert forced.exit_code == 0
     assert PIN in (project / WORKFLOW_PATH).read_text()
 
@@ -79,14 +126,15 @@ def test_init_without_a_test_command_says_how_to_set_one(tmp_path: Path) -> None
     repo.mkdir()
     git(repo, "init", "--quiet")
     (repo / "notes.txt").write_text("no tests here\n")
-    result = runner.invoke(ci_app, ["init", "--repo", str(repo)])
+    result = runner.invoke(ci_app, ["init", "--repo", str(repo), "--autopack-source", PIN])
     assert result.exit_code == 2
     assert "test_command" in result.output
     assert not (repo / WORKFLOW_PATH).exists()
 
 
 def test_unknown_provider_is_bad_input(project: Path) -> None:
-    result = runner.invoke(ci_app, ["init", "--repo", str(project), "--provider", "jenkins"])
+    jenkins = ["init", "--repo", str(project), "--provider", "jenkins", "--autopack-source", PIN]
+    result = runner.invoke(ci_app, jenkins)
     assert result.exit_code == 2
     assert "jenkins" in result.output
 

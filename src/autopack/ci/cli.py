@@ -57,12 +57,19 @@ def ci_init(
         str, typer.Option(help=f"The CI service: {', '.join(PROVIDERS)}.")
     ] = "github",
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+    autopack_source: Annotated[
+        str | None,
+        typer.Option(
+            help="The pip requirement CI installs Autopack from (default: where this Autopack"
+            " was installed from, e.g. its git URL and commit)."
+        ),
+    ] = None,
 ) -> None:
     """Write a CI workflow and a pre-commit config that run the tests, `autopack tidy --check`
-    and `autopack verify-proof --all` with this Autopack version."""
+    and `autopack verify-proof --all` with exactly this Autopack."""
     root = _root(repo)
     try:
-        written = write_contract(root, provider, force=force)
+        written = write_contract(root, provider, force=force, source=autopack_source)
     except (ContractError, ConfigError) as exc:
         raise _fail(str(exc), 2) from exc
     for path in written:
