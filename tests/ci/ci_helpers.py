@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from autopack.ledger.entries import Ledger, render_ledger
+from autopack.ledger.tidy import tidy
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Dev",
@@ -60,6 +61,10 @@ def commit_all(repo: Path, message: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+PIN = "autopack @ git+https://git.example/team/autopack@0123456789abcdef0123456789abcdef01234567"
+"""What the tests pass to `autopack ci init --autopack-source`."""
+
+
 def build_ledger() -> str:
     ledger = Ledger.empty("build")
     ledger.append(
@@ -82,6 +87,7 @@ def make_project(root: Path) -> Path:
     (root / "autopack.toml").write_text(f'test_command = "{TEST_COMMAND}"\n')
     (root / "docs").mkdir()
     (root / "docs" / "BUILD_HISTORY.md").write_text(build_ledger())
+    tidy(root, [], commit=False)  # the README and INDEX blocks, as Autopack keeps them
     commit_all(root, "project")
     return root
 

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ci_helpers import autopack_bin, git, make_project, run_env, run_step, workflow_steps
+from ci_helpers import PIN, autopack_bin, git, make_project, run_env, run_step, workflow_steps
 from typer.testing import CliRunner
 
 from autopack.ci.cli import ci_app
 from autopack.ci.contract import WORKFLOW_PATH
-
-PIN = "autopack @ git+https://git.example/team/autopack@0123456789abcdef0123456789abcdef01234567"
 
 StepResults = list[tuple[str, subprocess.CompletedProcess[str]]]
 

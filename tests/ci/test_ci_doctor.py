@@ -125,7 +125,8 @@ def test_a_machine_a_run_can_start_on_exits_zero_and_still_warns(
         make_project(tmp_path / "p"),
         'test_command = "python -c pass"\n'
         '[models]\nbuilder = "local:coder"\nauditor = "local:coder"\n'
-        f'[models.providers.local]\nbase_url = "{models_server}"\napi_key_env = "LOCAL_KEY"\n',
+        f'[models.providers.local]\nbase_url = "{models_server}"\napi_key_env = "LOCAL_KEY"\n'
+        '[prices."local:coder"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\n',
     )
     monkeypatch.setenv("LOCAL_KEY", GOOD_KEY)
     monkeypatch.delenv("AUTOPACK_DB_URL", raising=False)

@@ -123,9 +123,14 @@ def test_runs_and_status_fit_80_columns_with_ids_and_costs_whole(repo: Path) -> 
         "        scope: {paths: [a.py]}\n"
         '        tests: {command: "true"}\n'
     )
-    autopack(
-        "run", str(plan), "--model", "anthropic:no-such-model", cwd=repo, ANTHROPIC_API_KEY="k"
+    script = repo.parent / "script.yaml"
+    script.write_text(
+        "version: 1\nreplies:\n  '*':\n    builder:\n      - |\n        a.py\n"
+        "        <<<<<<< SEARCH\n        A = 1\n        =======\n        A = 2\n"
+        "        >>>>>>> REPLACE\n    auditor:\n      - {verdict: approve, summary: ok}\n"
     )
+    ran = autopack("run", str(plan), "--model", f"scripted:{script}", cwd=repo)
+    assert ran.returncode == 0, ran.stderr
     listed = autopack("runs", cwd=repo)
     assert listed.returncode == 0
     run_id = next(word for word in listed.stdout.split() if word.startswith("run-"))
@@ -137,3 +142,66 @@ def test_runs_and_status_fit_80_columns_with_ids_and_costs_whole(repo: Path) -> 
     assert "a-phase-with-a-rather-long-name" in status.stdout
     assert "…" not in status.stdout
     assert max(map(len, status.stdout.splitlines())) <= 80
+
+
+PLAN = (
+    "run: {goal: g, max_attempts: 1}\n"
+    "tiers:\n"
+    "  - id: t\n"
+    "    phases:\n"
+    "      - id: p\n"
+    "        goal: change a\n"
+    "        scope: {paths: [a.py]}\n"
+    '        tests: {command: "true"}\n'
+)
+
+
+def _local_provider(repo: Path, url: str) -> None:
+    with (repo / "autopack.toml").open("a") as config:
+        config.write(
+            f'\n[models.providers.local]\nbase_url = "{url}"\napi_key_env = "LOCAL_KEY"\n'
+            '[prices."local:coder"]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\n'
+        )
+
+
+def test_an_unreachable_provider_stops_the_run_before_it_starts(repo: Path) -> None:
+    """Preflight: exit 3 with the fix, no run stored, no model call retried for minutes."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _local_provider(repo, f"http://127.0.0.1:{port}/v1")
+    (repo.parent / "plan.yaml").write_text(PLAN)
+    done = autopack(
+        "run", str(repo.parent / "plan.yaml"), "--model", "local:coder", cwd=repo, LOCAL_KEY="k"
+    )
+    assert done.returncode == 3
+    assert "a run cannot start" in done.stderr
+    assert f"cannot reach http://127.0.0.1:{port}/v1/models" in done.stderr
+    assert "fix: check the network, or models.providers.local.base_url" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "run-" not in autopack("runs", cwd=repo).stdout
+
+
+def test_a_refused_key_stops_the_run_before_any_model_call(repo: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "llm"))
+    from fakeserver import FakeServer
+
+    with FakeServer(api_key="the-right-key") as server:
+        _local_provider(repo, server.openai_url)
+        (repo.parent / "plan.yaml").write_text(PLAN)
+        done = autopack(
+            "run",
+            str(repo.parent / "plan.yaml"),
+            "--model",
+            "local:coder",
+            cwd=repo,
+            LOCAL_KEY="a-wrong-key",
+        )
+        assert done.returncode == 3
+        assert "refused the key in LOCAL_KEY (HTTP 401)" in done.stderr
+        assert "a-wrong-key" not in done.stderr + done.stdout
+        assert server.requests == []  # no model call was made, so none was retried

@@ -67,3 +67,24 @@ def test_cli_tidy_leaves_sot_entries_matching_the_ledgers(repo: Path) -> None:
         ).all()
     expected = [(r.file, r.entry_id, r.content_hash) for r in sot_rows(repo, repo.name)]
     assert sorted(stored) == sorted(expected)
+
+
+def test_the_seed_script_syncs_like_tidy(repo: Path) -> None:
+    """scripts/tidy/sot_db_sync.py mirrors the ledgers as `autopack tidy` does."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "scripts" / "tidy" / "sot_db_sync.py"
+    tidy(repo, [make_run("run-1", "2026-11-24T10:00:00Z", fail_last=True)])
+
+    def sync() -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), "--repo", str(repo)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    assert "4 new" in sync()
+    assert "4 unchanged" in sync()

@@ -125,7 +125,11 @@ def test_check_catches_a_deleted_file(repo: Path) -> None:
     (_tidied(repo) / "docs" / "ARCHITECTURE_DECISIONS.md").unlink()
 
     assert check_ledgers(repo, against="HEAD") == [
-        "docs/ARCHITECTURE_DECISIONS.md: the file was deleted; it had 1 entries at HEAD"
+        "docs/ARCHITECTURE_DECISIONS.md: the file was deleted; it had 1 entries at HEAD",
+        "README.md: the summary block is stale or missing; "
+        "run `autopack tidy --no-commit` and commit it",
+        "docs/INDEX.md: the ledger block is stale or missing; "
+        "run `autopack tidy --no-commit` and commit it",
     ]
 
 
@@ -143,7 +147,9 @@ def test_check_catches_a_gap_in_ids(repo: Path) -> None:
     path.write_text(path.read_text().replace("DBG-002", "DBG-003"))
 
     assert check_ledgers(repo) == [
-        "docs/DEBUG_LOG.md: DBG-003 is entry 2; ids must be contiguous (DBG-002)"
+        "docs/DEBUG_LOG.md: DBG-003 is entry 2; ids must be contiguous (DBG-002)",
+        "docs/INDEX.md: the ledger block is stale or missing; "
+        "run `autopack tidy --no-commit` and commit it",
     ]
 
 
@@ -198,3 +204,18 @@ def test_this_projects_own_ledgers_pass_the_check() -> None:
     root = Path(__file__).resolve().parents[2]
 
     assert check_ledgers(root) == []
+
+
+def test_check_catches_stale_summary_and_index_blocks(repo: Path) -> None:
+    """A ledger entry appended by hand without `autopack tidy` leaves both blocks stale."""
+    _tidied(repo)
+    assert check_ledgers(repo) == []
+    path = repo / "docs" / "BUILD_HISTORY.md"
+    path.write_text(path.read_text() + "\n## BUILD-002 | 2026-11-26 | By hand\n- Status: done\n")
+
+    problems = check_ledgers(repo)
+
+    assert "README.md: the summary block is stale or missing; " in "".join(problems)
+    assert "docs/INDEX.md: the ledger block is stale or missing; " in "".join(problems)
+    tidy(repo, RUNS, commit=False)
+    assert check_ledgers(repo) == []

@@ -273,6 +273,26 @@ def _handler_for(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._answer(endpoint, recorded, server._next(recorded))
 
+        def do_GET(self) -> None:
+            """``GET /v1/models``, the listing both APIs have (Autopack's preflight asks it).
+
+            Answered from the key alone and not recorded: ``requests`` holds model calls."""
+            if self.path.split("?", 1)[0] != "/v1/models":
+                self._send(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            endpoint: Endpoint = "anthropic" if "anthropic-version" in headers else "openai"
+            probe = Recorded(endpoint=endpoint, path=self.path, headers=headers, body={})
+            if not server._authorised(probe):
+                self._send(401, _error_body(endpoint, 401, "invalid x-api-key"))
+                return
+            model = {"id": "fake-model", "created": 0}
+            if endpoint == "anthropic":
+                listing = {"data": [{**model, "type": "model"}], "has_more": False}
+            else:
+                listing = {"object": "list", "data": [{**model, "object": "model"}]}
+            self._send(200, listing)
+
         def _answer(self, endpoint: Endpoint, recorded: Recorded, item: Reply | Fault) -> None:
             if isinstance(item, Reply):
                 self._send(200, server._render(endpoint, recorded.body, item))

@@ -59,6 +59,9 @@ def diagnose(
     env = dict(os.environ if environ is None else environ)
     findings = [check_git(repo), check_sandbox(settings.sandbox)]
     findings += check_providers(settings, env, model)
+    findings += check_prices(
+        settings, [model] if model else configured_specs(settings.models.model_dump())
+    )
     findings.append(check_database(settings.database_url(repo)))
     if temporal:
         findings.append(check_temporal(temporal))
@@ -143,7 +146,10 @@ def configured_specs(models: Mapping[str, Any]) -> list[str]:
 
 
 def check_providers(
-    settings: Settings, env: Mapping[str, str], override: str | None = None
+    settings: Settings,
+    env: Mapping[str, str],
+    override: str | None = None,
+    extra_specs: list[str] | None = None,
 ) -> list[Finding]:
     """The roles a run needs have models, and each provider's key is set and accepted."""
     models = settings.models.model_dump()
@@ -164,13 +170,47 @@ def check_providers(
                 )
             )
     providers: dict[str, list[str]] = {}
-    for spec in [override] if override else configured_specs(models):
+    specs = [override] if override else configured_specs(models)
+    for spec in dict.fromkeys([*specs, *(extra_specs or [])]):
         provider, _, name = spec.partition(":")
         providers.setdefault(provider, []).append(name)
     for provider, names in providers.items():
         where = "--model" if override else "[models] in autopack.toml"
         findings.append(check_provider(provider, names, models, env, where))
     return findings
+
+
+def check_prices(settings: Settings, specs: list[str]) -> list[Finding]:
+    """Each model has a price: a call is never counted as free by accident."""
+    from autopack.llm.errors import UnknownPrice
+    from autopack.llm.pricing import PriceTable
+
+    table = PriceTable.default(settings.prices)
+    findings = []
+    for spec in specs:
+        try:
+            table.price_for(spec)
+        except UnknownPrice as exc:
+            findings.append(Finding(f"price {spec}", "fail", str(exc)))  # it names the fix
+    return findings
+
+
+def preflight(
+    settings: Settings, override: str | None = None, extra_specs: list[str] | None = None
+) -> list[Finding]:
+    """What must hold before a run's first model call: each role has a model with a
+    price, and each provider answers with its key. Only failures are returned.
+
+    ``autopack run`` and ``resume`` ask this first, so an unreachable provider or a
+    refused key ends the command within seconds with the fix, not after minutes of
+    retries. ``extra_specs`` are the plan's per-phase models."""
+    env = dict(os.environ)
+    models = settings.models.model_dump()
+    specs = [override] if override else configured_specs(models)
+    specs = list(dict.fromkeys([*specs, *(extra_specs or [])]))
+    findings = check_providers(settings, env, override, extra_specs)
+    findings += check_prices(settings, specs)
+    return [finding for finding in findings if finding.level == "fail"]
 
 
 def check_provider(

@@ -129,14 +129,17 @@ def _repo(repo: Path) -> Path:
     return git.toplevel(repo)
 
 
-def _check_model(spec: str | None) -> None:
-    """Resolve a --model spec before anything is written, so a typo exits 2 cleanly."""
+def _check_model(spec: str | None, root: Path) -> None:
+    """Resolve a --model spec before anything is written, so a typo exits 2 cleanly.
+
+    The spec is resolved with the repository's ``[models]`` settings, as the run will
+    resolve it: a provider configured there (``[models.providers.NAME]``) is known."""
     if spec is None:
         return
     from autopack.llm.door import resolve_model
 
     try:
-        resolve_model(spec)
+        resolve_model(spec, settings=load_settings(root).models.model_dump())
     except ModelError as exc:
         raise ConfigError(f"--model {spec}: {exc}") from exc
 
@@ -179,8 +182,8 @@ def run(
     """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
     parsed = load_plan(plan)
     root = _repo(repo)
-    load_settings(root)
-    _check_model(model)
+    _check_model(model, root)
+    _preflight(root, parsed, model)
     rt = Runtime.open(root, model_override=model)
     run_id = create_run(rt, parsed, plan_source=str(plan.resolve()))
     raise typer.Exit(_execute(rt, run_id, parsed))
@@ -195,10 +198,25 @@ def resume(
 ) -> None:
     """Continue a stored run where it stopped; recorded steps are not redone."""
     root = _repo(repo)
-    _check_model(model)
+    _check_model(model, root)
     rt = Runtime.open(root, model_override=model)
     view = rt.store.view(run_id)
+    _preflight(root, view.plan, model)
     raise typer.Exit(_execute(rt, run_id, view.plan))
+
+
+def _preflight(root: Path, plan: Plan, model: str | None) -> None:
+    """Before the first model call: every model the run may use has a price and its
+    provider answers with its key; otherwise exit 3 now, with the fix, not after
+    minutes of retries (see ``autopack doctor``)."""
+    from autopack.ci.doctor import preflight
+
+    phase_models = [phase.models for _, phase in plan.phases() if phase.models]
+    specs = [spec for m in phase_models for spec in (m.builder, m.auditor) if spec]
+    problems = preflight(load_settings(root), model, [] if model else specs)
+    if problems:
+        lines = [f"{p.check}: {p.detail}" + (f" (fix: {p.fix})" if p.fix else "") for p in problems]
+        raise EnvironmentProblem("a run cannot start:\n  " + "\n  ".join(lines))
 
 
 def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:

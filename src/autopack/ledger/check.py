@@ -3,7 +3,9 @@
 Compared with a reference commit, every entry that existed there must still exist with
 the same heading and text (trailing blank lines aside, so appending is free). On its
 own, each ledger must have unique, contiguous ids from 1 in file order, and every
-index row must name an entry (and every entry have a row).
+index row must name an entry (and every entry have a row). The generated blocks (the
+README's summary, docs/INDEX.md's ledger list) must be what ``autopack tidy`` would
+write from the ledgers as they are: a stale block is a problem, not a cosmetic.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from collections import Counter
 from pathlib import Path
 
 from autopack.ledger.entries import FILE_NAME, Ledger, parse_ledger
-from autopack.ledger.tidy import DOCS, KINDS, TidyError, ledger_path
+from autopack.ledger.tidy import (
+    DOCS,
+    INDEX,
+    KINDS,
+    README,
+    TidyError,
+    ledger_path,
+    read_ledgers,
+    render_docs,
+)
 
 
 def check_ledgers(repo: Path, against: str | None = None) -> list[str]:
@@ -30,7 +41,29 @@ def check_ledgers(repo: Path, against: str | None = None) -> list[str]:
             if old_text is not None:
                 old = parse_ledger(old_text, kind)
                 problems += [f"{name}: {p}" for p in append_only_problems(old, current, against)]
+    return problems + stale_blocks(repo)
+
+
+def stale_blocks(repo: Path) -> list[str]:
+    """The README summary and INDEX.md ledger blocks that differ from the ledgers' own.
+
+    Checked only where the repository has ledgers: a project without any has no blocks
+    to keep."""
+    if not any(ledger_path(repo, kind).is_file() for kind in KINDS):
+        return []
+    expected = render_docs(repo, read_ledgers(repo))
+    problems = []
+    for path, block in ((repo / README, "summary"), (repo / INDEX, "ledger")):
+        if path in expected and _text(path) != expected[path]:
+            problems.append(
+                f"{path.relative_to(repo)}: the {block} block is stale or missing; "
+                "run `autopack tidy --no-commit` and commit it"
+            )
     return problems
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def structure_problems(ledger: Ledger) -> list[str]:
