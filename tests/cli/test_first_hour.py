@@ -205,3 +205,17 @@ def test_a_refused_key_stops_the_run_before_any_model_call(repo: Path) -> None:
         assert "refused the key in LOCAL_KEY (HTTP 401)" in done.stderr
         assert "a-wrong-key" not in done.stderr + done.stdout
         assert server.requests == []  # no model call was made, so none was retried
+
+
+def test_serve_on_a_busy_port_says_so_before_printing_a_url(repo: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        done = autopack("serve", "--port", str(port), "--no-auth", cwd=repo)
+    assert done.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "http://" not in done.stdout
+    assert "Traceback" not in done.stderr

@@ -180,9 +180,16 @@ def test_cli_tidy_reads_summaries_and_check_exits_1_on_an_edit(repo: Path) -> No
     assert load_run_summaries(repo) == RUNS
     runner = CliRunner()
 
-    done = runner.invoke(_cli(), ["tidy", "--repo", str(repo)])
+    head = git(repo, "rev-parse", "HEAD")
+    written = runner.invoke(_cli(), ["tidy", "--repo", str(repo)])
+    assert written.exit_code == 0, written.output
+    assert git(repo, "rev-parse", "HEAD") == head, "by default tidy commits nothing"
+    assert "BUILD-001" in (repo / "docs" / "BUILD_HISTORY.md").read_text()
+    git(repo, "checkout", "--", ".")
+    git(repo, "clean", "-fdq", "docs")
+    done = runner.invoke(_cli(), ["tidy", "--repo", str(repo), "--commit"])
     assert done.exit_code == 0, done.output
-    assert "BUILD-001" in done.output
+    assert git(repo, "rev-parse", "HEAD") != head
     ok = runner.invoke(_cli(), ["tidy", "--check", "--against", "HEAD", "--repo", str(repo)])
     assert ok.exit_code == 0 and "ledgers ok" in ok.output
 

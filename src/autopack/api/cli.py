@@ -6,6 +6,7 @@ command that calls :func:`serve`).
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -114,7 +115,25 @@ def serve(
         if problem:
             _error(str(problem))
             raise typer.Exit(1)
+    listener = _listen(host, port)
     auth = "no auth (loopback only)" if no_auth else "API keys required"
     where = f"runs on Temporal {temporal}, queue {task_queue}" if engine == "temporal" else engine
     console.print(f"Autopack dashboard: http://{host}:{port}/  ({auth}; {where})")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
+    server.run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the port before saying where the dashboard is: a busy port is one clear line
+    (exit 3), never a URL that answers with someone else's server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        _error(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port")
+        raise typer.Exit(3) from exc
+    listener.listen(2048)
+    return listener

@@ -26,7 +26,12 @@ def tidy_command(
         None, "--against", help="With --check: a commit whose entries must all be unchanged."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; write nothing."),
-    commit: bool = typer.Option(True, "--commit/--no-commit", help="Commit the docs on their own."),
+    commit: bool = typer.Option(
+        False,
+        "--commit/--no-commit",
+        help="Also commit the docs, on their own, to the checked-out branch (default: write"
+        " them into the working tree for you to review and commit).",
+    ),
     branch: str | None = typer.Option(None, "--branch", help="Refuse to commit on another branch."),
     repo: Path = typer.Option(Path("."), "--repo", help="The repository."),
 ) -> None:
