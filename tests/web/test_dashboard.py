@@ -83,3 +83,37 @@ def test_watch_a_run_live_and_approve_a_waiting_phase(demo_repo: Path) -> None:
         httpx.post(f"{server.url}/runs/browser-run/cancel", headers=auth)
         browser.close()
     assert app.state.ctx.rt.store.view("browser-run").phases["slugify"].commit
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_the_ledgers_page_lists_entries_searches_and_is_live(demo_repo: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from autopack.ledger.entries import Ledger, render_ledger
+
+    ledger = Ledger.empty("build")
+    ledger.append("2026-12-01", "Slugs for titles", {"Status": "done", "Changed": "slug.py"})
+    ledger.append("2026-12-02", "Word counts", {"Status": "done", "Changed": "words.py"})
+    (demo_repo / "docs").mkdir(exist_ok=True)
+    (demo_repo / "docs" / "BUILD_HISTORY.md").write_text(render_ledger(ledger))
+    app = create_app(ApiConfig(repo=demo_repo))
+    _, secret = create_key(app.state.ctx.rt.store.engine, "reader", "read")
+    with LiveServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url)
+        page.fill("#key", secret)
+        page.click("button[type=submit]")
+        expect(page.locator("#who")).to_have_text("reader (read)")
+        page.goto(f"{server.url}/#/ledgers")
+        entries = page.locator("section.entry")
+        expect(entries).to_have_count(2)
+        expect(page.locator('[data-entry="BUILD-002"]')).to_contain_text("Word counts")
+        expect(page.locator("#main")).not_to_contain_text("[object")
+        expect(page.locator("#live")).to_have_text("live")
+        page.fill("#ledger-q", "slugs")
+        page.press("#ledger-q", "Enter")
+        expect(entries).to_have_count(1)
+        expect(page.locator('[data-entry="BUILD-001"]')).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "dashboard-ledgers.png"), full_page=True)
+        browser.close()

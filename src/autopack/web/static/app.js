@@ -287,7 +287,7 @@ async function ledgersPage(gen, q = "", kind = "") {
     h("h1", {}, "Ledgers"),
     h("div", { class: "search" }, input, select, h("button", { onclick: search }, "Search")),
     h("p", { class: "muted" }, `${data.total} entries`),
-    data.entries.map((e) => h("section", { class: "card entry" },
+    ...data.entries.map((e) => h("section", { class: "card entry", "data-entry": e.id },
       h("strong", {}, `${e.id} · ${e.title}`), h("span", { class: "muted" }, ` ${e.date}`),
       h("pre", {}, e.body.trim()))));
 }
@@ -315,7 +315,11 @@ async function route() {
     render = () => runPage(gen, parts[1]);
     listen(`/runs/${encodeURIComponent(parts[1])}/events`, throttled(() => render().catch(show)));
   } else if (parts[0] === "ledgers") {
-    render = () => ledgersPage(gen);
+    // Runs that end write ledger entries (tidy_on_finish): the page follows them live.
+    render = () => ledgersPage(gen, document.getElementById("ledger-q")?.value || "",
+      document.getElementById("ledger-kind")?.value || "");
+    const typing = () => document.activeElement?.id === "ledger-q";
+    listen("/events", throttled(() => typing() || render().catch(show)));
   } else {
     render = () => runsPage(gen);
     listen("/events", throttled(() => render().catch(show)));
