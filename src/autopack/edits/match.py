@@ -266,18 +266,16 @@ def _decide(
     if at_hint is not None:
         return at_hint, r_all
     expected = hints.expected
-    s_found = _anchored(s_all, hunk, len(search), len(matcher.lines))
-    r_found = _anchored(r_all, hunk, len(replace), len(matcher.lines))
-    free = [s for s in s_found if not _inside(s.start, len(search), r_found, len(replace))]
-    if not free and s_found:
-        return _already(rung, r_found[0].start, len(replace)), r_found
+    free = [s for s in s_all if not _inside(s.start, len(search), r_all, len(replace))]
+    if not free and s_all:
+        return _already(rung, r_all[0].start, len(replace)), r_all
     if not free:
-        return None, r_found
+        return None, r_all
     if len(free) == 1:
-        return _build(matcher, hunk, rung, free[0], len(search), rung.name, hints), r_found
+        return _build(matcher, hunk, rung, free[0], len(search), rung.name, hints), r_all
     near = _near_hint(free, expected if expected is not None else _floor(hunk, hints))
     if near is not None:
-        return _build(matcher, hunk, rung, near, len(search), "near_hint", hints), r_found
+        return _build(matcher, hunk, rung, near, len(search), "near_hint", hints), r_all
     refusal = Outcome(
         "refused",
         reason="ambiguous",
@@ -285,7 +283,7 @@ def _decide(
         "add context lines that occur only once",
         candidates=[_candidate(matcher, search, f.start) for f in free[:5]],
     )
-    return refusal, r_found
+    return refusal, r_all
 
 
 def _at_hint(
@@ -321,17 +319,6 @@ def _floor(hunk: Hunk, hints: Hints) -> int | None:
 
 def _already(rung: Rung, start: int, size: int) -> Outcome:
     return Outcome("already_applied", rung=rung.name, start=start, end=start + size)
-
-
-def _anchored(found: list[_Found], hunk: Hunk, size: int, total: int) -> list[_Found]:
-    """Prefer places at the file's edge when the hunk's missing context says it is there."""
-    if hunk.anchor_end:
-        edge = [f for f in found if f.start + size == total]
-        return edge or found
-    if hunk.anchor_start:
-        edge = [f for f in found if f.start == 0]
-        return edge or found
-    return found
 
 
 def _inside(start: int, size: int, spans: list[_Found], span_size: int) -> bool:

@@ -313,9 +313,10 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     if ctx.recorded("build").get("error"):
         _still_pristine(ctx)
         return {"applied": False, "reason": "the Builder produced no change"}
-    tool_diff = (ctx.artifacts / "build.diff").read_text(encoding="utf-8")
+    # read as bytes: read_text would turn the CRLF lines of a diff or an edit into LF
+    tool_diff = (ctx.artifacts / "build.diff").read_bytes().decode("utf-8")
     git.apply_diff(worktree, tool_diff)
-    edits_text = (ctx.artifacts / "edits.txt").read_text(encoding="utf-8")
+    edits_text = (ctx.artifacts / "edits.txt").read_bytes().decode("utf-8")
     report: dict[str, Any] = {}
     written: list[str] = []
     if edits_text.strip():
