@@ -469,7 +469,7 @@ class Timer:
 
 
 def run_autopack(work: Path, patch: Path, timer: Timer) -> bool:
-    text = patch.read_text(encoding="utf-8")
+    text = patch.read_bytes().decode("utf-8")  # read_text would turn CRLF lines into LF
     wall, cpu = time.perf_counter(), time.process_time()
     report = apply_edit_text(text, PathPolicy(work))
     timer.wall += time.perf_counter() - wall
@@ -640,13 +640,16 @@ def _real_counts(diff: str, files: dict[str, tuple[bytes, int]], rng: random.Ran
 def _real_stripped_ws(
     diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random
 ) -> str | None:
+    """An editor's "strip trailing whitespace" run over the diff: context and removed
+    lines lose their trailing blanks, and a blank context line its one-space prefix."""
     lines = _LINE.findall(diff)
     out = [
         line[0] + line[1:].rstrip() + "\n"
-        if line[:1] in " -" and not line.startswith("--- ") and line[1:].rstrip("\n") != line[1:].rstrip()
+        if line[:1] in " -" and not line.startswith("--- ") and line.endswith("\n")
         else line
         for line in lines
     ]
+    out = ["\n" if line == " \n" else line for line in out]
     return "".join(out) if out != lines else None
 
 

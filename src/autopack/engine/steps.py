@@ -218,7 +218,7 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
         if not fresh:
             git.reset_worktree(worktree, ctx.base)
     if tree is not None:
-        diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
+        diff = (ctx.artifacts / "changes.diff").read_bytes().decode("utf-8")  # keeps CRLF
         git.apply_diff(worktree, diff)
         _KNOWN_TREES[worktree] = tree
     return worktree
