@@ -663,7 +663,9 @@ def _real_blank_tail(diff: str, files: dict[str, tuple[bytes, int]], rng: random
     return diff + rng.choice(["\n", " \n", "\n\n", "  \n\n"])
 
 
-REAL_PERTURB: dict[str, Callable[[str, dict[str, tuple[bytes, int]], random.Random], str | None]] = {
+REAL_PERTURB: dict[
+    str, Callable[[str, dict[str, tuple[bytes, int]], random.Random], str | None]
+] = {
     "drift": _real_drift,
     "counts": _real_counts,
     "stripped_ws": _real_stripped_ws,
@@ -720,14 +722,21 @@ def run_plain_patch(work: Path, patch: Path) -> bool:
 
 def own_examples() -> list[RealPatch]:
     """Small patches written for this bench, each with a fault real model output has."""
-    module = b"import os\n\n\ndef size(path):\n    return os.path.getsize(path)\n\n\ndef main():\n    print(size('.'))\n"
+    module = (
+        b"import os\n\n\ndef size(path):\n    return os.path.getsize(path)\n\n\n"
+        b"def main():\n    print(size('.'))\n"
+    )
     twice = b"def a():\n    x = 1\n    return x\n\n\ndef b():\n    x = 1\n    return x\n"
-    crlf = "diff --git a/notes.txt b/notes.txt\nnew file mode 100644\n--- /dev/null\n+++ b/notes.txt\n@@ -0,0 +1,2 @@\n+first\r\n+second\r\n"
-    script = "diff --git a/run.sh b/run.sh\nnew file mode 100755\n--- /dev/null\n+++ b/run.sh\n@@ -0,0 +1,2 @@\n+#!/bin/sh\n+echo ok\n"
+    created = (
+        "diff --git a/{0} b/{0}\nnew file mode {1}\n--- /dev/null\n+++ b/{0}\n@@ -0,0 +1,2 @@\n"
+    )
+    crlf = created.format("notes.txt", "100644") + "+first\r\n+second\r\n"
+    script = created.format("run.sh", "100755") + "+#!/bin/sh\n+echo ok\n"
     change = (
         "--- a/tool.py\n+++ b/tool.py\n@@ -4,2 +4,3 @@ import os\n def size(path):\n"
         "+    path = os.fspath(path)\n     return os.path.getsize(path)\n"
-        "@@ -8,2 +9,2 @@ def size(path):\n def main():\n-    print(size('.'))\n+    print(size('..'))\n"
+        "@@ -8,2 +9,2 @@ def size(path):\n def main():\n"
+        "-    print(size('.'))\n+    print(size('..'))\n"
     )
     one_sided = "--- a/dup.py\n+++ b/dup.py\n@@ @@\n     x = 1\n-    return x\n+    return x + 1\n"
     return [
@@ -798,8 +807,10 @@ def real_table(
     results = [(trial, run_real(trial, real_tools, scratch)) for trial in trials]
     systems = len({p.system for p in patches})
     repos = len({p.repo for p in patches})
-    print(f"\n{len(patches)} model-written patches ({systems} systems, {repos} repositories), "
-          f"{len(trials)} trials; {source}")
+    print(
+        f"\n{len(patches)} model-written patches ({systems} systems, {repos} repositories), "
+        f"{len(trials)} trials; {source}"
+    )
     print_real(results, list(real_tools))
 
 

@@ -79,7 +79,9 @@ def _mirror_name(repo: str) -> str:
 
 
 def _predictions(mirrors: Path, system: dict[str, str]) -> dict[str, str]:
-    raw = _git(mirrors / _mirror_name(system["repo"]), "show", f"{system['commit']}:{system['path']}")
+    raw = _git(
+        mirrors / _mirror_name(system["repo"]), "show", f"{system['commit']}:{system['path']}"
+    )
     text = raw.decode("utf-8")
     try:
         data = json.loads(text)

@@ -20,7 +20,10 @@ WRONG_DIFF = (
     "--- a/app.py\n+++ b/app.py\n@@ -1,3 +1,3 @@\n def greet(name):\n"
     "-    greeting = 'hi'\n+    greeting = 'hey'\n     return greeting + name\n"
 )
-RIGHT_EDIT = "app.py\n<<<<<<< SEARCH\n    greeting = 'hello'\n=======\n    greeting = 'hey'\n>>>>>>> REPLACE\n"
+RIGHT_EDIT = (
+    "app.py\n<<<<<<< SEARCH\n    greeting = 'hello'\n=======\n    greeting = 'hey'\n"
+    ">>>>>>> REPLACE\n"
+)
 PLAN = """\
 run: {{goal: edits, max_attempts: {attempts}}}
 tiers:
@@ -74,7 +77,11 @@ def test_a_refused_diffs_hunk_report_reaches_the_retry_show_dashboard_and_ledger
     assert git.git(repo, "show", f"{view.branch}:app.py") == APP.replace("'hello'", "'hey'")[:-1]
 
     # which hunk, why, the nearest candidate with its line, and the lines that differ
-    wanted = ["app.py modify #1: refused: no_match", "candidate at line 1", "\"    greeting = 'hi'\""]
+    wanted = [
+        "app.py modify #1: refused: no_match",
+        "candidate at line 1",
+        "\"    greeting = 'hi'\"",
+    ]
     found = "    greeting = 'hello'"
     cassette = [json.loads(line) for line in rt.run_dir(run_id).joinpath("cassette.jsonl").open()]
     builder_calls = [e for e in cassette if "Builder" in json.dumps(e["request"])[:20_000]]
@@ -106,9 +113,7 @@ def test_the_builders_edit_and_write_file_tools_keep_crlf_and_write_through_the_
         {"name": "write_file", "arguments": {"path": "../escape.txt", "content": "x"}},
         {"name": "finish", "arguments": {"summary": "done"}},
     ]
-    replies = "".join(
-        f"      - {json.dumps({'tool_calls': [call]})}\n" for call in calls
-    )
+    replies = "".join(f"      - {json.dumps({'tool_calls': [call]})}\n" for call in calls)
     repo = _project(tmp_path, {"win.txt": CRLF, "other.txt": b"a\r\nb\r\n"}, replies)
     code, output, rt, run_id = _run(tmp_path, repo)
     assert code == 0, output

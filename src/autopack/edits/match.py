@@ -28,6 +28,8 @@ from autopack.edits.textfile import content, dominant_ending, ending
 
 HINT_WINDOW = 25
 """How far (in lines) a drifted hint may be from the one place it singles out."""
+SHOWN_DIFFERENCES = 3
+"""Differing lines a refusal report quotes for each candidate."""
 
 _TYPOGRAPHIC = {
     "single": ("\u2018\u2019\u201a\u201b\u2032", "'"),
@@ -570,24 +572,22 @@ def closest(matcher: Matcher, search: list[str], expected: int | None) -> list[d
 
 
 def _candidate(matcher: Matcher, search: list[str], start: int) -> dict[str, Any]:
+    """Where a near match is and which of its lines differ (the first, and up to
+    :data:`SHOWN_DIFFERENCES` in all), so the next attempt can quote the file exactly."""
     window = matcher.contents[start : start + len(search)]
     stripped = [line.strip() for line in window]
     wanted = [line.strip() for line in search]
     ratio = difflib.SequenceMatcher(None, wanted, stripped, autojunk=False).ratio()
     candidate: dict[str, Any] = {"line": start + 1, "similarity": round(ratio, 2)}
-    for offset, (want, have) in enumerate(zip(search, window, strict=False)):
-        if want != have:
-            candidate["first_difference"] = {
-                "line": start + offset + 1,
-                "expected": want,
-                "found": have,
-            }
-            break
-    else:
-        if len(window) < len(search):
-            candidate["first_difference"] = {
-                "line": start + len(window) + 1,
-                "expected": search[len(window)],
-                "found": "<end of file>",
-            }
+    differences = [
+        {"line": start + offset + 1, "expected": want, "found": have}
+        for offset, (want, have) in enumerate(zip(search, window, strict=False))
+        if want != have
+    ]
+    if len(window) < len(search):
+        missing = {"line": start + len(window) + 1, "expected": search[len(window)]}
+        differences.append({**missing, "found": "<end of file>"})
+    if differences:
+        candidate["first_difference"] = differences[0]
+        candidate["differences"] = differences[:SHOWN_DIFFERENCES]
     return candidate
