@@ -91,7 +91,8 @@ def test_a_refused_diffs_hunk_report_reaches_the_retry_show_dashboard_and_ledger
 
     shown = CliRunner().invoke(app, ["show", run_id, "edit", "--attempt", "1", "-C", str(repo)])
     assert shown.exit_code == 0, shown.output
-    assert all(w in shown.output for w in wanted[:2]), shown.output
+    assert "edits refused" in shown.output
+    assert all(w in shown.output for w in wanted) and found in shown.output, shown.output
 
     attempt = evidence(rt, run_id, "edit", 1, attempt_steps(view.phases["edit"])[1])
     page = "\n".join(attempt.reasons)  # what the dashboard's attempt page lists
@@ -149,3 +150,37 @@ def _blob(repo: Path, sha: str) -> bytes:
     return subprocess.run(
         ["git", "cat-file", "blob", sha], cwd=repo, capture_output=True, check=True
     ).stdout
+
+
+def test_a_diff_with_a_blank_tail_and_no_final_newline_lands_as_git_would(
+    tmp_path: Path,
+) -> None:
+    diff = (
+        "--- a/app.py\n+++ b/app.py\n@@ -2,2 +2,2 @@ def greet(name):\n"
+        "-    greeting = 'hello'\n+    greeting = 'hey'\n     return greeting + name\n \n  \n"
+    )
+    # blank lines after the hunk, and the reply stops without a line break
+    reply = f"      - {json.dumps(diff.rstrip(chr(10)))}\n"
+    repo = _project(tmp_path, {"app.py": APP.encode()}, reply)
+    code, output, rt, run_id = _run(tmp_path, repo)
+    assert code == 0, output
+    edits = (rt.attempt_dir(run_id, "edit", 1) / "edits.txt").read_text()
+    assert edits.endswith("name\n \n  ")
+    branch = rt.store.view(run_id).branch
+    blob = git.git(repo, "rev-parse", f"{branch}:app.py")
+    assert _blob(repo, blob) == APP.replace("'hello'", "'hey'").encode()
+
+
+def test_a_one_sided_hunk_that_occurs_twice_is_refused_and_nothing_lands(
+    tmp_path: Path,
+) -> None:
+    twice = "def a():\n    x = 1\n    return x\n\n\ndef b():\n    x = 1\n    return x\n"
+    diff = "--- a/dup.py\n+++ b/dup.py\n@@ @@\n     x = 1\n-    return x\n+    return x + 1\n"
+    repo = _project(tmp_path, {"dup.py": twice.encode()}, _reply(diff))
+    code, output, rt, run_id = _run(tmp_path, repo)
+    assert code == 1, output
+    view = rt.store.view(run_id)
+    assert view.state is RunState.FAILED
+    assert "ambiguous" in view.phases["edit"].steps["apply"]["feedback"]
+    assert git.git(repo, "show", f"{view.branch}:dup.py") == twice.rstrip("\n")
+    assert (repo / "dup.py").read_text() == twice
