@@ -398,7 +398,8 @@ class _UnifiedReader:
             self.i += 1
         if bare_tail:
             del body[-bare_tail:]
-        return _elided_hunks(body, old_start)
+        old_count = int(match.group(2) or 1) if counts else None
+        return _elided_hunks(body, old_start, old_count)
 
     def _finish(self) -> None:
         if not self.open and not self.hunks:
@@ -418,8 +419,15 @@ def _mode(line: str) -> int | None:
     return int(match.group(1), 8) if match else None
 
 
-def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hunk]:
-    """One hunk, or one per piece between elision lines (each must match on its own)."""
+def _elided_hunks(
+    body: list[tuple[str, str]], old_start: int | None, old_count: int | None
+) -> list[Hunk]:
+    """One hunk, or one per piece between elision lines (each must match on its own).
+
+    The first piece starts where the header says the hunk starts; the last one ends
+    where its counts say the hunk ends (line numbers are evidence, where a missing
+    side of context is not).
+    """
     cuts = [n for n, (kind, _) in enumerate(body) if kind == "."]
     if not cuts:
         return [_make_hunk(body, old_start)]
@@ -427,10 +435,12 @@ def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hu
     pieces = [body[a + 1 : b] for a, b in itertools.pairwise(bounds)]
     hunks: list[Hunk] = []
     for n, piece in enumerate(pieces):
-        first = n == 0
-        hunk = _make_hunk(piece, old_start if first else None)
+        hint = old_start if n == 0 else None
+        if n == len(pieces) - 1 and n and old_start and old_count is not None:
+            hint = old_start + old_count - sum(kind != "+" for kind, _ in piece)
+        hunk = _make_hunk(piece, hint)
         if hunk.search != hunk.replace:
-            hunks.append(dataclasses.replace(hunk, follows=not first and bool(hunks)))
+            hunks.append(dataclasses.replace(hunk, follows=n > 0 and bool(hunks)))
     return hunks
 
 
@@ -442,7 +452,7 @@ def _make_hunk(body: list[tuple[str, str]], old_start: int | None) -> Hunk:
     """
     search = tuple(line for kind, line in body if kind != "+")
     replace = tuple(line for kind, line in body if kind != "-")
-    return Hunk(search, replace, hint=old_start if old_start else None)
+    return Hunk(search, replace, hint=old_start if old_start and old_start > 0 else None)
 
 
 def _diff_path(raw: str, prefix: str) -> str | None:

@@ -1,9 +1,10 @@
 """The Builder's tools: what a model may do inside a phase's worktree.
 
-Every path goes through the phase's :class:`~autopack.edits.PathPolicy` (reads through
-``resolve_read``; every write through the edits engine, which applies the policy and
-keeps line endings, encoding and mode), every command through the sandboxed runner. A tool never raises to the loop: refusals and errors come back as
-text the model can act on, so a bad call costs a step, not the phase.
+Every path goes through the phase's :class:`~autopack.edits.PathPolicy`: reads through
+``resolve_read``, every write through the edits engine (which applies the policy and
+keeps line endings, encoding and mode); every command goes through the sandboxed
+runner. A tool never raises to the loop: refusals and errors come back as text the
+model can act on, so a bad call costs a step, not the phase.
 """
 
 from __future__ import annotations
