@@ -38,9 +38,14 @@ is intended to do what the patch did before it was perturbed.
     python bench/edits.py            # ~250 real changes x 11 classes, and the real patches
     python bench/edits.py --quick    # a handful (CI smoke run)
 
-The real corpus is assembled once from local git mirrors into a cache (see
-``bench/realpatches/__init__.py`` for the command that makes a mirror); without it, the
-second table runs on a few examples written for this bench.
+The real corpus (``bench/data/edits_real.json`` names it: 407 patches of 4 systems for
+134 tasks of 8 repositories) is assembled on the first full run from bare git mirrors,
+``$AUTOPACK_BENCH_MIRRORS/<owner>+<name>/repo`` (default ``/work/.mirror``; make one with
+``git clone --bare https://github.com/<owner>/<name> <dir>/<owner>+<name>/repo`` for the
+four prediction repositories and the eight project repositories the manifest names),
+into ``$XDG_CACHE_HOME/autopack/edits-real`` (default ``~/.cache/autopack/edits-real``;
+``--cache``/``--mirrors`` override both). ``--quick``, and a machine with neither
+mirrors nor cache, run the second table on a few examples written for this bench.
 """
 
 from __future__ import annotations
@@ -790,12 +795,10 @@ def real_table(
     rng: random.Random,
 ) -> None:
     """The second table: real model-written patches, as written and perturbed."""
-    patches = [] if args.quick and not (args.cache / "index.json").exists() else None
-    if patches is None:
-        patches = load(args.cache, args.mirrors)
+    patches = [] if args.quick else load(args.cache, args.mirrors)
     source = f"real corpus in {args.cache}"
     if not patches:
-        patches, source = own_examples(), "examples written for this bench (no real corpus here)"
+        patches, source = own_examples(), "examples written for this bench (no real corpus used)"
     real_tools = {
         "autopack": tools["autopack"],
         "git apply": run_git,
