@@ -364,8 +364,8 @@ def show(
     _show_file(folder / "verify.json", "json")
     refused = steps.get("apply", {}).get("feedback")
     if refused:  # the edits engine's per-hunk report, as the Builder was told it
-        console.print("[bold]edits refused[/bold]")
-        console.print(refused, markup=False, highlight=False)
+        console.print("edits refused", style="bold")
+        console.print(refused)
     for step in ("audit", "gate", "commit"):
         if step in steps:
             console.print(step, style="bold")
