@@ -26,8 +26,26 @@ succeeded with any other result, *refused* when it failed and left the file alon
 *partial* when it failed but changed the file. For ``already`` the intended file is the
 unchanged one; for ``not_in_file`` it is too, and success counts as wrong.
 
-    python bench/edits.py            # ~250 real changes x 11 classes
+The second table is real model output: patches that language-model systems wrote for
+SWE-bench Lite tasks (see ``bench/realpatches``), applied to the files at each task's base
+commit, as written and perturbed the way models err (line drift, wrong counts, trailing
+whitespace stripped, no final newline, blank lines after the last hunk). Where ``git
+apply`` applies a patch its result is the intended one; where it refuses, the intent is
+git's result on the patch with only its blank tail dropped, a final newline added and
+the counts recounted, and a patch with no such intent must be refused. A perturbed patch
+is intended to do what the patch did before it was perturbed.
+
+    python bench/edits.py            # ~250 real changes x 11 classes, and the real patches
     python bench/edits.py --quick    # a handful (CI smoke run)
+
+The real corpus (``bench/data/edits_real.json`` names it: 407 patches of 4 systems for
+134 tasks of 8 repositories) is assembled on the first full run from bare git mirrors,
+``$AUTOPACK_BENCH_MIRRORS/<owner>+<name>/repo`` (default ``/work/.mirror``; make one with
+``git clone --bare https://github.com/<owner>/<name> <dir>/<owner>+<name>/repo`` for the
+four prediction repositories and the eight project repositories the manifest names),
+into ``$XDG_CACHE_HOME/autopack/edits-real`` (default ``~/.cache/autopack/edits-real``;
+``--cache``/``--mirrors`` override both). ``--quick``, and a machine with neither
+mirrors nor cache, run the second table on a few examples written for this bench.
 """
 
 from __future__ import annotations
@@ -48,6 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autopack.edits import PathPolicy, apply_edit_text, unified_diff
+from realpatches import DEFAULT_CACHE, DEFAULT_MIRRORS, RealPatch, load
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = (
@@ -455,7 +474,7 @@ class Timer:
 
 
 def run_autopack(work: Path, patch: Path, timer: Timer) -> bool:
-    text = patch.read_text(encoding="utf-8")
+    text = patch.read_bytes().decode("utf-8")  # read_text would turn CRLF lines into LF
     wall, cpu = time.perf_counter(), time.process_time()
     report = apply_edit_text(text, PathPolicy(work))
     timer.wall += time.perf_counter() - wall
@@ -513,6 +532,227 @@ def run_trial(
     return outcomes
 
 
+# --- real model output ----------------------------------------------------------------
+
+REAL_CLASSES = (
+    "git applies",
+    "git refuses",
+    "no intent",
+    "drift",
+    "counts",
+    "stripped_ws",
+    "no_final_nl",
+    "blank_tail",
+)
+Files = dict[str, tuple[bytes, bool]]
+"""Path -> (bytes, executable) of every file in a work tree."""
+_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class RealTrial:
+    """A real patch (maybe perturbed), the files it applies to, and the intended files."""
+
+    kind: str
+    files: dict[str, tuple[bytes, int]]
+    diff: str
+    expected: Files | None
+    """None: the patch has no clear intent, and only a refusal is right."""
+
+
+def real_trials(patches: list[RealPatch], scratch: Path, rng: random.Random) -> list[RealTrial]:
+    """Each patch as written, then perturbed (only patches whose intent git confirms)."""
+    trials = []
+    for patch in patches:
+        intended = _git_result(patch.files, patch.diff, scratch)
+        if intended is not None:
+            trials.append(RealTrial("git applies", patch.files, patch.diff, intended))
+            for kind, perturb in REAL_PERTURB.items():
+                diff = perturb(patch.diff, patch.files, rng)
+                if diff is not None and diff != patch.diff:
+                    trials.append(RealTrial(kind, patch.files, diff, intended))
+            continue
+        repaired = _git_result(patch.files, _repair(patch.diff), scratch, "--recount")
+        kind = "git refuses" if repaired is not None else "no intent"
+        trials.append(RealTrial(kind, patch.files, patch.diff, repaired))
+    return trials
+
+
+def _git_result(
+    files: dict[str, tuple[bytes, int]], diff: str, scratch: Path, *flags: str
+) -> Files | None:
+    work = _materialize(files, scratch / "intent")
+    patch = scratch / "intent.diff"
+    patch.write_bytes(diff.encode("utf-8", errors="surrogateescape"))
+    if not _ok(work, "git", "apply", "--whitespace=nowarn", *flags, str(patch)):
+        return None
+    return snapshot(work)
+
+
+def _repair(diff: str) -> str:
+    """The patch as its author meant it: no whitespace-only tail beyond the last hunk."""
+    lines = _LINE.findall(diff)
+    end = _last_hunk_end(lines)
+    if end is not None and all(not line.strip() for line in lines[end:]):
+        lines = lines[:end]
+    text = "".join(lines)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _last_hunk_end(lines: list[str]) -> int | None:
+    """Index just past the last hunk's counted lines, or None without counts."""
+    starts = [n for n, line in enumerate(lines) if _HEADER.match(line)]
+    if not starts:
+        return None
+    match = _HEADER.match(lines[starts[-1]])
+    assert match is not None
+    old, new = int(match.group(2) or 1), int(match.group(4) or 1)
+    n = starts[-1] + 1
+    while n < len(lines) and (old > 0 or new > 0):
+        kind = lines[n][:1]
+        if kind == "\\":
+            n += 1
+            continue
+        old -= kind in (" ", "-", "\n", "\r")
+        new -= kind in (" ", "+", "\n", "\r")
+        n += 1
+    while n < len(lines) and lines[n].startswith("\\"):
+        n += 1
+    return n
+
+
+def _real_drift(diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random) -> str:
+    shift = rng.choice([n for n in range(-9, 10) if n])
+
+    def move(match: re.Match[str]) -> str:
+        old, new = (max(1, int(match.group(g)) + shift) for g in (1, 3))
+        old_n = f",{match.group(2)}" if match.group(2) is not None else ""
+        new_n = f",{match.group(4)}" if match.group(4) is not None else ""
+        return f"@@ -{old}{old_n} +{new}{new_n} @@"
+
+    return _HEADER.sub(move, diff)
+
+
+def _real_counts(diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random) -> str:
+    def miscount(match: re.Match[str]) -> str:
+        old = int(match.group(2) or 1) + rng.choice([-2, -1, 1, 2])
+        new = int(match.group(4) or 1) + rng.choice([-2, -1, 1, 2])
+        return f"@@ -{match.group(1)},{max(old, 0)} +{match.group(3)},{max(new, 0)} @@"
+
+    return _HEADER.sub(miscount, diff)
+
+
+def _real_stripped_ws(
+    diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random
+) -> str | None:
+    """An editor's "strip trailing whitespace" run over the diff: context and removed
+    lines lose their trailing blanks, and a blank context line its one-space prefix."""
+    lines = _LINE.findall(diff)
+    out = [
+        line[0] + line[1:].rstrip() + "\n"
+        if line[:1] in " -" and not line.startswith("--- ") and line.endswith("\n")
+        else line
+        for line in lines
+    ]
+    out = ["\n" if line == " \n" else line for line in out]
+    return "".join(out) if out != lines else None
+
+
+def _real_no_final_nl(
+    diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random
+) -> str | None:
+    return diff.rstrip("\n") if diff.endswith("\n") else None
+
+
+def _real_blank_tail(diff: str, files: dict[str, tuple[bytes, int]], rng: random.Random) -> str:
+    return diff + rng.choice(["\n", " \n", "\n\n", "  \n\n"])
+
+
+REAL_PERTURB: dict[
+    str, Callable[[str, dict[str, tuple[bytes, int]], random.Random], str | None]
+] = {
+    "drift": _real_drift,
+    "counts": _real_counts,
+    "stripped_ws": _real_stripped_ws,
+    "no_final_nl": _real_no_final_nl,
+    "blank_tail": _real_blank_tail,
+}
+
+
+def _materialize(files: dict[str, tuple[bytes, int]], work: Path) -> Path:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for path, (data, mode) in files.items():
+        target = work / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
+    return work
+
+
+def snapshot(work: Path) -> Files:
+    """Every file under ``work`` (patch's leftovers .orig/.rej aside)."""
+    return {
+        path.relative_to(work).as_posix(): (path.read_bytes(), bool(path.stat().st_mode & 0o100))
+        for path in sorted(work.rglob("*"))
+        if path.is_file() and not path.name.endswith((".orig", ".rej"))
+    }
+
+
+def run_real(
+    trial: RealTrial, tools: dict[str, Callable[[Path, Path], bool]], scratch: Path
+) -> dict[str, str]:
+    patch = scratch / "real.diff"
+    patch.write_bytes(trial.diff.encode("utf-8", errors="surrogateescape"))
+    before = {path: (data, bool(mode & 0o100)) for path, (data, mode) in trial.files.items()}
+    outcomes = {}
+    for name, tool in tools.items():
+        work = _materialize(trial.files, scratch / "real")
+        succeeded = tool(work, patch)
+        result = snapshot(work)
+        if not succeeded:
+            outcomes[name] = "refused" if result == before else "partial"
+        elif trial.expected is None:
+            outcomes[name] = "wrong"
+        else:
+            outcomes[name] = "correct" if result == trial.expected else "wrong"
+    return outcomes
+
+
+def run_plain_patch(work: Path, patch: Path) -> bool:
+    command = ["patch", "-p1", "--forward", "--batch", "--no-backup-if-mismatch", "-r", "-"]
+    return _ok(work, *command, "-i", str(patch))
+
+
+def own_examples() -> list[RealPatch]:
+    """Small patches written for this bench, each with a fault real model output has."""
+    module = (
+        b"import os\n\n\ndef size(path):\n    return os.path.getsize(path)\n\n\n"
+        b"def main():\n    print(size('.'))\n"
+    )
+    twice = b"def a():\n    x = 1\n    return x\n\n\ndef b():\n    x = 1\n    return x\n"
+    created = (
+        "diff --git a/{0} b/{0}\nnew file mode {1}\n--- /dev/null\n+++ b/{0}\n@@ -0,0 +1,2 @@\n"
+    )
+    crlf = created.format("notes.txt", "100644") + "+first\r\n+second\r\n"
+    script = created.format("run.sh", "100755") + "+#!/bin/sh\n+echo ok\n"
+    change = (
+        "--- a/tool.py\n+++ b/tool.py\n@@ -4,2 +4,3 @@ import os\n def size(path):\n"
+        "+    path = os.fspath(path)\n     return os.path.getsize(path)\n"
+        "@@ -8,2 +9,2 @@ def size(path):\n def main():\n"
+        "-    print(size('.'))\n+    print(size('..'))\n"
+    )
+    one_sided = "--- a/dup.py\n+++ b/dup.py\n@@ @@\n     x = 1\n-    return x\n+    return x + 1\n"
+    return [
+        RealPatch("own", "tail", "own", change + "\n \n", {"tool.py": (module, 0o644)}),
+        RealPatch("own", "clean", "own", change, {"tool.py": (module, 0o644)}),
+        RealPatch("own", "crlf", "own", crlf, {}),
+        RealPatch("own", "mode", "own", script, {}),
+        RealPatch("own", "one-sided", "own", one_sided, {"dup.py": (twice, 0o644)}),
+    ]
+
+
 # --- main ---------------------------------------------------------------------------
 
 
@@ -520,6 +760,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a handful of changes (CI)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="real corpus cache")
+    parser.add_argument("--mirrors", type=Path, default=DEFAULT_MIRRORS, help="git mirrors")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     changes = history_changes(2 if args.quick else 50) + package_changes(
@@ -542,7 +784,63 @@ def main() -> None:
         for trial in trials:
             for tool, outcome in run_trial(trial, tools, Path(tmp)).items():
                 tally[(trial.kind, tool)][outcome] += 1
-    print_table(changes, trials, tally, list(tools), timer)
+        print_table(changes, trials, tally, list(tools), timer)
+        real_table(args, tools, Path(tmp), rng)
+
+
+def real_table(
+    args: argparse.Namespace,
+    tools: dict[str, Callable[[Path, Path], bool]],
+    scratch: Path,
+    rng: random.Random,
+) -> None:
+    """The second table: real model-written patches, as written and perturbed."""
+    patches = [] if args.quick else load(args.cache, args.mirrors)
+    source = f"real corpus in {args.cache}"
+    if not patches:
+        patches, source = own_examples(), "examples written for this bench (no real corpus used)"
+    real_tools = {
+        "autopack": tools["autopack"],
+        "git apply": run_git,
+        "git apply --recount -iw": run_git_recount,
+        "patch": run_plain_patch,
+        "patch --fuzz=3": run_patch,
+    }
+    trials = real_trials(patches, scratch, rng)
+    results = [(trial, run_real(trial, real_tools, scratch)) for trial in trials]
+    systems = len({p.system for p in patches})
+    repos = len({p.repo for p in patches})
+    print(
+        f"\n{len(patches)} model-written patches ({systems} systems, {repos} repositories), "
+        f"{len(trials)} trials; {source}"
+    )
+    print_real(results, list(real_tools))
+
+
+def print_real(results: list[tuple[RealTrial, dict[str, str]]], tools: list[str]) -> None:
+    counts = Counter(trial.kind for trial, _ in results)
+    print("cell = correct/refused/wrong/partial (a refusal is correct only in 'no intent')")
+    print(f"{'class':<12} {'n':>4}  " + "  ".join(f"{tool:<23}" for tool in tools))
+    for kind in REAL_CLASSES:
+        cells = []
+        for tool in tools:
+            c = Counter(outcome[tool] for trial, outcome in results if trial.kind == kind)
+            cells.append(f"{c['correct']}/{c['refused']}/{c['wrong']}/{c['partial']}")
+        print(f"{kind:<12} {counts[kind]:>4}  " + "  ".join(f"{cell:<23}" for cell in cells))
+    judged = [o for t, o in results if t.expected is not None]
+    git_ok = [o for o in judged if o["git apply"] == "correct"]
+    git_no = [o for o in judged if o["git apply"] != "correct"]
+    rows = [
+        ("identical to git where git applies", git_ok, "correct"),
+        ("false refusals where git applies", git_ok, "refused"),
+        (f"recovered where git refuses (of {len(git_no)})", git_no, "correct"),
+    ]
+    for label, group, wanted in rows:
+        figures = [sum(o[tool] == wanted for o in group) for tool in tools]
+        print(f"{label:<45} " + "  ".join(f"{f:<8}" for f in figures))
+    for outcome in ("wrong", "partial"):
+        figures = [sum(o[tool] == outcome for _, o in results) for tool in tools]
+        print(f"{outcome + ' (all classes)':<45} " + "  ".join(f"{f:<8}" for f in figures))
 
 
 def print_table(

@@ -362,6 +362,10 @@ def show(
     console.rule(f"{phase_id} attempt {number}: {phase.state.value}")
     _show_file(folder / "changes.diff", "diff")
     _show_file(folder / "verify.json", "json")
+    refused = steps.get("apply", {}).get("feedback")
+    if refused:  # the edits engine's per-hunk report, as the Builder was told it
+        console.print("edits refused", style="bold")
+        console.print(refused)
     for step in ("audit", "gate", "commit"):
         if step in steps:
             console.print(step, style="bold")

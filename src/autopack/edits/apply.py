@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autopack.edits.match import (
@@ -26,7 +27,13 @@ from autopack.edits.model import EditParseError, EditSet, FileEdit, Hunk
 from autopack.edits.parse import parse_edits
 from autopack.edits.policy import PathPolicy, PathRefused, normalize_rel
 from autopack.edits.report import EditReport, HunkReport
-from autopack.edits.textfile import TextFile, UnreadableFile, content, split_lines
+from autopack.edits.textfile import (
+    TextFile,
+    UnreadableFile,
+    content,
+    dominant_ending,
+    split_lines,
+)
 
 
 @dataclass
@@ -38,6 +45,8 @@ class _State:
     original: bytes | None
     current: TextFile | None
     mode: int | None
+    wanted_mode: int | None = None
+    """Permission bits the edit set asks for; None keeps the file's."""
 
 
 class _Refused(Exception):
@@ -149,6 +158,8 @@ def _run(session: _Session, edit: FileEdit) -> None:
         else:
             outcome = _WHOLE_FILE[edit.kind](state, edit)
             session.report(state.rel, edit.kind, outcome)
+        if edit.mode is not None:
+            session.state(edit.new_path or edit.path).wanted_mode = edit.mode
     except PathRefused as exc:
         session.refusals.append({"path": exc.path, "reason": exc.reason, "detail": exc.detail})
     except _Refused as exc:
@@ -183,6 +194,9 @@ def _snippet(state: _State, edit: FileEdit) -> Outcome:
     if not edit.old:
         raise _Refused("no_context", "'old' is empty; quote the text to replace")
     text = state.current.text()
+    # a model writes "\n"; in a CRLF file that means the file's "\r\n"
+    newline = dominant_ending(state.current.lines)
+    edit = replace(edit, old=_with_ending(edit.old, newline), new=_with_ending(edit.new, newline))
     olds = _occurrences(text, edit.old)
     news = _occurrences(text, edit.new) if edit.new else []
     free = [o for o in olds if not _covered(o, len(edit.old), news, len(edit.new))]
@@ -202,6 +216,12 @@ def _snippet(state: _State, edit: FileEdit) -> Outcome:
     if outcome.status == "apply":
         state.current.lines[outcome.start : outcome.end] = outcome.new_lines
     return outcome
+
+
+def _with_ending(text: str, newline: str) -> str:
+    if newline == "\n":
+        return text
+    return re.sub(r"(?<!\r)\n", newline, text)
 
 
 def _covered(start: int, size: int, spans: list[int], span_size: int) -> bool:
@@ -281,7 +301,8 @@ def _changes(session: _Session) -> list[tuple[_State, bytes | None]]:
             refusal = Outcome("refused", reason="encoding", detail=str(exc))
             session.report(state.rel, "encode", refusal)
             continue
-        if data != state.original:
+        mode_change = state.wanted_mode not in (None, state.mode) and data is not None
+        if data != state.original or mode_change:
             changes.append((state, data))
     return changes
 
@@ -297,7 +318,7 @@ def _commit(changes: list[tuple[_State, bytes | None]]) -> dict[str, str] | None
             if data is None:
                 state.path.unlink()
             else:
-                _atomic_write(state.path, data, state.mode)
+                _atomic_write(state.path, data, state.wanted_mode or state.mode)
         except OSError as exc:
             _restore(done)
             return {"path": state.rel, "reason": "write_failed", "detail": str(exc)}

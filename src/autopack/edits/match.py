@@ -28,6 +28,8 @@ from autopack.edits.textfile import content, dominant_ending, ending
 
 HINT_WINDOW = 25
 """How far (in lines) a drifted hint may be from the one place it singles out."""
+SHOWN_DIFFERENCES = 3
+"""Differing lines a refusal report quotes for each candidate."""
 
 _TYPOGRAPHIC = {
     "single": ("\u2018\u2019\u201a\u201b\u2032", "'"),
@@ -266,18 +268,16 @@ def _decide(
     if at_hint is not None:
         return at_hint, r_all
     expected = hints.expected
-    s_found = _anchored(s_all, hunk, len(search), len(matcher.lines))
-    r_found = _anchored(r_all, hunk, len(replace), len(matcher.lines))
-    free = [s for s in s_found if not _inside(s.start, len(search), r_found, len(replace))]
-    if not free and s_found:
-        return _already(rung, r_found[0].start, len(replace)), r_found
+    free = [s for s in s_all if not _inside(s.start, len(search), r_all, len(replace))]
+    if not free and s_all:
+        return _already(rung, r_all[0].start, len(replace)), r_all
     if not free:
-        return None, r_found
+        return None, r_all
     if len(free) == 1:
-        return _build(matcher, hunk, rung, free[0], len(search), rung.name, hints), r_found
+        return _build(matcher, hunk, rung, free[0], len(search), rung.name, hints), r_all
     near = _near_hint(free, expected if expected is not None else _floor(hunk, hints))
     if near is not None:
-        return _build(matcher, hunk, rung, near, len(search), "near_hint", hints), r_found
+        return _build(matcher, hunk, rung, near, len(search), "near_hint", hints), r_all
     refusal = Outcome(
         "refused",
         reason="ambiguous",
@@ -285,7 +285,7 @@ def _decide(
         "add context lines that occur only once",
         candidates=[_candidate(matcher, search, f.start) for f in free[:5]],
     )
-    return refusal, r_found
+    return refusal, r_all
 
 
 def _at_hint(
@@ -321,17 +321,6 @@ def _floor(hunk: Hunk, hints: Hints) -> int | None:
 
 def _already(rung: Rung, start: int, size: int) -> Outcome:
     return Outcome("already_applied", rung=rung.name, start=start, end=start + size)
-
-
-def _anchored(found: list[_Found], hunk: Hunk, size: int, total: int) -> list[_Found]:
-    """Prefer places at the file's edge when the hunk's missing context says it is there."""
-    if hunk.anchor_end:
-        edge = [f for f in found if f.start + size == total]
-        return edge or found
-    if hunk.anchor_start:
-        edge = [f for f in found if f.start == 0]
-        return edge or found
-    return found
 
 
 def _inside(start: int, size: int, spans: list[_Found], span_size: int) -> bool:
@@ -583,24 +572,22 @@ def closest(matcher: Matcher, search: list[str], expected: int | None) -> list[d
 
 
 def _candidate(matcher: Matcher, search: list[str], start: int) -> dict[str, Any]:
+    """Where a near match is and which of its lines differ (the first, and up to
+    :data:`SHOWN_DIFFERENCES` in all), so the next attempt can quote the file exactly."""
     window = matcher.contents[start : start + len(search)]
     stripped = [line.strip() for line in window]
     wanted = [line.strip() for line in search]
     ratio = difflib.SequenceMatcher(None, wanted, stripped, autojunk=False).ratio()
     candidate: dict[str, Any] = {"line": start + 1, "similarity": round(ratio, 2)}
-    for offset, (want, have) in enumerate(zip(search, window, strict=False)):
-        if want != have:
-            candidate["first_difference"] = {
-                "line": start + offset + 1,
-                "expected": want,
-                "found": have,
-            }
-            break
-    else:
-        if len(window) < len(search):
-            candidate["first_difference"] = {
-                "line": start + len(window) + 1,
-                "expected": search[len(window)],
-                "found": "<end of file>",
-            }
+    differences = [
+        {"line": start + offset + 1, "expected": want, "found": have}
+        for offset, (want, have) in enumerate(zip(search, window, strict=False))
+        if want != have
+    ]
+    if len(window) < len(search):
+        missing = {"line": start + len(window) + 1, "expected": search[len(window)]}
+        differences.append({**missing, "found": "<end of file>"})
+    if differences:
+        candidate["first_difference"] = differences[0]
+        candidate["differences"] = differences[:SHOWN_DIFFERENCES]
     return candidate

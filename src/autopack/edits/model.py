@@ -25,10 +25,6 @@ class Hunk:
     replace: tuple[str, ...]
     hint: int | None = None
     """1-based line of the first search line in the original file (unified diffs)."""
-    anchor_start: bool = False
-    """The hunk has trailing but no leading context: it belongs at the top of the file."""
-    anchor_end: bool = False
-    """The hunk has leading but no trailing context: it belongs at the end of the file."""
     follows: bool = False
     """Cut from the previous hunk at an elision: it lies after it, gap size unknown."""
 
@@ -52,6 +48,8 @@ class FileEdit:
     old: str = ""
     new: str = ""
     new_path: str | None = None
+    mode: int | None = None
+    """Permission bits the edit asks for (a diff's ``new file mode 100755``), else kept."""
 
 
 @dataclass(frozen=True)

@@ -35,36 +35,83 @@ _HUNK = re.compile(r"^@@ ?(?:-(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))?)? ?(?:@@|$)")
 
 
 def parse_edits(text: str, fmt: str = "auto") -> EditSet:
-    """Parse edit text; ``fmt`` is one of :data:`FORMATS`. Raise :class:`EditParseError`."""
+    """Parse edit text; ``fmt`` is one of :data:`FORMATS`. Raise :class:`EditParseError`.
+
+    A reply may mix formats (say SEARCH/REPLACE blocks and a whole-file block): every
+    edit in it is read, so the reply is applied wholly or not at all, never in part.
+    """
     if fmt not in FORMATS:
         raise EditParseError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     chosen = detect_format(text) if fmt == "auto" else fmt
-    files = _PARSERS[chosen](text)
+    files = _parse_mixed(text, chosen) if "+" in chosen else _PARSERS[chosen](text)
     if not files:
         raise EditParseError(f"no edits found in the text (format {chosen})")
     return EditSet(tuple(files), chosen)
 
 
 def detect_format(text: str) -> str:
-    """Which format ``text`` is written in; raise :class:`EditParseError` if none fits."""
+    """Which format ``text`` is written in (``a+b`` when it mixes formats); raise
+    :class:`EditParseError` if none fits."""
     stripped = text.strip()
     if stripped.startswith(("{", "[")):
         return "replace"
     lines = [content(line) for line in split_lines(text)]
+    blocks = _whole_blocks(lines)
+    found = []
     if any(_SEARCH.match(line) for line in lines):
-        return "search-replace"
-    if any(line.startswith(("@@", "diff --git ")) for line in lines) or any(
+        found.append("search-replace")
+    if _looks_unified(_masked(lines, blocks)):
+        found.append("unified")
+    if blocks:
+        found.append("whole")
+    if not found and any(_DELETE.match(line) or _RENAME.match(line) for line in lines):
+        found.append("search-replace")
+    if not found:
+        raise EditParseError(
+            "no edit found: expected SEARCH/REPLACE blocks, a unified diff, "
+            "a path line followed by a fenced block, or JSON {path, old, new}"
+        )
+    return "+".join(found)
+
+
+def _looks_unified(lines: list[str]) -> bool:
+    return any(line.startswith(("@@", "diff --git ")) for line in lines) or any(
         a.startswith("--- ") and b.startswith("+++ ") for a, b in itertools.pairwise(lines)
-    ):
-        return "unified"
-    if any(_FENCE.match(b) and _path_of(a) for a, b in itertools.pairwise(lines)):
-        return "whole"
-    if any(_DELETE.match(line) or _RENAME.match(line) for line in lines):
-        return "search-replace"
-    raise EditParseError(
-        "no edit found: expected SEARCH/REPLACE blocks, a unified diff, "
-        "a path line followed by a fenced block, or JSON {path, old, new}"
     )
+
+
+def _masked(lines: list[str], blocks: list[tuple[str, int, int]]) -> list[str]:
+    """The lines with whole-file blocks and SEARCH/REPLACE blocks blanked out."""
+    out = list(lines)
+    for _, start, end in blocks:
+        out[start : end + 1] = [""] * len(out[start : end + 1])
+    inside = False
+    for n, line in enumerate(out):
+        if _SEARCH.match(line):
+            inside = True
+        if inside:
+            out[n] = ""
+        if _REPLACE.match(line):
+            inside = False
+    return out
+
+
+def _parse_mixed(text: str, formats: str) -> list[FileEdit]:
+    """Every edit of a reply that uses several formats, each read by its own parser."""
+    raw = split_lines(text)
+    lines = [content(line) for line in raw]
+    blocks = _whole_blocks(lines)
+    files: list[FileEdit] = []
+    if "search-replace" in formats:
+        files.extend(parse_search_replace(text))  # delete/rename directives included
+    else:
+        files.extend(d for line in lines if (d := _directive(line)) is not None)
+    if "unified" in formats:
+        masked = _masked(lines, blocks)
+        kept = [line if masked[n] or not lines[n] else "\n" for n, line in enumerate(raw)]
+        files.extend(parse_unified("".join(kept)))
+    files.extend(_whole_edits(raw, blocks))
+    return files
 
 
 def _path_of(line: str) -> str | None:
@@ -179,30 +226,43 @@ def _divide(body: list[str], marker: int) -> tuple[list[str], list[str]]:
 
 def parse_whole(text: str) -> list[FileEdit]:
     """A path line, then a fenced block holding the file's entire new content."""
-    lines = split_lines(text)
-    files: list[FileEdit] = []
-    i = 0
+    raw = split_lines(text)
+    lines = [content(line) for line in raw]
+    files = [d for line in lines if (d := _directive(line)) is not None]
+    return files + _whole_edits(raw, _whole_blocks(lines))
+
+
+def _whole_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
+    """(path, opening fence, closing fence) of each whole-file block: a path line, then a
+    fenced block that holds neither SEARCH/REPLACE blocks nor a diff (those are edits
+    of their own format, not a file's content)."""
+    blocks = []
+    i = 1
     while i < len(lines):
-        line = content(lines[i])
-        directive = _directive(line)
-        fence = _FENCE.match(line)
-        if directive is not None:
-            files.append(directive)
-        elif fence and i > 0 and _path_of(content(lines[i - 1])):
-            path = _path_of(content(lines[i - 1])) or ""
-            body, i = _read_fenced(lines, i, fence.group(1))
-            files.append(FileEdit("write", path, content=body))
-        i += 1
+        fence = _FENCE.match(lines[i])
+        path = _path_of(lines[i - 1]) if fence else None
+        if fence is None or path is None:
+            i += 1
+            continue
+        end = next(
+            (j for j in range(i + 1, len(lines)) if lines[j].rstrip() == fence.group(1)),
+            len(lines),
+        )
+        inner = lines[i + 1 : end]
+        if not any(_SEARCH.match(line) for line in inner) and not _looks_unified(inner):
+            blocks.append((path, i, end))
+        i = end + 1
+    return blocks
+
+
+def _whole_edits(raw: list[str], blocks: list[tuple[str, int, int]]) -> list[FileEdit]:
+    files = []
+    for path, start, end in blocks:
+        if end >= len(raw):
+            raise EditParseError(f"line {start + 1}: fenced block is never closed")
+        body = [line if line.endswith("\n") else line + "\n" for line in raw[start + 1 : end]]
+        files.append(FileEdit("write", path, content="".join(body)))
     return files
-
-
-def _read_fenced(lines: list[str], start: int, fence: str) -> tuple[str, int]:
-    body: list[str] = []
-    for j in range(start + 1, len(lines)):
-        if content(lines[j]).rstrip() == fence:
-            return "".join(body), j
-        body.append(lines[j] if lines[j].endswith("\n") else lines[j] + "\n")
-    raise EditParseError(f"line {start + 1}: fenced block is never closed")
 
 
 def parse_replace(text: str) -> list[FileEdit]:
@@ -241,6 +301,7 @@ class _UnifiedReader:
         self.git_new: str | None = None
         self.hunks: list[Hunk] = []
         self.new_file = False
+        self.new_mode: int | None = None
         self.deleted_file = False
         self.open = False
 
@@ -288,6 +349,9 @@ class _UnifiedReader:
     def _extended_header(self, line: str) -> None:
         if line.startswith("new file mode"):
             self.new_file = True
+            self.new_mode = _mode(line)
+        elif line.startswith("new mode "):
+            self.new_mode = _mode(line)
         elif line.startswith("deleted file mode"):
             self.deleted_file = True
         elif line.startswith("rename from "):
@@ -305,7 +369,7 @@ class _UnifiedReader:
         old_left = int(match.group(2) or 1) if counts else 0
         new_left = int(match.group(4) or 1) if counts else 0
         body: list[tuple[str, str]] = []
-        bare_tail = 0  # trailing prefix-less empty lines not covered by the counts
+        bare_tail = 0  # trailing whitespace-only lines beyond the header's counts
         self.i += 1
         while self.i < len(self.lines):
             raw = self.lines[self.i]
@@ -324,15 +388,18 @@ class _UnifiedReader:
                 kind = "."
             elif kind not in " +-":
                 break
-            covered = counts and old_left > 0 and new_left > 0
-            bare_tail = bare_tail + 1 if not line and not covered else 0
+            covered = counts and (old_left > 0 or new_left > 0)
+            bare_tail = bare_tail + 1 if not line.strip() and not covered else 0
+            if not raw.endswith("\n"):
+                raw += "\n"  # the diff text was cut after this line, not the file
             body.append((kind, raw[1:] if line else raw))
             old_left -= kind in " -"
             new_left -= kind in " +"
             self.i += 1
         if bare_tail:
             del body[-bare_tail:]
-        return _elided_hunks(body, old_start)
+        old_count = int(match.group(2) or 1) if counts else None
+        return _elided_hunks(body, old_start, old_count)
 
     def _finish(self) -> None:
         if not self.open and not self.hunks:
@@ -341,12 +408,26 @@ class _UnifiedReader:
         new = self.new if self.new is not None else self.git_new
         if old is None and new is None:
             raise EditParseError(f"line {self.i + 1}: diff hunks without ---/+++ file names")
-        self.files.append(_file_edit(old, new, tuple(self.hunks), self.new_file, self.deleted_file))
+        edit = _file_edit(old, new, tuple(self.hunks), self.new_file, self.deleted_file)
+        self.files.append(dataclasses.replace(edit, mode=self.new_mode))
         self._reset()
 
 
-def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hunk]:
-    """One hunk, or one per piece between elision lines (each must match on its own)."""
+def _mode(line: str) -> int | None:
+    """The permission bits of a git ``new file mode 100755`` / ``new mode`` line."""
+    match = re.search(r"\b100([0-7]{3})\s*$", line)
+    return int(match.group(1), 8) if match else None
+
+
+def _elided_hunks(
+    body: list[tuple[str, str]], old_start: int | None, old_count: int | None
+) -> list[Hunk]:
+    """One hunk, or one per piece between elision lines (each must match on its own).
+
+    The first piece starts where the header says the hunk starts; the last one ends
+    where its counts say the hunk ends (line numbers are evidence, where a missing
+    side of context is not).
+    """
     cuts = [n for n, (kind, _) in enumerate(body) if kind == "."]
     if not cuts:
         return [_make_hunk(body, old_start)]
@@ -354,30 +435,24 @@ def _elided_hunks(body: list[tuple[str, str]], old_start: int | None) -> list[Hu
     pieces = [body[a + 1 : b] for a, b in itertools.pairwise(bounds)]
     hunks: list[Hunk] = []
     for n, piece in enumerate(pieces):
-        first, last = n == 0, n == len(pieces) - 1
-        hunk = _make_hunk(piece, old_start if first else None, start=first, end=last)
+        hint = old_start if n == 0 else None
+        if n == len(pieces) - 1 and n and old_start and old_count is not None:
+            hint = old_start + old_count - sum(kind != "+" for kind, _ in piece)
+        hunk = _make_hunk(piece, hint)
         if hunk.search != hunk.replace:
-            hunks.append(dataclasses.replace(hunk, follows=not first and bool(hunks)))
+            hunks.append(dataclasses.replace(hunk, follows=n > 0 and bool(hunks)))
     return hunks
 
 
-def _make_hunk(
-    body: list[tuple[str, str]], old_start: int | None, *, start: bool = True, end: bool = True
-) -> Hunk:
-    """``start``/``end``: whether the piece's first/last line is the hunk's (not an elision)."""
+def _make_hunk(body: list[tuple[str, str]], old_start: int | None) -> Hunk:
+    """One hunk; context on one side only says nothing about the file's edge.
+
+    (Models drop trailing context often, so a hunk that occurs twice is refused as
+    ambiguous rather than placed at the start or end of the file.)
+    """
     search = tuple(line for kind, line in body if kind != "+")
     replace = tuple(line for kind, line in body if kind != "-")
-    kinds = [kind for kind, _ in body]
-    changed = [n for n, kind in enumerate(kinds) if kind != " "]
-    leading = changed[0] if changed else len(kinds)
-    trailing = len(kinds) - 1 - changed[-1] if changed else 0
-    return Hunk(
-        search,
-        replace,
-        hint=old_start if old_start else None,
-        anchor_start=start and leading == 0 and trailing > 0,
-        anchor_end=end and trailing == 0 and leading > 0,
-    )
+    return Hunk(search, replace, hint=old_start if old_start and old_start > 0 else None)
 
 
 def _diff_path(raw: str, prefix: str) -> str | None:

@@ -83,7 +83,10 @@ def _candidate_text(candidate: dict[str, Any]) -> str:
     text = f"candidate at line {candidate['line']}"
     if "similarity" in candidate:
         text += f" ({round(candidate['similarity'] * 100)}% similar)"
-    diff = candidate.get("first_difference")
-    if diff:
-        text += f": line {diff['line']} expected {diff['expected']!r}, found {diff['found']!r}"
-    return text
+    differences = candidate.get("differences") or [candidate.get("first_difference")]
+    shown = [
+        f"line {d['line']} expected {d['expected']!r}, found {d['found']!r}"
+        for d in differences
+        if d
+    ]
+    return text + (": " + "; ".join(shown) if shown else "")

@@ -218,7 +218,7 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
         if not fresh:
             git.reset_worktree(worktree, ctx.base)
     if tree is not None:
-        diff = (ctx.artifacts / "changes.diff").read_text(encoding="utf-8")
+        diff = (ctx.artifacts / "changes.diff").read_bytes().decode("utf-8")  # keeps CRLF
         git.apply_diff(worktree, diff)
         _KNOWN_TREES[worktree] = tree
     return worktree
@@ -313,9 +313,10 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     if ctx.recorded("build").get("error"):
         _still_pristine(ctx)
         return {"applied": False, "reason": "the Builder produced no change"}
-    tool_diff = (ctx.artifacts / "build.diff").read_text(encoding="utf-8")
+    # read as bytes: read_text would turn the CRLF lines of a diff or an edit into LF
+    tool_diff = (ctx.artifacts / "build.diff").read_bytes().decode("utf-8")
     git.apply_diff(worktree, tool_diff)
-    edits_text = (ctx.artifacts / "edits.txt").read_text(encoding="utf-8")
+    edits_text = (ctx.artifacts / "edits.txt").read_bytes().decode("utf-8")
     report: dict[str, Any] = {}
     written: list[str] = []
     if edits_text.strip():

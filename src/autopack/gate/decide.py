@@ -71,11 +71,18 @@ def _audit_facts(audit: Mapping[str, Any] | None) -> dict[str, list[str]]:
     }
 
 
+def _apply_failure(report: Mapping[str, Any]) -> str:
+    """Why nothing applied, with the edits engine's per-hunk report when it made one, so
+    the retry feedback, ``autopack show``, the dashboard and the ledger all carry it."""
+    why = report.get("refusal") or report.get("builder_error")
+    return "edits refused or failed to apply" + (f"\n{why}" if why else "")
+
+
 def facts(evidence: GateEvidence, policy: Policy) -> dict[str, list[str]]:
     """Each fact the rules can name, with the details that make it hold (empty = not)."""
     risk = evidence.risk
     found = {
-        "apply_failed": [] if evidence.apply_ok else ["edits refused or failed to apply"],
+        "apply_failed": [] if evidence.apply_ok else [_apply_failure(evidence.edits_report)],
         "checks_failed": [f"{c.name}: {c.detail}" for c in evidence.checks if not c.passed],
         "tests_edited": risk.paths_of("test_edited") + risk.paths_of("test_deleted"),
         "protected_path": risk.paths_of("protected_path"),

@@ -1,23 +1,29 @@
 """The Builder's tools: what a model may do inside a phase's worktree.
 
-Every path goes through the phase's :class:`~autopack.edits.PathPolicy` (reads through
-``resolve_read``, writes through ``resolve_write``), every command through the
-sandboxed runner. A tool never raises to the loop: refusals and errors come back as
-text the model can act on, so a bad call costs a step, not the phase.
+Every path goes through the phase's :class:`~autopack.edits.PathPolicy`: reads through
+``resolve_read``, every write through the edits engine (which applies the policy and
+keeps line endings, encoding and mode); every command goes through the sandboxed
+runner. A tool never raises to the loop: refusals and errors come back as text the
+model can act on, so a bad call costs a step, not the phase.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autopack.edits import PathRefused, apply_edit_text
+from autopack.edits import (
+    EditReport,
+    EditSet,
+    FileEdit,
+    PathRefused,
+    apply_edit_text,
+    apply_edits,
+)
 from autopack.edits.policy import normalize_rel
 from autopack.llm.base import ToolCall, ToolSpec
 from autopack.roles.repomap import list_files
@@ -182,26 +188,25 @@ class Toolbox:
         return hits
 
     def edit(self, path: str, old: str, new: str) -> str:
-        target = self.policy.resolve_write(path)
-        text = target.read_text(encoding="utf-8")
         if not old:
             return "error: 'old' is empty; use write_file to create a file"
-        count = text.count(old)
-        if count != 1:
-            where = "not found" if count == 0 else f"found {count} times; add surrounding lines"
-            return f"error: snippet {where} in {path}; nothing changed"
-        _write_atomic(target, text.replace(old, new, 1))
-        return f"edited {path}"
+        report = self._write(FileEdit("snippet", path, old=old, new=new))
+        return f"edited {path}" if report.applied else report.to_text()
 
     def write_file(self, path: str, content: str = "") -> str:
-        target = self.policy.resolve_write(path)
-        existed = target.exists()
-        _write_atomic(target, content)
+        existed = self.policy.resolve_write(path).exists()
+        report = self._write(FileEdit("write", path, content=content))
+        if not report.applied:
+            return report.to_text()
         return f"{'overwrote' if existed else 'created'} {path} ({len(content)} chars)"
 
     def apply_patch(self, patch: str) -> str:
         report = apply_edit_text(patch, self.policy, fmt="auto")
         return str(report.to_text())
+
+    def _write(self, edit: FileEdit) -> EditReport:
+        """The one write path: the edits engine keeps endings, encoding, mode and policy."""
+        return apply_edits(EditSet((edit,), "tool"), self.policy)
 
     def run(self, command: str, timeout_s: float | None = None) -> str:
         limit = min(timeout_s or self.limits.run_timeout_s, self.limits.run_timeout_s)
@@ -226,19 +231,6 @@ def portable(text: str, worktree: Path) -> str:
     for root in sorted({str(worktree.resolve()), str(worktree)}, key=len, reverse=True):
         text = text.replace(root, "<worktree>")
     return _TIMING.sub("<time>", text)
-
-
-def _write_atomic(target: Path, content: str) -> None:
-    """Write through a temporary file so a crash never leaves half a file behind."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".autopack-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def parse_decisions(raw: Any) -> list[dict[str, str]]:

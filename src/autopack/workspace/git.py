@@ -31,20 +31,24 @@ def git(
     env: Mapping[str, str] | None = None,
     check: bool = True,
 ) -> str:
-    """Run ``git args`` in ``cwd`` and return its stdout (stripped of the final newline)."""
+    """Run ``git args`` in ``cwd`` and return its stdout (stripped of the final newline).
+
+    Bytes are decoded without newline translation: a diff of a CRLF file keeps its
+    ``\r\n`` and applies again.
+    """
     full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
     proc = subprocess.run(
         ["git", *IDENTITY, *args],
         cwd=cwd,
-        input=input_text,
+        input=None if input_text is None else input_text.encode("utf-8"),
         capture_output=True,
-        text=True,
         env=full_env,
         check=False,
     )
     if check and proc.returncode != 0:
-        raise GitError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip()}")
-    return proc.stdout.rstrip("\n")
+        stderr = proc.stderr.decode("utf-8", errors="replace").strip()
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {stderr}")
+    return proc.stdout.decode("utf-8").rstrip("\n")
 
 
 def is_repo(path: Path) -> bool:
