@@ -201,7 +201,7 @@ def resume(
     _check_model(model, root)
     rt = Runtime.open(root, model_override=model)
     view = rt.store.view(run_id)
-    _preflight(root, view.plan, model)
+    _preflight(root, view.plan, model or view.settings.get("model_override"))
     raise typer.Exit(_execute(rt, run_id, view.plan))
 
 
