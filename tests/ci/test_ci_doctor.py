@@ -188,7 +188,7 @@ def test_tests_that_need_uncommitted_files_and_an_unreachable_temporal_fail(
 
     assert code == 3
     assert "FAIL tests: `sh run-tests.sh` gives no usable baseline on the base tree" in out
-    assert "the command could not run (exit 127)" in out
+    assert "it fails (exit 2) and has no per-test results" in out
     assert "a clean checkout has only committed files" in out
     assert f"FAIL temporal: cannot connect to 127.0.0.1:{port}" in out
     assert "fix: start Temporal" in out

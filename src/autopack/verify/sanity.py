@@ -18,6 +18,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from autopack.verify.delta import EXIT_STATUS_ID
 from autopack.verify.results import TestRun
 
 TAIL_LINES = 25
@@ -44,6 +45,8 @@ class BaselineProblem:
     fix: str
     output_tail: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    pytest: bool = True
+    """Whether pytest ran (per-test results), rather than a command judged by its exit."""
 
     def __str__(self) -> str:
         return f"{self.details()}\nfix: {self.fix}"
@@ -51,14 +54,11 @@ class BaselineProblem:
     def details(self) -> str:
         """Everything but the fix: what ran, with which interpreter, and what it printed."""
         env = self.environment
+        lines = [f"`{self.command}` gives no usable baseline on the base tree: {self.reason}"]
         if env.get("python"):
-            interpreter = f"{env['python']} (Python {env.get('python_version', '?')})"
-        else:
-            interpreter = "unknown (pytest stopped before it could say)"
-        lines = [
-            f"`{self.command}` gives no usable baseline on the base tree: {self.reason}",
-            f"interpreter: {interpreter}",
-        ]
+            lines.append(f"interpreter: {env['python']} (Python {env.get('python_version')})")
+        elif self.pytest:
+            lines.append("interpreter: unknown (pytest stopped before Autopack's probe loaded)")
         if "plugins" in env:
             lines.append(f"pytest plugins: {', '.join(env['plugins']) or 'none'}")
         if self.output_tail.strip():
@@ -73,6 +73,7 @@ class BaselineProblem:
             "fix": self.fix,
             "output_tail": self.output_tail,
             "environment": self.environment,
+            "pytest": self.pytest,
         }
 
 
@@ -96,16 +97,15 @@ def baseline_problem(run: TestRun, fail_to_pass: Collection[str] = ()) -> Baseli
         return None
     reason, fix = found
     tail = "\n".join(run.output_tail.strip().splitlines()[-TAIL_LINES:])
-    return BaselineProblem(run.command, reason, fix, tail, dict(run.environment))
+    environment = dict(run.environment)
+    return BaselineProblem(run.command, reason, fix, tail, environment, run.kind == "junit")
 
 
 def _reason(run: TestRun, expected_files: set[str]) -> tuple[str, str] | None:
     if run.timed_out:
         return "it timed out", "raise test_timeout_s in autopack.toml, or make the tests faster"
     if run.kind != "junit":
-        if run.exit_code is None or not 0 <= run.exit_code < 126:
-            return f"the command could not run (exit {run.exit_code})", COMMAND_FIX
-        return None  # judged by exit status alone: failing at base is what a phase may fix
+        return _exit_status_reason(run, expected_files)
     output = run.output_tail
     code = run.exit_code
     if code == 3 or "INTERNALERROR" in output:
@@ -131,6 +131,26 @@ def _reason(run: TestRun, expected_files: set[str]) -> tuple[str, str] | None:
     if not run.outcomes:
         return "no test ran", _fix(run, COMMAND_FIX)
     return None
+
+
+def _exit_status_reason(run: TestRun, expected_files: set[str]) -> tuple[str, str] | None:
+    """A command judged by its exit status is one pseudo-test: failing at base, it leaves
+    nothing an attempt could break, unless the phase is there to make it pass."""
+    if run.exit_code == 0 or EXIT_STATUS_ID in expected_files:
+        return None
+    if run.exit_code is None or not 0 < run.exit_code < 126:
+        return f"the command could not run (exit {run.exit_code})", COMMAND_FIX
+    reason = (
+        f"it fails (exit {run.exit_code}) and has no per-test results: against a failing "
+        "baseline any attempt would pass"
+    )
+    fix = (
+        "make it pass on a clean checkout of the base commit (a clean checkout has only "
+        "committed files), or use pytest (per-test results tell pre-existing failures "
+        f'apart); if the phase is to make it pass, put "{EXIT_STATUS_ID}" in its '
+        "tests.fail_to_pass"
+    )
+    return reason, fix
 
 
 def _fix(run: TestRun, fallback: str) -> str:
