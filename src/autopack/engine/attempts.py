@@ -136,6 +136,8 @@ class StepRunner:
         except steps.PhaseFailure as exc:
             self._fail(ctx.run_id, command, str(exc))
         except (BaselineUnusable, HiddenTestsUnusable) as exc:
+            if self.cancel.is_set():
+                return None  # the cancel killed the baseline run: nothing is wrong with it
             raise EnvironmentProblem(str(exc)) from exc
         except BudgetExceeded as exc:
             self._fail(ctx.run_id, command, f"budget: {exc}")
