@@ -214,3 +214,37 @@ def test_a_pre_existing_failure_is_the_base_s_and_an_honest_change_lands(tmp_pat
 
     doctor = CliRunner().invoke(app, ["doctor", "--repo", str(repo)])
     assert "warn tests:" in doctor.output and "tests/test_calc.py::test_known_bug" in doctor.output
+
+
+def test_a_test_file_the_phase_is_to_make_importable_may_fail_to_collect(
+    tmp_path: Path,
+) -> None:
+    # Written first, red: it cannot even import until the phase adds calc.mul.
+    files = {"tests/test_calc.py": TEST_CALC, "tests/test_mul.py": TEST_MUL}
+    repo, plan, script = _project(tmp_path, files)
+
+    code, out = _run(repo, plan, script)
+
+    assert code == 0, out
+    rt = Runtime.open(repo)
+    (row,) = rt.store.list_runs()
+    assert rt.store.view(row.id).state is RunState.SUCCEEDED
+
+
+def test_a_baseline_an_older_version_cached_unjudged_is_run_again(tmp_path: Path) -> None:
+    repo, plan, script = _project(tmp_path, {"tests/test_calc.py": TEST_CALC})
+    rt = Runtime.open(repo)
+    base_tree = git.commit_tree(repo, git.rev_parse(repo, "HEAD") or "")
+    empty = {"command": COMMAND, "kind": "junit", "exit_code": 5, "outcomes": {}, "impact": {}}
+    rt.store.baseline_put(baseline_key(base_tree, COMMAND), empty)
+
+    code, out = _run(repo, plan, script)
+
+    assert code == 0, out
+    (row,) = rt.store.list_runs()
+    verify = json.loads(
+        (rt.attempt_dir(row.id, "add-mul", 1) / "verify.json").read_text(encoding="utf-8")
+    )
+    assert verify["baseline"]["counts"] == {"passed": 1}  # the empty entry was not trusted
+    assert verify["baseline"]["cached"] is True  # run once, before the Builder, and kept
+    assert rt.store.baseline_get(baseline_key(base_tree, COMMAND))["judged"] is True

@@ -85,21 +85,21 @@ def get_baseline(
 
     Raises :class:`BaselineUnusable` when the run is no evidence (nothing collected,
     collection errors, a crash): such a run is never cached, and neither is one cut
-    short by a timeout. A cached entry is judged again, so one an older version cached
-    without judging is run afresh rather than trusted.
+    short by a timeout. A cached entry this function did not judge (one an older version
+    cached, say) is judged now, and run afresh rather than trusted when it fails.
     """
     key = baseline_key(base_tree, command)
     cached = cache.get(key)
     if cached is not None:
         run = TestRun.from_dict(cached)
-        if baseline_problem(run, fail_to_pass) is None:
+        if cached.get("judged") or baseline_problem(run, fail_to_pass) is None:
             return run, cached.get("impact", {}), True
     with base_checkout() as base:
         run, impact = measure_baseline(sandbox, base, command, timeout_s=timeout_s, env=env)
     problem = baseline_problem(run, fail_to_pass)
     if problem is not None:
         raise BaselineUnusable(problem, run)
-    cache.put(key, {**run.to_dict(), "impact": impact})
+    cache.put(key, {**run.to_dict(), "impact": impact, "judged": True})
     return run, impact, False
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autopack.verify.delta import EXIT_STATUS_ID
@@ -67,14 +67,7 @@ class BaselineProblem:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "command": self.command,
-            "reason": self.reason,
-            "fix": self.fix,
-            "output_tail": self.output_tail,
-            "environment": self.environment,
-            "pytest": self.pytest,
-        }
+        return asdict(self)
 
 
 class BaselineUnusable(RuntimeError):
