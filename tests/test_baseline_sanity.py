@@ -209,8 +209,9 @@ def test_a_pre_existing_failure_is_the_base_s_and_an_honest_change_lands(tmp_pat
     assert any(p.startswith("pytest-timeout-") for p in environment["plugins"])
     base_tree = git.commit_tree(repo, view.base_commit)
     assert rt.store.baseline_get(baseline_key(base_tree, COMMAND)) is not None
+    assert verify["baseline"]["cached"] is True  # run once, before the Builder, not again
     builds = [e for e in rt.store.events(row.id) if e.data.get("role") == "builder"]
-    assert len(builds) == 1  # the baseline run before the Builder cost no extra attempt
+    assert len(builds) == 1
 
     doctor = CliRunner().invoke(app, ["doctor", "--repo", str(repo)])
     assert "warn tests:" in doctor.output and "tests/test_calc.py::test_known_bug" in doctor.output
