@@ -43,8 +43,10 @@ class Scope(_Strict):
 
 
 class HiddenTests(_Strict):
-    """Acceptance tests the Builder never sees: the gate copies them into a verification
-    copy of the attempt, and every test in them must pass (see ``verify/hidden.py``)."""
+    """Acceptance tests the Builder never sees; every test in them must pass.
+
+    The gate copies them into a throwaway copy of the attempt's tree after the Builder
+    has finished, and runs them there (see ``verify/hidden.py``)."""
 
     source: str = Field(
         min_length=1,
