@@ -161,7 +161,8 @@ def test_cancel_during_a_test_command_stops_it_and_keeps_landed_phases(tmp_path:
         + block(edit("b.py", "B = 1", "B = 2"))
     )
     rt, run_id, thread, result = start(repo, CANCEL_PLAN, script)
-    wait_until(rt, run_id, lambda v: v.phases["two"].step == "verify")
+    # The base tree's test run (``sleep 600``) starts before phase two's Builder call.
+    wait_until(rt, run_id, lambda v: v.phases["two"].step == "build")
     cancelled = CliRunner().invoke(app, ["cancel", run_id, "--repo", str(repo)])
     assert cancelled.exit_code == 0, cancelled.output
     thread.join(timeout=120)
@@ -173,6 +174,11 @@ def test_cancel_during_a_test_command_stops_it_and_keeps_landed_phases(tmp_path:
     assert [git.trailers(repo, c)["Autopack-Phase"] for c in commits] == ["one"]
     assert not any(rt.worktree(run_id, phase).exists() for phase in view.phases)
     assert "verify" not in view.phases["two"].steps
+    assert [
+        e
+        for e in rt.store.events(run_id)
+        if e.data.get("phase_id") == "two" and e.type == "model_called"
+    ] == []
 
 
 def _configure(repo: Path, text: str) -> None:

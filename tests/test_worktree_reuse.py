@@ -53,7 +53,9 @@ def test_the_next_phase_sees_none_of_what_the_last_phase_tests_left(tmp_path: Pa
         "  - id: t1\n    phases:\n"
         f"      - {{id: p1, goal: a, scope: {{paths: [a.py]}}, tests: {{command: '{litter}'}}}}\n"
         "  - id: t2\n    phases:\n"
-        f'      - {{id: p2, goal: b, scope: {{paths: [b.py]}}, tests: {{command: "{clean}"}}}}\n'
+        f"      - {{id: p2, goal: b, scope: {{paths: [b.py]}},\n"
+        # the check fails on the base tree (B = 0) and the phase is there to make it pass
+        f'         tests: {{command: "{clean}", fail_to_pass: ["<exit status>"]}}}}\n'
     )
     edit_a = "a.py\n<<<<<<< SEARCH\nA = 0\n=======\nA = 1\n>>>>>>> REPLACE\n"
     edit_b = "b.py\n<<<<<<< SEARCH\nB = 0\n=======\nB = 1\n>>>>>>> REPLACE\n"

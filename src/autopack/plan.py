@@ -42,12 +42,38 @@ class Scope(_Strict):
     read_only: list[str] = Field(default_factory=list, description="Context the Builder reads.")
 
 
+class HiddenTests(_Strict):
+    """Acceptance tests the Builder never sees; every test in them must pass.
+
+    The gate copies them into a throwaway copy of the attempt's tree after the Builder
+    has finished, and runs them there (see ``verify/hidden.py``)."""
+
+    source: str = Field(
+        min_length=1,
+        description=(
+            "A test file or folder kept from the Builder: outside the repository, or in it "
+            "but never committed. A relative path is relative to the plan file's folder."
+        ),
+    )
+    target: str | None = Field(
+        default=None,
+        description=(
+            "Where the gate puts it in the verification copy, relative to the repository. "
+            "Default: its place in the repository, else its name at the top."
+        ),
+    )
+
+
 class PhaseTests(_Strict):
     """How the phase is verified."""
 
     command: str | None = Field(default=None, description="Overrides the project test command.")
     fail_to_pass: list[str] = Field(
         default_factory=list, description="Test IDs that must pass after the phase."
+    )
+    hidden: list[HiddenTests] = Field(
+        default_factory=list,
+        description="Acceptance tests held back from the Builder; all must pass.",
     )
 
 
@@ -152,11 +178,14 @@ def load_plan(path: str | Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError([PlanIssue(file=str(path), line=0, field="-", message=str(exc))]) from exc
-    return parse_plan_text(text, source=str(path))
+    return parse_plan_text(text, source=str(path), base_dir=path.resolve().parent)
 
 
-def parse_plan_text(text: str, source: str = "<plan>") -> Plan:
-    """Validate plan text (YAML or JSON); raise :class:`PlanError` listing every problem."""
+def parse_plan_text(text: str, source: str = "<plan>", base_dir: Path | None = None) -> Plan:
+    """Validate plan text (YAML or JSON); raise :class:`PlanError` listing every problem.
+
+    ``base_dir`` is the plan file's folder, which relative hidden test sources start
+    from; a plan without a file (sent to the API) must name them absolutely."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -174,7 +203,7 @@ def parse_plan_text(text: str, source: str = "<plan>") -> Plan:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         raise PlanError([locate(tuple(err["loc"]), err["msg"]) for err in exc.errors()]) from exc
-    issues = list(_semantic_issues(plan, locate))
+    issues = [*_semantic_issues(plan, locate), *_hidden_issues(plan, base_dir, locate)]
     if issues:
         raise PlanError(issues)
     return plan
@@ -262,6 +291,26 @@ def _phase_issues(
             yield locate(d_loc, problem)
         elif not any(path_matches(deliverable, pattern) for pattern in phase.scope.paths):
             yield locate(d_loc, f"deliverable {deliverable!r} is outside scope.paths")
+
+
+def _hidden_issues(plan: Plan, base_dir: Path | None, locate: _Locator) -> Iterator[PlanIssue]:
+    """Hidden test sources exist where the plan says; their targets stay in the repository."""
+    for t, tier in enumerate(plan.tiers):
+        for p, phase in enumerate(tier.phases):
+            for i, hidden in enumerate(phase.tests.hidden):
+                loc: Loc = ("tiers", t, "phases", p, "tests", "hidden", i)
+                if hidden.target is not None:
+                    problem = _bad_path(hidden.target)
+                    if problem:
+                        yield locate((*loc, "target"), problem)
+                source = Path(hidden.source)
+                if base_dir is not None:
+                    source = base_dir / source  # an absolute source stays itself
+                if not source.is_absolute():
+                    message = f"{hidden.source!r} is relative and the plan has no file"
+                    yield locate((*loc, "source"), f"{message}: give an absolute path")
+                elif not source.exists():
+                    yield locate((*loc, "source"), f"no such file or folder: {source}")
 
 
 def _bad_path(pattern: str) -> str | None:

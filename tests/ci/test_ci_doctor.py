@@ -187,7 +187,8 @@ def test_tests_that_need_uncommitted_files_and_an_unreachable_temporal_fail(
     code, out = doctor(repo, "--temporal", f"127.0.0.1:{port}")
 
     assert code == 3
-    assert "FAIL tests: `sh run-tests.sh` exited" in out
+    assert "FAIL tests: `sh run-tests.sh` gives no usable baseline on the base tree" in out
+    assert "it fails (exit 2) and has no per-test results" in out
     assert "a clean checkout has only committed files" in out
     assert f"FAIL temporal: cannot connect to 127.0.0.1:{port}" in out
     assert "fix: start Temporal" in out

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from autopack.verify import (
+    BaselineUnusable,
     MemoryBaselineCache,
     VerifyEvidence,
     VerifySettings,
@@ -175,15 +176,18 @@ def test_a_command_without_per_test_results_is_judged_by_exit_status(
     common = dict(
         base_tree=tree,
         command="sh check.sh",
-        fail_to_pass=(),
         changed_files=["calc.py"],
         sandbox=make_sandbox(),
         cache=MemoryBaselineCache(),
         base_checkout=checkout,
         settings=FAST,
     )
-    # the base tree has no check.sh: the baseline fails, so a failure now is not new
-    evidence = verify_attempt(repo, **common)  # type: ignore[arg-type]
+    # the base tree has no check.sh: its one pseudo-test fails at base, which is no
+    # baseline at all (any attempt would pass against it) ...
+    with pytest.raises(BaselineUnusable, match="has no per-test results"):
+        verify_attempt(repo, fail_to_pass=(), **common)  # type: ignore[arg-type]
+    # ... unless the phase is there to make the command pass
+    evidence = verify_attempt(repo, fail_to_pass=("<exit status>",), **common)  # type: ignore[arg-type]
     assert evidence.kind == "exit_status"
     assert evidence.delta.fixed == ["<exit status>"]
     assert evidence.passed

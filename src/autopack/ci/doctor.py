@@ -363,11 +363,13 @@ def check_temporal(address: str) -> Finding:
 
 
 def check_tests(repo: Path, settings: Settings) -> Finding:
-    """The test command runs in a clean checkout of HEAD, the way a phase's baseline does.
+    """The test command gives a usable baseline on a clean checkout of HEAD: the same run
+    and the same judgement (:func:`autopack.verify.baseline_problem`) that stop a run
+    before its first Builder call.
 
     Failing tests are only a warning: the gate counts them as pre-existing.
     """
-    from autopack.verify import detect_test_command
+    from autopack.verify import baseline_problem, detect_test_command, measure_baseline
 
     command = settings.test_command or detect_test_command(repo)
     if not command:
@@ -378,34 +380,29 @@ def check_tests(repo: Path, settings: Settings) -> Finding:
             "set test_command in autopack.toml",
         )
     with _clean_checkout(repo) as checkout:
-        result = _sandbox(settings.sandbox).run(
-            command, checkout, timeout_s=settings.test_timeout_s
+        run, _ = measure_baseline(
+            _sandbox(settings.sandbox), checkout, command, timeout_s=settings.test_timeout_s
         )
-    tail = "\n".join(result.output.strip().splitlines()[-5:])
-    if result.timed_out:
-        return Finding(
-            "tests",
-            "fail",
-            f"`{command}` timed out after {settings.test_timeout_s:g}s",
-            "raise test_timeout_s in autopack.toml, or make the tests faster",
+    problem = baseline_problem(run)
+    if problem is not None:
+        return Finding("tests", "fail", problem.details(), problem.fix)
+    env = run.environment
+    ran_with = f" with {env['python']} (Python {env['python_version']})" if env else ""
+    failing = sorted(test for test, outcome in run.outcomes.items() if outcome != "passed")
+    if failing or run.exit_code != 0:
+        listed = ", ".join(failing[:5]) + (
+            f" (+{len(failing) - 5} more)" if len(failing) > 5 else ""
         )
-    if result.exit_code == 0:
-        return Finding("tests", "ok", f"`{command}` passes on a clean checkout")
-    if result.exit_code == 1:
         return Finding(
             "tests",
             "warn",
-            f"`{command}` has failing tests on a clean checkout; "
-            f"they count as pre-existing failures:\n{tail}",
+            f"`{command}` has failing tests on a clean checkout{ran_with}; "
+            f"they count as pre-existing failures: {listed or f'exit {run.exit_code}'}",
             "fix them when you can",
         )
-    return Finding(
-        "tests",
-        "fail",
-        f"`{command}` exited {result.exit_code} on a clean checkout:\n{tail}",
-        "fix test_command in autopack.toml, or commit what "
-        "the tests need (a clean checkout has only committed files)",
-    )
+    plugins = ", ".join(env.get("plugins", [])) or "none"
+    detail = f"`{command}` passes on a clean checkout{ran_with}"
+    return Finding("tests", "ok", detail + (f"; pytest plugins: {plugins}" if env else ""))
 
 
 def _sandbox(kind: str) -> Sandbox:

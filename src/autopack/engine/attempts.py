@@ -24,6 +24,8 @@ from autopack.llm.door import ModelDoor
 from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.projection import RunView
 from autopack.store import Store
+from autopack.verify.hidden import HiddenTestsUnusable
+from autopack.verify.sanity import BaselineUnusable
 
 INFRA_RETRIES = 3
 """Retries of a step that failed for infrastructure reasons, which cost no attempt."""
@@ -133,6 +135,10 @@ class StepRunner:
             return self.dispatch(ctx, command.step)
         except steps.PhaseFailure as exc:
             self._fail(ctx.run_id, command, str(exc))
+        except (BaselineUnusable, HiddenTestsUnusable) as exc:
+            if self.cancel.is_set():
+                return None  # the cancel killed the baseline run: nothing is wrong with it
+            raise EnvironmentProblem(str(exc)) from exc
         except BudgetExceeded as exc:
             self._fail(ctx.run_id, command, f"budget: {exc}")
             if exc.scope == "run":

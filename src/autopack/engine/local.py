@@ -35,7 +35,13 @@ from autopack.engine.decider import (
 )
 from autopack.engine.runtime import Runtime
 from autopack.engine.summary import SUMMARY_FILE, close_run
-from autopack.events import ApprovalRejected, CancelRequested, RunFinished, RunStarted
+from autopack.events import (
+    ApprovalRejected,
+    CancelRequested,
+    RunFinished,
+    RunPaused,
+    RunStarted,
+)
 from autopack.llm.cassette import Cassette
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
 from autopack.llm.pricing import PriceTable
@@ -84,6 +90,11 @@ class LocalExecutor:
             max_parallel = int(self.rt.store.view(run_id).settings.get("max_parallel", 1))
             with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="phase") as pool:
                 return self._loop(run_id, door, pool, max_parallel, wait_for_approvals)
+        except EnvironmentProblem as exc:
+            # The run stops for something outside it; it must not look alive afterwards.
+            if self.rt.store.view(run_id).state is RunState.RUNNING:
+                self.rt.store.append(run_id, RunPaused(reason=str(exc)))
+            raise
         finally:
             stop_heartbeat.set()
             self.rt.store.release_lease(run_id, self.name)

@@ -33,6 +33,7 @@ from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
 from autopack.states import PHASE_TERMINAL
 from autopack.store import Store
+from autopack.verify import hidden
 from autopack.workspace import git
 from autopack.workspace.runner import CommandResult, Sandbox
 
@@ -259,6 +260,7 @@ def _rebuild_nothing(ctx: StepContext) -> dict[str, Any]:
 
 def build(ctx: StepContext) -> dict[str, Any]:
     worktree = ensure_worktree(ctx)
+    _preflight(ctx, worktree)
     if ctx.pview.rebase_tree:
         _still_pristine(ctx)
         return _rebuild_nothing(ctx)
@@ -303,6 +305,53 @@ def _used_no_tools(result: roles.BuildResult) -> bool:
     """The Builder answered its first call with text: no tool ran, nothing was written
     (a tool call, even ``finish``, ends the first step another way)."""
     return result.steps == 1 and result.stop_reason == "text"
+
+
+def _preflight(ctx: StepContext, worktree: Path) -> None:
+    """Before the Builder spends anything: the base tree's tests are evidence, and the
+    hidden acceptance tests are out of the Builder's reach. Either failing raises and
+    stops the run; a sane baseline is cached, so the verify step does not run it again."""
+    command = test_command(ctx, worktree)
+    if ctx.phase.tests.hidden:
+        hidden.check_hidden(
+            hidden_files(ctx),
+            repo=ctx.rt.repo,
+            base_commit=ctx.base,
+            command=command,
+            sandbox=ctx.sandbox,
+            worktree=worktree,
+        )
+    if command is None:
+        return
+    try:
+        verify.get_baseline(
+            base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
+            command=command,
+            base_checkout=lambda: _at_base(ctx),
+            sandbox=ctx.sandbox,
+            cache=StoreBaselineCache(ctx.rt),
+            timeout_s=ctx.rt.settings.test_timeout_s,
+            # a file any phase of the plan is to make importable may fail to collect
+            fail_to_pass=[t for _, p in ctx.view.plan.phases() for t in p.tests.fail_to_pass],
+        )
+    except verify.BaselineUnusable as exc:
+        record = {**exc.run.to_dict(), "problem": exc.problem.to_dict()}
+        (ctx.artifacts / "baseline.json").write_text(json.dumps(record, indent=2), "utf-8")
+        raise
+
+
+@contextmanager
+def _at_base(ctx: StepContext) -> Iterator[Path]:
+    """The worktree, exactly at its base, for a baseline run; what the run left behind
+    (caches, outputs) is gone before the Builder sees the worktree."""
+    try:
+        yield ctx.worktree
+    finally:
+        _reset_to_base(ctx)
+
+
+def hidden_files(ctx: StepContext) -> list[hidden.HiddenFile]:
+    return hidden.resolve(ctx.phase.tests.hidden, ctx.view.plan_source, ctx.rt.repo)
 
 
 # -- apply -------------------------------------------------------------------------
@@ -407,6 +456,16 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             full = found.full_run.to_dict()  # carries the command it ran
             (ctx.artifacts / "full_run.json").write_text(json.dumps(full), encoding="utf-8")
         evidence = found.to_dict()
+        if found.passed and ctx.phase.tests.hidden:
+            held_back = hidden.run_hidden(
+                hidden_files(ctx),
+                repo=ctx.rt.repo,
+                tree=applied["tree"],
+                command=command,
+                sandbox=ctx.sandbox,
+                timeout_s=ctx.rt.settings.test_timeout_s,
+            )
+            evidence = hidden.with_hidden(evidence, held_back)
         evidence["test_seconds"] = _test_seconds(evidence)
     (ctx.artifacts / "verify.json").write_text(json.dumps(evidence, indent=2), encoding="utf-8")
     passed = bool(evidence.get("passed")) and checks_ok
@@ -426,6 +485,7 @@ def _test_seconds(evidence: dict[str, Any]) -> float:
     """Time spent in test commands (a baseline taken from the cache costs nothing)."""
     baseline = evidence.get("baseline") or {}
     spent = float(evidence.get("selection", {}).get("test_time_s", 0.0))
+    spent += float((evidence.get("hidden") or {}).get("duration_s", 0.0))
     if not baseline.get("cached"):
         spent += float(baseline.get("duration_s", 0.0))
     return round(spent, 3)

@@ -58,6 +58,7 @@ def _verify_facts(evidence: VerifyEvidence | None) -> dict[str, list[str]]:
         "fail_to_pass_failing": delta.fail_to_pass_failing,
         "collection_errors": delta.collection_errors,
         "test_run_errors": delta.run_errors,
+        "hidden_tests_failing": delta.hidden_failing,
         "verification_incomplete": incomplete,
     }
 

@@ -81,6 +81,7 @@ def _tests_feedback(tests: Mapping[str, Any] | None) -> list[str]:
     for key, label in (
         ("newly_failing", "Now failing (passed before)"),
         ("fail_to_pass_failing", "Must pass but did not"),
+        ("hidden_failing", "Acceptance tests you cannot see fail (make the change general)"),
         ("collection_errors", "Fail to collect"),
         ("run_errors", "Test run problems"),
     ):

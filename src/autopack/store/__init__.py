@@ -590,6 +590,7 @@ class Store:
         return value if isinstance(value, dict) else None
 
     def baseline_put(self, key: str, value: dict[str, Any]) -> None:
+        """Store a baseline; one already there is replaced (an unjudged one judged again)."""
         with self._lock, self.engine.begin() as conn:
             exists = conn.execute(
                 select(tables.baselines.c.key).where(tables.baselines.c.key == key)
@@ -598,6 +599,9 @@ class Store:
                 conn.execute(
                     insert(tables.baselines).values(key=key, value=value, created_at=utcnow())
                 )
+            else:
+                row = tables.baselines.c.key == key
+                conn.execute(update(tables.baselines).where(row).values(value=value))
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -6,13 +6,18 @@ from autopack.verify.baseline import (
     JsonDirBaselineCache,
     MemoryBaselineCache,
     baseline_key,
+    get_baseline,
+    measure_baseline,
 )
 from autopack.verify.checks import CheckResult, run_checks
 from autopack.verify.delta import TestDelta, compute_delta
 from autopack.verify.results import TestRun, detect_test_command, parse_junit, run_tests
+from autopack.verify.sanity import BaselineProblem, BaselineUnusable, baseline_problem
 
 __all__ = [
     "BaselineCache",
+    "BaselineProblem",
+    "BaselineUnusable",
     "CheckResult",
     "JsonDirBaselineCache",
     "MemoryBaselineCache",
@@ -21,8 +26,11 @@ __all__ = [
     "VerifyEvidence",
     "VerifySettings",
     "baseline_key",
+    "baseline_problem",
     "compute_delta",
     "detect_test_command",
+    "get_baseline",
+    "measure_baseline",
     "parse_junit",
     "run_checks",
     "run_tests",

@@ -110,6 +110,7 @@ def verify_attempt(
         cache=cache,
         timeout_s=settings.timeout_s,
         env=settings.env,
+        fail_to_pass=fail_to_pass,
     )
     evidence = VerifyEvidence(
         command=command,

@@ -41,6 +41,8 @@ class TestDelta:
     """Newly failing tests not rerun for flakiness: the attempt was blocked anyway."""
     collection_errors: list[str] = field(default_factory=list)
     run_errors: list[str] = field(default_factory=list)
+    hidden_failing: list[str] = field(default_factory=list)
+    """Hidden acceptance tests (``tests.hidden``) that did not pass, by name only."""
 
     @property
     def blocking(self) -> bool:
@@ -50,6 +52,7 @@ class TestDelta:
             or self.fail_to_pass_failing
             or self.collection_errors
             or self.run_errors
+            or self.hidden_failing
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
 PYTEST_ARGS = "-p no:cacheprovider -o junit_family=xunit1 --continue-on-collection-errors"
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 RERUN_REPORT = "reruns.json"
+ENV_REPORT = "env.json"
 VALUE_OPTIONS = frozenset(
     {"-k", "-m", "-p", "-c", "-o", "-W", "--ignore", "--ignore-glob", "--deselect", "--rootdir"}
     | {"--confcutdir", "--basetemp", "--junitxml", "--junit-xml", "--tb", "--maxfail"}
@@ -61,6 +62,8 @@ class TestRun:
     warning: str = ""
     reruns: dict[str, list[str]] = field(default_factory=dict)
     """Outcomes of the in-process reruns of tests that failed, per round (see ``Rerun``)."""
+    environment: dict[str, Any] = field(default_factory=dict)
+    """The interpreter (path, version) and the pytest plugins that ran (``autopack_env``)."""
 
     @property
     def passed(self) -> bool:
@@ -162,16 +165,15 @@ def run_tests(
         args = [narrowed, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
         env = dict(env or {})
         writable = [Path(scratch)]
-        plugins: dict[str, dict[str, str]] = {}
+        plugins = {"autopack_env": {"AUTOPACK_ENV_REPORT": str(Path(scratch) / ENV_REPORT)}}
         if coverage_file is not None:
             plugins["autopack_impact"] = {"AUTOPACK_COVERAGE_FILE": str(coverage_file)}
             writable.append(coverage_file.parent)
         if rerun is not None:
             spec = _write_rerun_spec(Path(scratch), rerun)
             plugins["autopack_rerun"] = {"AUTOPACK_RERUN_SPEC": str(spec)}
-        if plugins:
-            path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
-            env["PYTHONPATH"] = path
+        path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = path
         for name, variables in plugins.items():
             args.append(f"-p {name}")
             env.update(variables)
@@ -181,10 +183,12 @@ def run_tests(
         )
         outcomes, errors = parse_junit(report.read_text()) if report.exists() else ({}, [])
         reruns = _read_reruns(Path(scratch) / RERUN_REPORT)
+        environment = _read_json(Path(scratch) / ENV_REPORT)
     if result.exit_code in (2, 3, 4) and not outcomes and not errors:
         errors = [f"pytest exited with {result.exit_code} before running any test"]
     run = _run_from(command, "junit", result, outcomes, errors)
     run.reruns = reruns
+    run.environment = environment
     return run
 
 
@@ -206,6 +210,14 @@ def _read_reruns(path: Path) -> dict[str, list[str]]:
         return {}
     reruns: dict[str, list[str]] = json.loads(path.read_text())["reruns"]
     return reruns
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A report a plugin wrote; empty when pytest stopped before the plugin wrote it."""
+    if not path.exists():
+        return {}
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _without_test_paths(command: str, worktree: Path) -> str:

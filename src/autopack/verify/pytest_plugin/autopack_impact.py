@@ -2,7 +2,9 @@
 
 Loaded only into the baseline run (``-p autopack_impact`` with this folder on
 ``PYTHONPATH``), it starts coverage itself and switches the coverage context to each
-test's node ID, so the data says, per line, which tests ran it.
+test's node ID, so the data says, per line, which tests ran it. An interpreter without
+coverage records nothing (selection falls back to the import graph): Autopack's own
+plugin must never be the reason a project's baseline cannot run.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import coverage
 import pytest
 
 _state: dict[str, Any] = {}
@@ -20,6 +21,10 @@ _state: dict[str, Any] = {}
 def pytest_configure(config: pytest.Config) -> None:
     path = os.environ.get("AUTOPACK_COVERAGE_FILE")
     if path and "cov" not in _state:
+        try:
+            import coverage
+        except ImportError:
+            return
         cov = coverage.Coverage(data_file=path, source=[str(config.rootpath)])
         cov.start()
         _state["cov"] = cov
