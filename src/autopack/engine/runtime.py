@@ -11,7 +11,7 @@ from pathlib import Path
 
 from autopack.config import STATE_DIR, Settings, load_settings
 from autopack.store import Store
-from autopack.workspace.runner import Sandbox, make_sandbox
+from autopack.workspace.runner import Sandbox, sandbox_for
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Runtime:
         settings = settings or load_settings(repo)
         url = db_url or settings.database_url(repo)
         store = Store(url, runs_dir=repo / STATE_DIR / "runs")
-        sandbox = make_sandbox(settings.sandbox)
+        sandbox = sandbox_for(settings)
         return cls(repo, settings, store, sandbox, model_override)
 
     def run_dir(self, run_id: str) -> Path:
