@@ -60,7 +60,9 @@ class Settings(_Section):
     test_command: str | None = Field(default=None, description="Command that runs the tests.")
     test_timeout_s: float = Field(default=900, gt=0, description="Timeout of one test command.")
     sandbox: str = Field(default="auto", description="auto, bwrap or subprocess.")
-    sandbox_limits: SandboxLimits = SandboxLimits()
+    sandbox_limits: SandboxLimits = Field(
+        default_factory=SandboxLimits, description="Limits of every sandboxed command."
+    )
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
