@@ -39,7 +39,16 @@ class Scope(_Strict):
     """What a phase may write (``paths``) and what it may read as context (``read_only``)."""
 
     paths: list[str] = Field(min_length=1, description="Files or globs the Builder may write.")
-    read_only: list[str] = Field(default_factory=list, description="Context the Builder reads.")
+    read_only: list[str] = Field(
+        default_factory=list, description="Context the Builder reads; never written."
+    )
+
+    def allows_write(self, path: str) -> bool:
+        """Whether the phase may change ``path``: ``paths`` covers it and ``read_only``
+        does not (read-only wins, so an overlap can never open a file for writing)."""
+        return any(path_matches(path, glob) for glob in self.paths) and not any(
+            path_matches(path, glob) for glob in self.read_only
+        )
 
 
 class HiddenTests(_Strict):
@@ -276,6 +285,14 @@ def _phase_issues(
             problem = _bad_path(pattern)
             if problem:
                 yield locate((*loc, "scope", key, i), problem)
+    for i, pattern in enumerate(phase.scope.read_only):
+        clash = next((p for p in phase.scope.paths if globs_overlap(p, pattern)), None)
+        if clash is not None:
+            message = (
+                f"read_only {pattern!r} overlaps paths {clash!r}: read-only wins, so the "
+                "phase could not write what both cover; narrow one of them"
+            )
+            yield locate((*loc, "scope", "read_only", i), message)
     for i, dep in enumerate(phase.depends_on):
         dep_loc = (*loc, "depends_on", i)
         if dep == phase.id:

@@ -9,7 +9,6 @@ from regressions, and the result was compared with the cached baseline.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from autopack.verify.baseline import BaseCheckout, BaselineCache, get_baseline
 from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
 from autopack.verify.impact import changed_base_lines, function_spans, select_tests
 from autopack.verify.results import PASSED, Rerun, TestRun, run_tests
+from autopack.workspace import git
 from autopack.workspace.runner import Sandbox
 
 LISTED_IDS = 50
@@ -234,15 +234,8 @@ def _new_test_files(worktree: Path, changed_files: Sequence[str], known: list[st
 
 def _base_source(worktree: Path, base_tree: str, path: str) -> str | None:
     """A file's text in the base tree; ``None`` when the base has no such file."""
-    shown = subprocess.run(
-        ["git", "cat-file", "blob", f"{base_tree}:{path}"],
-        cwd=worktree,
-        capture_output=True,
-        check=False,
-    )
-    if shown.returncode != 0:
-        return None
-    return shown.stdout.decode("utf-8", errors="replace")
+    shown = git.read_blob(worktree, f"{base_tree}:{path}")
+    return None if shown is None else shown.decode("utf-8", errors="replace")
 
 
 def _changed_lines(target: Path, base: str | None) -> set[int] | None:
