@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 CONFIG_FILE = "autopack.toml"
 STATE_DIR = ".autopack"
@@ -40,13 +40,64 @@ class ModelSettings(_Section):
     )
 
 
+class _Loose(BaseModel):
+    """A table whose keys its consumer checks; here only the types of the known ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class GateRuleOverride(_Loose):
+    """One rule of ``[gate.rules.<id>]``."""
+
+    decision: str | None = Field(default=None, description="PASS, RETRY, NEEDS_APPROVAL, BLOCK.")
+    reason: str | None = Field(default=None, description="Why the rule applies, for people.")
+    unless_approved: bool | None = Field(default=None, description="A person may lift it.")
+
+
+class GateOverrides(_Loose):
+    """``[gate]``: overrides of the gate's default policy (``gate/policy.yaml``)."""
+
+    precedence: list[str] | None = Field(default=None, description="Strongest decision first.")
+    risk_threshold: int | None = Field(default=None, description="Risk above this asks a person.")
+    protected_paths: list[str] | None = Field(default=None, description="Blocked unless approved.")
+    sensitive_paths: list[str] | None = Field(default=None, description="Raise the risk score.")
+    rules: dict[str, GateRuleOverride] = Field(default_factory=dict, description="Rule changes.")
+    ruff: bool = Field(default=False, description="Lint changed Python files with ruff.")
+
+
+class ApprovalSettings(_Section):
+    """``[approvals]``: what happens while a phase waits for a person."""
+
+    timeout_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="Longest wait; unset = forever."
+    )
+    on_timeout: Literal["fail", "wait"] = Field(default="fail", description="fail or wait.")
+    webhook_url: str = Field(default="", description="Where pending approvals are POSTed.")
+    webhook_secret_env: str = Field(default="", description="Env var of the HMAC key.")
+
+
+def _checked(model: type[BaseModel]) -> Any:
+    """A validator that checks a table against ``model`` and keeps it as the plain table
+    its consumer reads (so a wrong type is a config error, not a crash mid-run)."""
+
+    def check(table: dict[str, Any]) -> dict[str, Any]:
+        model.model_validate(table)
+        return table
+
+    return AfterValidator(check)
+
+
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
     db_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in .autopack/.")
     test_command: str | None = Field(default=None, description="Command that runs the tests.")
-    test_timeout_s: float = Field(default=900, gt=0, description="Timeout of one test command.")
-    sandbox: str = Field(default="auto", description="auto, bwrap or subprocess.")
+    test_timeout_s: float = Field(
+        default=900, gt=0, allow_inf_nan=False, description="Timeout of one test command."
+    )
+    sandbox: Literal["auto", "bwrap", "subprocess"] = Field(
+        default="auto", description="auto, bwrap or subprocess."
+    )
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
@@ -57,15 +108,24 @@ class Settings(_Section):
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="USD per million tokens, per model spec."
     )
-    gate: dict[str, Any] = Field(default_factory=dict, description="Gate policy overrides.")
+    gate: Annotated[dict[str, Any], _checked(GateOverrides)] = Field(
+        default_factory=dict, description="Gate policy overrides."
+    )
     builder: dict[str, Any] = Field(default_factory=dict, description="Builder limits.")
     tidy_on_finish: bool = Field(default=False, description="Write ledgers when a run ends.")
     enable_sot_memory_indexing: bool = Field(default=False, description="Index the ledgers.")
     sot_retrieval_enabled: bool = Field(default=False, description="Give the Builder lessons.")
     memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
-    approvals: dict[str, Any] = Field(
+    approvals: Annotated[dict[str, Any], _checked(ApprovalSettings)] = Field(
         default_factory=dict, description="Approval timeout policy and webhook."
     )
+
+    _source: str = PrivateAttr(default="defaults")
+
+    @property
+    def source(self) -> str:
+        """The file these settings were read from (``defaults`` when none)."""
+        return self._source
 
     def database_url(self, repo: Path) -> str:
         return self.db_url or f"sqlite:///{repo / STATE_DIR / 'autopack.db'}"
@@ -91,25 +151,33 @@ def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings
         if value is not None:
             data[field] = value
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    settings._source = source
+    return settings
 
 
 def _read_file(repo: Path) -> tuple[dict[str, Any], str]:
+    """The raw table and the file it came from; any unreadable file is a ConfigError."""
     own = repo / CONFIG_FILE
     pyproject = repo / "pyproject.toml"
+    path = own if own.is_file() else pyproject if pyproject.is_file() else None
+    if path is None:
+        return {}, "defaults"
     try:
-        if own.is_file():
-            return tomllib.loads(own.read_text(encoding="utf-8")), str(own)
-        if pyproject.is_file():
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            return dict(table.get("tool", {}).get("autopack", {})), str(pyproject)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{own if own.is_file() else pyproject}: {exc}") from exc
-    return {}, "defaults"
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if path == own:
+        return table, str(path)
+    found: Any = table.get("tool", {})
+    found = found.get("autopack", {}) if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path}: tool.autopack: must be a table")
+    return dict(found), str(path)
 
 
 def render_default_config(test_command: str | None) -> str:
