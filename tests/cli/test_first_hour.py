@@ -84,16 +84,7 @@ def test_doctor_with_a_non_ascii_key_names_the_problem(repo: Path) -> None:
 def test_errors_keep_bracketed_text_and_colons(repo: Path) -> None:
     """The no-price message tells the user to add a TOML table: it must print whole."""
     plan = repo.parent / "plan.yaml"
-    plan.write_text(
-        "run: {goal: g, max_attempts: 1}\n"
-        "tiers:\n"
-        "  - id: t\n"
-        "    phases:\n"
-        "      - id: p\n"
-        "        goal: change a\n"
-        "        scope: {paths: [a.py]}\n"
-        '        tests: {command: "true"}\n'
-    )
+    plan.write_text(PLAN)
     done = autopack(
         "run", str(plan), "--model", "anthropic:no-such-model", cwd=repo, ANTHROPIC_API_KEY="k"
     )
