@@ -413,10 +413,12 @@ def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> N
 
 
 def test_command(ctx: StepContext, worktree: Path) -> str | None:
+    """The plan's command, else the settings', else one detected in the base commit (the
+    attempt's own files cannot switch its grading off)."""
     return (
         ctx.phase.tests.command
         or ctx.rt.settings.test_command
-        or verify.detect_test_command(worktree)
+        or verify.detect_test_command(worktree, git.commit_tree(ctx.rt.repo, ctx.base))
     )
 
 
@@ -452,7 +454,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
             base_checkout=lambda: base_checkout(ctx, applied["tree"]),
             settings=verify.VerifySettings(timeout_s=ctx.rt.settings.test_timeout_s),
         )
-        if found.passed and found.full_run is not None:
+        if found.seeds_baseline and found.full_run is not None:
             full = found.full_run.to_dict()  # carries the command it ran
             (ctx.artifacts / "full_run.json").write_text(json.dumps(full), encoding="utf-8")
         evidence = found.to_dict()

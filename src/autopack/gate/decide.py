@@ -55,11 +55,15 @@ def _verify_facts(evidence: VerifyEvidence | None) -> dict[str, list[str]]:
     incomplete = [] if evidence.passed or delta.blocking else ["full suite not run"]
     return {
         "new_failures": delta.newly_failing,
+        "tests_missing": delta.missing,
+        "tests_unstable": delta.unstable,
         "fail_to_pass_failing": delta.fail_to_pass_failing,
         "collection_errors": delta.collection_errors,
         "test_run_errors": delta.run_errors,
         "hidden_tests_failing": delta.hidden_failing,
         "verification_incomplete": incomplete,
+        "test_config_changed": delta.config_changed,
+        "edited_tests_failing": delta.edited_failing,
     }
 
 
@@ -79,13 +83,23 @@ def _apply_failure(report: Mapping[str, Any]) -> str:
     return "edits refused or failed to apply" + (f"\n{why}" if why else "")
 
 
+def _tests_edited(evidence: GateEvidence) -> list[str]:
+    """Existing test files changed in any way (appending counts: a test of the same name
+    shadows the real one), from the diff and from what the verification tree put back."""
+    risk = evidence.risk
+    paths = risk.paths_of("test_edited") + risk.paths_of("test_deleted")
+    if evidence.verify is not None:
+        paths += evidence.verify.delta.tests_edited
+    return sorted(set(paths))
+
+
 def facts(evidence: GateEvidence, policy: Policy) -> dict[str, list[str]]:
     """Each fact the rules can name, with the details that make it hold (empty = not)."""
     risk = evidence.risk
     found = {
         "apply_failed": [] if evidence.apply_ok else [_apply_failure(evidence.edits_report)],
         "checks_failed": [f"{c.name}: {c.detail}" for c in evidence.checks if not c.passed],
-        "tests_edited": risk.paths_of("test_edited") + risk.paths_of("test_deleted"),
+        "tests_edited": _tests_edited(evidence),
         "protected_path": risk.paths_of("protected_path"),
         "risk_above_threshold": (
             [f"score {risk.score} > {policy.risk_threshold}"]

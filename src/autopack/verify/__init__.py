@@ -11,7 +11,7 @@ from autopack.verify.baseline import (
 )
 from autopack.verify.checks import CheckResult, run_checks
 from autopack.verify.delta import TestDelta, compute_delta
-from autopack.verify.results import TestRun, detect_test_command, parse_junit, run_tests
+from autopack.verify.results import TestRun, detect_test_command, read_report, run_tests
 from autopack.verify.sanity import BaselineProblem, BaselineUnusable, baseline_problem
 
 __all__ = [
@@ -29,9 +29,9 @@ __all__ = [
     "baseline_problem",
     "compute_delta",
     "detect_test_command",
+    "read_report",
     "get_baseline",
     "measure_baseline",
-    "parse_junit",
     "run_checks",
     "run_tests",
     "verify_attempt",

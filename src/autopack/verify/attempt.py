@@ -1,22 +1,31 @@
-"""Verifying one attempt: affected tests first, then the full suite, against the baseline.
+"""Verifying one attempt: affected tests first, then the rest, against the baseline.
 
-The order serves the Builder: the tests a change can affect run first, and when they
-already show a regression the attempt goes back with that feedback without waiting
-for the full suite. An attempt can only pass after the full suite ran (unless the
-settings say otherwise), newly failing tests were rerun in isolation to tell flakes
-from regressions, and the result was compared with the cached baseline.
+The tests run in the verification tree (``grading.py``): the attempt's code with the base
+commit's test files and test configuration. The order serves the Builder: the tests a
+change can affect run first, and when they already show a regression the attempt goes
+back with that feedback without waiting for the rest. Otherwise only the rest of the
+suite runs (the affected tests are not run twice), and the two runs together must
+account for every test of the baseline. A hang costs one timeout: a run that timed out
+decides the attempt.
+
+A base-passing test that fails is a regression unless it was seen to be flaky on the
+base tree: a rerun that passes proves nothing about the change, so such a test is rerun
+on the base tree, and only a failure there excuses it. New tests (and ``fail_to_pass``)
+are rerun even when they pass, and must pass every time.
 """
 
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autopack.verify.baseline import BaseCheckout, BaselineCache, get_baseline
+from autopack.verify.baseline import BaseCheckout, BaselineCache, baseline_key, get_baseline
 from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
+from autopack.verify.grading import GradingReport, grading_tree, is_test_file
 from autopack.verify.impact import changed_base_lines, function_spans, select_tests
 from autopack.verify.results import PASSED, Rerun, TestRun, run_tests
 from autopack.workspace.runner import Sandbox
@@ -29,7 +38,10 @@ class VerifySettings:
     """How an attempt is verified."""
 
     flaky_reruns: int = 2
-    """Reruns of a newly failing test; passing one (then again in a fresh process) is a flake."""
+    """In-process reruns of a failing test (and of every new test, which must pass them)."""
+    base_flaky_reruns: int = 5
+    """Reruns on the base tree of a base-passing test that failed then passed: a failure
+    there proves it flaky at base, and only that excuses it."""
     impact_selection: bool = True
     """Run the tests affected by the change first, and stop there if they regress."""
     full_suite: bool = True
@@ -37,7 +49,7 @@ class VerifySettings:
     timeout_s: float = 900.0
     """Timeout of one test command."""
     rerun_timeout_s: float = 120.0
-    """Timeout of one isolated rerun."""
+    """Timeout of the rerun on the base tree."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment for test commands (over the sandbox's scrubbed one)."""
 
@@ -54,9 +66,13 @@ class VerifyEvidence:
     baseline_cached: bool
     selection: dict[str, Any]
     selected_run: TestRun | None = None
+    rest_run: TestRun | None = None
+    """The suite without the selected tests (or the whole suite when none were)."""
     full_run: TestRun | None = None
+    """The whole suite's outcomes: the selected run and the rest together."""
+    grading: GradingReport = field(default_factory=GradingReport)
     rerun_s: float = 0.0
-    """Seconds spent rerunning newly failing tests apart, to tell flakes from regressions."""
+    """Seconds spent rerunning tests on the base tree, to tell flakes from regressions."""
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -64,16 +80,24 @@ class VerifyEvidence:
         ran_enough = self.full_run is not None or self.selection.get("full_suite_required") is False
         return ran_enough and not self.delta.blocking
 
+    @property
+    def seeds_baseline(self) -> bool:
+        """Whether the full run is also the landed tree's baseline: it passed, and it ran
+        the attempt's own tree (no test file or configuration was put back)."""
+        return self.passed and self.full_run is not None and self.grading.graded_as_is
+
     def to_dict(self) -> dict[str, Any]:
+        runs = {"selected_run": self.selected_run, "rest_run": self.rest_run}
         return {
             "command": self.command,
             "kind": self.kind,
             "base_tree": self.base_tree,
             "passed": self.passed,
             "delta": self.delta.to_dict(),
+            "grading": self.grading.to_dict(),
             "baseline": {**_summary(self.baseline), "cached": self.baseline_cached},
             "selection": self.selection,
-            "selected_run": _summary(self.selected_run) if self.selected_run else None,
+            **{name: _summary(run) if run else None for name, run in runs.items()},
             "full_run": _summary(self.full_run) if self.full_run else None,
             "warnings": self.warnings,
         }
@@ -102,6 +126,7 @@ def verify_attempt(
     settings: VerifySettings = VerifySettings(),
 ) -> VerifyEvidence:
     """Verify the attempt in ``worktree`` against the baseline of ``base_tree``."""
+    started = time.monotonic()
     baseline, impact, cached = get_baseline(
         base_tree=base_tree,
         command=command,
@@ -121,61 +146,198 @@ def verify_attempt(
         baseline_cached=cached,
         selection={"strategy": "none", "full_suite_required": settings.full_suite},
     )
-    selected = None
-    if settings.impact_selection:
-        selected = _selection(worktree, base_tree, baseline, impact, changed_files, fail_to_pass)
-    rerun = _rerun_request(baseline, fail_to_pass, settings)
-    if selected:
-        run = run_tests(
-            sandbox,
-            worktree,
-            command,
-            test_ids=selected,
-            timeout_s=settings.timeout_s,
-            env=settings.env,
-            rerun=rerun,
+    base_files = {_file(t) for t in baseline.outcomes}
+    with grading_tree(worktree, base_tree, changed_files, base_files) as grading:
+        evidence.grading = grading
+        graded = _Graded(evidence, worktree, command, fail_to_pass, sandbox, settings)
+        graded.run(_new_test_files(changed_files, base_files), changed_files, impact)
+    if graded.suspects:
+        _judge_suspects(evidence, graded.suspects, sandbox, cache, base_checkout, settings)
+    evidence.delta.tests_edited = sorted(grading.tests_edited + grading.tests_deleted)
+    evidence.delta.config_changed = list(grading.config_changed)
+    return _finish(evidence, time.monotonic() - started)
+
+
+@dataclass
+class _Graded:
+    """The grading runs of one attempt, in its verification tree."""
+
+    evidence: VerifyEvidence
+    worktree: Path
+    command: str
+    fail_to_pass: Sequence[str]
+    sandbox: Sandbox
+    settings: VerifySettings
+    suspects: list[str] = field(default_factory=list)
+    """Base-passing tests that failed then passed a rerun: flaky at base, or regressions."""
+
+    def run(self, new_files: set[str], changed: Sequence[str], impact: dict[str, Any]) -> None:
+        """The affected tests, and when they do not already block, the rest."""
+        evidence, settings = self.evidence, self.settings
+        baseline = evidence.baseline
+        rerun = _rerun_request(baseline, self.fail_to_pass, new_files, settings)
+        selected = None
+        if settings.impact_selection:
+            selected = _selection(
+                self.worktree,
+                evidence.base_tree,
+                baseline,
+                impact,
+                changed,
+                self.fail_to_pass,
+                new_files,
+                deleted=evidence.grading.tests_deleted,
+            )
+        if selected:
+            run = self._tests(test_ids=selected, rerun=rerun)
+            evidence.selected_run = run
+            evidence.selection = _selection_info(impact, selected, baseline, settings, run)
+            self._judge(run, only=selected)
+            if evidence.delta.blocking or not settings.full_suite:
+                return
+        rest = self._tests(exclude=selected or (), rerun=rerun)
+        evidence.rest_run = rest
+        evidence.full_run = _merged(evidence.selected_run, rest)
+        self._judge(evidence.full_run, only=None)
+
+    def _tests(self, **options: Any) -> TestRun:
+        return run_tests(
+            self.sandbox,
+            self.worktree,
+            self.command,
+            timeout_s=self.settings.timeout_s,
+            env=self.settings.env,
+            **options,
         )
-        # No outcomes means the selection itself failed (a selected test was removed, say).
-        evidence.selected_run = run if run.outcomes else None
-    if selected and evidence.selected_run is not None:
-        run = evidence.selected_run
-        evidence.delta, rerun_s = _delta(
-            baseline, run, fail_to_pass, selected, sandbox, worktree, settings
+
+    def _judge(self, run: TestRun, only: Sequence[str] | None) -> None:
+        grading = self.evidence.grading
+        delta = compute_delta(
+            self.evidence.baseline,
+            run,
+            self.fail_to_pass,
+            only=None if only is None else set(only),
+            deleted_files=grading.tests_deleted,
+            edited_files=grading.tests_edited,
         )
-        evidence.rerun_s += rerun_s
-        evidence.selection = _selection_info(impact, selected, baseline, settings, run)
-        if evidence.delta.blocking or not settings.full_suite:
-            return _finish(evidence)
-    if settings.full_suite or evidence.selected_run is None:
-        run = run_tests(
-            sandbox, worktree, command, timeout_s=settings.timeout_s, env=settings.env, rerun=rerun
-        )
-        evidence.full_run = run
-        evidence.delta, rerun_s = _delta(
-            baseline, run, fail_to_pass, None, sandbox, worktree, settings
-        )
-        evidence.rerun_s += rerun_s
-    return _finish(evidence)
+        if only is not None:
+            delta.new_tests = [t for t in delta.new_tests if _in_scope(t, only)]
+        delta.unstable = _unstable(run, delta.new_tests, self.fail_to_pass)
+        self.evidence.delta = delta
+        if delta.fail_to_pass_failing or delta.collection_errors or delta.run_errors:
+            # No rerun can unblock this attempt; the Builder should not wait for one.
+            delta.not_rerun = [t for t in delta.newly_failing if t != EXIT_STATUS_ID]
+            return
+        rounds = {t: run.reruns.get(t, []) for t in delta.newly_failing}
+        proven = {t for t, seen in rounds.items() if seen and PASSED not in seen}
+        if proven:
+            # One regression blocks the attempt: telling the rest apart would not change that.
+            delta.not_rerun = [t for t in delta.newly_failing if t not in proven]
+            return
+        new = set(delta.new_tests)
+        self.suspects = [t for t, seen in rounds.items() if PASSED in seen and t not in new]
+        delta.not_rerun = [t for t, seen in rounds.items() if not seen]
+
+
+def _file(test: str) -> str:
+    return test.split("::", 1)[0]
+
+
+def _unstable(run: TestRun, new_tests: Sequence[str], fail_to_pass: Sequence[str]) -> list[str]:
+    """New and fail_to_pass tests that passed, then failed a rerun."""
+    outcomes = outcomes_of(run)
+    watched = set(new_tests) | set(fail_to_pass)
+    return sorted(
+        t
+        for t in watched
+        if outcomes.get(t) == PASSED and any(o != PASSED for o in run.reruns.get(t, []))
+    )
+
+
+def _merged(selected: TestRun | None, rest: TestRun) -> TestRun:
+    """The selected run and the rest as one run of the whole suite."""
+    if selected is None:
+        return rest
+    return TestRun(
+        command=rest.command,
+        kind=rest.kind,
+        exit_code=rest.exit_code if selected.exit_code == 0 else selected.exit_code,
+        outcomes={**selected.outcomes, **rest.outcomes},
+        collection_errors=sorted({*selected.collection_errors, *rest.collection_errors}),
+        collected=selected.collected + rest.collected,
+        deselected=sorted({*selected.deselected, *rest.deselected}),
+        finished=selected.finished and rest.finished,
+        running=rest.running,
+        python=rest.python,
+        plugins=rest.plugins,
+        duration_s=selected.duration_s + rest.duration_s,
+        output_tail=rest.output_tail,
+        sandbox=rest.sandbox,
+        timed_out=rest.timed_out,
+        warning=rest.warning,
+        reruns={**selected.reruns, **rest.reruns},
+    )
+
+
+def _judge_suspects(
+    evidence: VerifyEvidence,
+    suspects: list[str],
+    sandbox: Sandbox,
+    cache: BaselineCache,
+    base_checkout: BaseCheckout,
+    settings: VerifySettings,
+) -> None:
+    """Excuse the suspects seen flaky on the base tree (recorded, or rerun there now)."""
+    key = f"{baseline_key(evidence.base_tree, evidence.command)}:flaky"
+    known = set((cache.get(key) or {}).get("flaky", []))
+    unknown = [t for t in suspects if t not in known]
+    if unknown:
+        with base_checkout() as base:
+            run = run_tests(
+                sandbox,
+                base,
+                evidence.command,
+                test_ids=unknown,
+                timeout_s=settings.rerun_timeout_s,
+                env=settings.env,
+                rerun=Rerun(settings.base_flaky_reruns, repeat=unknown),
+            )
+        evidence.rerun_s += run.duration_s
+        seen = {t: {run.outcomes.get(t), *run.reruns.get(t, [])} for t in unknown}
+        flaky_now = {t for t, outcomes in seen.items() if PASSED in outcomes and len(outcomes) > 1}
+        if flaky_now:
+            cache.put(key, {"flaky": sorted(known | flaky_now)})
+        known |= flaky_now
+    delta = evidence.delta
+    delta.flaky = sorted(t for t in suspects if t in known)
+    delta.intermittent = sorted(t for t in suspects if t not in known)
+    delta.newly_failing = [t for t in delta.newly_failing if t not in known]
 
 
 def _rerun_request(
-    baseline: TestRun, fail_to_pass: Sequence[str], settings: VerifySettings
+    baseline: TestRun, fail_to_pass: Sequence[str], new_files: set[str], settings: VerifySettings
 ) -> Rerun | None:
-    """In-process reruns of failing tests, for pytest runs with per-test outcomes."""
-    if baseline.kind != "junit" or settings.flaky_reruns < 1:
+    """In-process reruns of failing tests, and of new ones, for pytest runs."""
+    if baseline.kind != "pytest" or settings.flaky_reruns < 1:
         return None
     known = sorted(t for t, o in baseline.outcomes.items() if o != PASSED)
-    return Rerun(settings.flaky_reruns, known_failing=known, fail_to_pass=list(fail_to_pass))
+    return Rerun(
+        settings.flaky_reruns,
+        known_failing=known,
+        fail_to_pass=list(fail_to_pass),
+        repeat=sorted(new_files | set(fail_to_pass)),
+    )
 
 
-def _finish(evidence: VerifyEvidence) -> VerifyEvidence:
-    runs = [evidence.baseline, evidence.selected_run, evidence.full_run]
+def _finish(evidence: VerifyEvidence, wall_s: float) -> VerifyEvidence:
+    runs = [evidence.baseline, evidence.selected_run, evidence.rest_run]
     evidence.warnings = sorted({r.warning for r in runs if r is not None and r.warning})
     # Reruns count: the Builder waits for them before it hears about the attempt.
     spent = sum(r.duration_s for r in runs[1:] if r is not None) + evidence.rerun_s
     evidence.selection["rerun_time_s"] = round(evidence.rerun_s, 3)
     evidence.selection["test_time_s"] = round(spent, 3)
     evidence.selection["time_saved_s"] = round(max(0.0, evidence.baseline.duration_s - spent), 3)
+    evidence.selection["wall_s"] = round(wall_s, 3)
     return evidence
 
 
@@ -186,10 +348,14 @@ def _selection(
     impact: dict[str, Any],
     changed_files: Sequence[str],
     fail_to_pass: Sequence[str],
+    new_files: set[str],
+    *,
+    deleted: Sequence[str],
 ) -> list[str] | None:
-    """Affected test IDs plus ``fail_to_pass``; ``None`` when selection cannot narrow."""
-    all_tests = sorted(baseline.outcomes)
-    if baseline.kind != "junit" or not impact or not all_tests:
+    """Affected test IDs, ``fail_to_pass`` and new test files; ``None`` when selection
+    cannot narrow. Tests of deleted test files are not selected: there is nothing to run."""
+    all_tests = sorted(t for t in baseline.outcomes if _file(t) not in deleted)
+    if baseline.kind != "pytest" or not impact or not all_tests:
         return None
     sources = {path: _base_source(worktree, base_tree, path) for path in changed_files}
     changed = {path: _changed_lines(worktree / path, base) for path, base in sources.items()}
@@ -198,11 +364,10 @@ def _selection(
     chosen = set(select_tests(impact, changed, all_tests, functions))
     chosen |= known.intersection(fail_to_pass)
     # Whole files for new tests: a node ID pytest cannot find aborts the run.
-    unknown = {t.split("::", 1)[0] for t in fail_to_pass if t not in known}
-    whole = unknown | _new_test_files(worktree, changed_files, all_tests)
-    whole = {f for f in whole if (worktree / f).is_file()}
+    unknown = {_file(t) for t in fail_to_pass if t not in known}
+    whole = {f for f in unknown | new_files if (worktree / f).is_file()}
     targets = _compress(chosen, whole, all_tests)
-    if len([t for t in all_tests if t in chosen or t.split("::", 1)[0] in whole]) >= len(all_tests):
+    if len([t for t in all_tests if t in chosen or _file(t) in whole]) >= len(all_tests):
         return None
     return targets
 
@@ -220,15 +385,12 @@ def _compress(chosen: set[str], whole: set[str], all_tests: list[str]) -> list[s
     return sorted(files) + sorted(ids)
 
 
-def _new_test_files(worktree: Path, changed_files: Sequence[str], known: list[str]) -> set[str]:
-    """Changed test files the baseline never ran (new tests): run them whole."""
-    known_files = {t.split("::", 1)[0] for t in known}
+def _new_test_files(changed_files: Sequence[str], base_files: set[str]) -> set[str]:
+    """Test modules the attempt added (the baseline never ran them): they run whole."""
     return {
         path
         for path in changed_files
-        if path.rsplit("/", 1)[-1].startswith("test_")
-        and path not in known_files
-        and (worktree / path).is_file()
+        if path not in base_files and is_test_file(path) and path.endswith(".py")
     }
 
 
@@ -272,70 +434,3 @@ def _selection_info(
 
 def _in_scope(test: str, targets: Sequence[str]) -> bool:
     return test in targets or test.split("::", 1)[0] in targets
-
-
-def _delta(
-    baseline: TestRun,
-    run: TestRun,
-    fail_to_pass: Sequence[str],
-    only: Sequence[str] | None,
-    sandbox: Sandbox,
-    worktree: Path,
-    settings: VerifySettings,
-) -> tuple[TestDelta, float]:
-    """The delta of ``run``, with flakes told apart by reruns; and the reruns' seconds."""
-    delta = compute_delta(baseline, run, fail_to_pass, only=None if only is None else set(only))
-    if only is not None:
-        delta.new_tests = [t for t in delta.new_tests if t in baseline.outcomes or t in only]
-    if delta.fail_to_pass_failing or delta.collection_errors or delta.run_errors:
-        # No rerun can unblock this attempt; the Builder should not wait for one.
-        delta.not_rerun = [t for t in delta.newly_failing if t != EXIT_STATUS_ID]
-        return delta, 0.0
-    regressions = _failing_every_rerun(run).intersection(delta.newly_failing)
-    if regressions:
-        # One regression blocks the attempt: telling the rest apart would not change that.
-        delta.not_rerun = [t for t in delta.newly_failing if t not in regressions]
-        return delta, 0.0
-    flaky, seconds = _passing_on_rerun(delta.newly_failing, run, sandbox, worktree, settings)
-    delta.flaky = flaky
-    delta.newly_failing = [t for t in delta.newly_failing if t not in flaky]
-    return delta, seconds
-
-
-def _failing_every_rerun(run: TestRun) -> set[str]:
-    """Tests the in-process reruns proved regressions: they failed every round.
-
-    One that passed an in-process rerun may be a flake, or may pass only because the
-    first run warmed some state (a cache, an import): it is a flake only if it passes
-    again in a fresh process, like a test the plugin did not rerun.
-    """
-    return {t for t, rounds in run.reruns.items() if rounds and PASSED not in rounds}
-
-
-def _passing_on_rerun(
-    tests: list[str], run: TestRun, sandbox: Sandbox, worktree: Path, settings: VerifySettings
-) -> tuple[list[str], float]:
-    """The newly failing tests that pass when rerun apart from the rest of the suite.
-
-    They rerun together, one command per round, so a change that breaks many tests
-    costs ``flaky_reruns`` commands rather than that many per test.
-    """
-    if not tests:
-        return [], 0.0
-    passed: set[str] = set()
-    seconds = 0.0
-    for _ in range(settings.flaky_reruns):
-        pending = [t for t in tests if t not in passed and t != EXIT_STATUS_ID]
-        rerun = run_tests(
-            sandbox,
-            worktree,
-            run.command,
-            test_ids=pending,
-            timeout_s=settings.rerun_timeout_s,
-            env=settings.env,
-        )
-        seconds += rerun.duration_s
-        passed |= {t for t, o in outcomes_of(rerun).items() if o == PASSED and t in tests}
-        if passed == set(tests):
-            break
-    return sorted(passed), seconds

@@ -67,7 +67,9 @@ class JsonDirBaselineCache:
 
 
 def baseline_key(base_tree: str, command: str) -> str:
-    return f"{base_tree}:{hashlib.sha256(command.encode()).hexdigest()[:16]}"
+    # "report": outcomes from Autopack's pytest plugin (older entries were rebuilt from
+    # JUnit XML, under other IDs for inherited tests); they must not be reused.
+    return f"{base_tree}:report:{hashlib.sha256(command.encode()).hexdigest()[:16]}"
 
 
 def get_baseline(

@@ -2,7 +2,10 @@
 
 PASS_TO_PASS tests must stay passing, the phase's FAIL_TO_PASS tests must pass (a
 skipped or missing one counts as failing), and a failure the base tree already had
-never blocks a phase.
+never blocks a phase. Every test of the baseline is accounted for: one the attempt did
+not run (not collected, deselected, dropped by a hook) is missing, and blocks; only the
+tests of a test file the attempt deleted are let go, as deleted (a person approves that).
+A pytest run that ran no test, or did not finish its session, did not complete.
 """
 
 from __future__ import annotations
@@ -34,21 +37,38 @@ class TestDelta:
     fixed: list[str] = field(default_factory=list)
     still_failing: list[str] = field(default_factory=list)
     new_tests: list[str] = field(default_factory=list)
-    removed_tests: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    """Baseline tests the attempt did not run: each counts as failing."""
+    deleted: list[str] = field(default_factory=list)
+    """Baseline tests in test files the attempt deleted (``GradingReport.tests_deleted``)."""
     fail_to_pass_failing: list[str] = field(default_factory=list)
     flaky: list[str] = field(default_factory=list)
+    """Newly failing tests excused: they were seen to be flaky on the base tree."""
+    intermittent: list[str] = field(default_factory=list)
+    """Base-stable tests that failed, then passed a rerun: regressions all the same."""
+    unstable: list[str] = field(default_factory=list)
+    """New (or fail_to_pass) tests that did not pass every rerun: not yet a test to trust."""
+    edited_failing: list[str] = field(default_factory=list)
+    """Baseline tests in test files the attempt edited that fail in their base version."""
     not_rerun: list[str] = field(default_factory=list)
     """Newly failing tests not rerun for flakiness: the attempt was blocked anyway."""
     collection_errors: list[str] = field(default_factory=list)
     run_errors: list[str] = field(default_factory=list)
+    tests_edited: list[str] = field(default_factory=list)
+    """Existing test files the attempt changed or deleted (graded in their base version)."""
+    config_changed: list[str] = field(default_factory=list)
+    """Test configuration the attempt changed, added or shadowed (not used for grading)."""
     hidden_failing: list[str] = field(default_factory=list)
     """Hidden acceptance tests (``tests.hidden``) that did not pass, by name only."""
 
     @property
     def blocking(self) -> bool:
-        """Whether anything here stops the attempt from passing."""
+        """Whether anything here stops the attempt from passing (on its own evidence:
+        edited tests and configuration are a person's call, not a test result)."""
         return bool(
             self.newly_failing
+            or self.missing
+            or self.unstable
             or self.fail_to_pass_failing
             or self.collection_errors
             or self.run_errors
@@ -69,11 +89,18 @@ def compute_delta(
     fail_to_pass: Sequence[str],
     *,
     only: Collection[str] | None = None,
+    deleted_files: Collection[str] = (),
+    edited_files: Collection[str] = (),
 ) -> TestDelta:
-    """Compare two runs; ``only`` (test IDs or files) limits it to what a partial run ran."""
+    """Compare two runs; ``only`` (test IDs or files) limits it to what a partial run ran.
+
+    ``deleted_files`` and ``edited_files`` are the baseline's test files the attempt
+    deleted or edited: tests of the first are deleted rather than missing; a test of the
+    second failing in its base version is ``edited_failing`` rather than newly failing.
+    """
     before, after = outcomes_of(baseline), outcomes_of(current)
     if only is not None:
-        before = {t: o for t, o in before.items() if t in only or t.split("::", 1)[0] in only}
+        before = {t: o for t, o in before.items() if t in only or _file(t) in only}
     delta = TestDelta()
     for test, outcome in sorted(after.items()):
         ok = outcome == PASSED
@@ -82,15 +109,34 @@ def compute_delta(
             if not ok and test not in fail_to_pass:
                 delta.newly_failing.append(test)
         elif before[test] == PASSED and not ok:
-            delta.newly_failing.append(test)
+            edited = _file(test) in edited_files and test not in fail_to_pass
+            (delta.edited_failing if edited else delta.newly_failing).append(test)
         elif before[test] != PASSED and ok:
             delta.fixed.append(test)
         elif before[test] != PASSED:
             delta.still_failing.append(test)
-    delta.removed_tests = sorted(set(before) - set(after))
+    for test in sorted(set(before) - set(after)):
+        (delta.deleted if _file(test) in deleted_files else delta.missing).append(test)
     delta.fail_to_pass_failing = [t for t in fail_to_pass if after.get(t) != PASSED]
     known_errors = set(baseline.collection_errors)
     delta.collection_errors = [e for e in current.collection_errors if e not in known_errors]
-    if current.timed_out:
-        delta.run_errors.append(f"test command timed out: {current.warning}")
+    delta.run_errors = run_errors(current)
     return delta
+
+
+def run_errors(run: TestRun) -> list[str]:
+    """Why a run cannot count as a complete test run, if it cannot."""
+    if run.timed_out:
+        hung = f" (in {run.running})" if run.running else ""
+        return [f"test command timed out after {run.duration_s:.0f} s{hung}: {run.warning}"]
+    if run.kind != "pytest":
+        return []
+    if not run.finished:
+        return [f"pytest did not finish its session (exit status {run.exit_code})"]
+    if not run.outcomes:
+        return [f"no test ran (exit status {run.exit_code}, {run.collected} collected)"]
+    return []
+
+
+def _file(test: str) -> str:
+    return test.split("::", 1)[0]

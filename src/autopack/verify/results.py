@@ -1,17 +1,20 @@
 """Running a test command and reading its outcome, per test where the runner allows it.
 
-For pytest the command is extended to write JUnit XML, and every test gets an outcome
-under its pytest node ID (the same IDs a plan's ``fail_to_pass`` uses). Any other test
-command is judged by its exit status alone, and the evidence says so.
+For pytest, Autopack's own plugin (``pytest_plugin/autopack_report.py``) reports from
+inside pytest: every test gets an outcome under pytest's own node ID (the IDs
+``pytest --collect-only -q`` prints and a plan's ``fail_to_pass`` uses), and a run that
+did not finish its session, or ran no test at all, says so. Any other test command is
+judged by its exit status alone, and the evidence says so.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shlex
+import subprocess
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +25,11 @@ from autopack.workspace.runner import CommandResult, Sandbox
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 TAIL_CHARS = 4000
 PYTEST_CONFIGS = ("pytest.ini", "conftest.py")
-PYTEST_ARGS = "-p no:cacheprovider -o junit_family=xunit1 --continue-on-collection-errors"
+PYTEST_ARGS = "-p no:cacheprovider --continue-on-collection-errors -p autopack_report"
 PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
+PLUGIN_MODULES = ("autopack_report", "autopack_rerun", "autopack_impact", "autopack_env")
 RERUN_REPORT = "reruns.json"
+REPORT = "report.jsonl"
 ENV_REPORT = "env.json"
 VALUE_OPTIONS = frozenset(
     {"-k", "-m", "-p", "-c", "-o", "-W", "--ignore", "--ignore-glob", "--deselect", "--rootdir"}
@@ -42,6 +47,8 @@ class Rerun:
     """Tests the baseline already had failing: their failure is not news, no rerun."""
     fail_to_pass: Sequence[str] = ()
     """If one of these does not pass the attempt is blocked anyway: then nothing reruns."""
+    repeat: Sequence[str] = ()
+    """Rerun these even when they pass: new tests must prove stable."""
 
 
 @dataclass
@@ -51,10 +58,22 @@ class TestRun:
     __test__ = False  # not a pytest test class, despite the name
 
     command: str
-    kind: str  # "junit" | "exit_status"
+    kind: str  # "pytest" (per-test outcomes from Autopack's plugin) | "exit_status"
     exit_code: int | None
     outcomes: dict[str, str] = field(default_factory=dict)
     collection_errors: list[str] = field(default_factory=list)
+    collected: int = 0
+    """Tests pytest collected (after deselection), whether or not they ran."""
+    deselected: list[str] = field(default_factory=list)
+    """Tests the run's configuration deselected (``-k``, ``--deselect``, a hook)."""
+    finished: bool = True
+    """Whether pytest finished its session (``False``: it exited or crashed midway)."""
+    running: str = ""
+    """The test that had started but not ended when the run stopped (a hang)."""
+    python: str = ""
+    """The interpreter pytest ran under, and its version."""
+    plugins: list[str] = field(default_factory=list)
+    """The pytest plugins (distributions) that were loaded."""
     duration_s: float = 0.0
     output_tail: str = ""
     sandbox: str = ""
@@ -79,64 +98,67 @@ class TestRun:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def detect_test_command(repo: Path) -> str | None:
-    """``python -m pytest`` when the repository visibly has Python tests, else ``None``."""
-    if (repo / "tests").is_dir() or (repo / "test").is_dir():
+def detect_test_command(repo: Path, tree: str | None = None) -> str | None:
+    """``python -m pytest`` when the repository visibly has Python tests, else ``None``.
+
+    With ``tree`` (a git tree, the base commit's) it decides from that tree, so a change
+    under test cannot switch its own grading off by removing what detection looks for.
+    """
+    files = _TreeFiles(repo, tree) if tree else _DiskFiles(repo)
+    if files.is_dir("tests") or files.is_dir("test"):
         return "python -m pytest"
-    if any((repo / name).exists() for name in PYTEST_CONFIGS):
+    if any(files.exists(name) for name in PYTEST_CONFIGS):
         return "python -m pytest"
     for config in ("pyproject.toml", "setup.cfg", "tox.ini"):
-        path = repo / config
-        if path.is_file() and "pytest" in path.read_text(errors="replace"):
+        if files.exists(config) and "pytest" in files.read(config):
             return "python -m pytest"
-    if any(repo.glob("test_*.py")) or any(repo.glob("*/test_*.py")):
+    if any(fnmatch.fnmatch(name, "test_*.py") for name in files.top_two_levels()):
         return "python -m pytest"
     return None
 
 
+class _DiskFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def is_dir(self, rel: str) -> bool:
+        return (self.root / rel).is_dir()
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).is_file()
+
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text(errors="replace")
+
+    def top_two_levels(self) -> list[str]:
+        return [p.name for p in [*self.root.glob("*.py"), *self.root.glob("*/*.py")]]
+
+
+class _TreeFiles:
+    def __init__(self, repo: Path, tree: str) -> None:
+        self.repo, self.tree = repo, tree
+        listed = _git(repo, "ls-tree", "-r", "--name-only", "-z", tree)
+        self.names = set(listed.decode(errors="replace").split("\0")) - {""}
+
+    def is_dir(self, rel: str) -> bool:
+        return any(name.startswith(rel + "/") for name in self.names)
+
+    def exists(self, rel: str) -> bool:
+        return rel in self.names
+
+    def read(self, rel: str) -> str:
+        return _git(self.repo, "cat-file", "blob", f"{self.tree}:{rel}").decode(errors="replace")
+
+    def top_two_levels(self) -> list[str]:
+        return [name.rsplit("/", 1)[-1] for name in self.names if name.count("/") <= 1]
+
+
+def _git(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, check=True).stdout
+
+
 def is_pytest(command: str) -> bool:
     return "pytest" in shlex.split(command)[:4] or " -m pytest" in command
-
-
-def _node_id(case: ET.Element) -> str:
-    """Rebuild the pytest node ID from a JUnit ``testcase`` (xunit1 carries ``file``)."""
-    classname, name = case.get("classname", ""), case.get("name", "")
-    file = case.get("file")
-    if not file:
-        parts = classname.split(".")
-        return "::".join([*parts, name]) if classname else name
-    module = file.removesuffix(".py").replace("/", ".")
-    rest = classname[len(module) + 1 :] if classname.startswith(module) else ""
-    return "::".join([file, *(p for p in rest.split(".") if p), name])
-
-
-def _outcome(case: ET.Element) -> str:
-    tags = {child.tag for child in case}
-    if "error" in tags:
-        return ERROR
-    if "failure" in tags:
-        return FAILED
-    if "skipped" in tags:
-        return SKIPPED
-    return PASSED
-
-
-def parse_junit(xml_text: str) -> tuple[dict[str, str], list[str]]:
-    """Outcomes by node ID, and the files that failed to collect."""
-    outcomes: dict[str, str] = {}
-    collection_errors: list[str] = []
-    for case in ET.fromstring(xml_text).iter("testcase"):
-        error = case.find("error")
-        if error is not None and error.get("message") == "collection failure":
-            collection_errors.append(case.get("file") or case.get("name") or "?")
-            continue
-        node = _node_id(case)
-        outcome = _outcome(case)
-        # A teardown error is reported as a second testcase with the same ID: worst wins.
-        if outcomes.get(node) in (FAILED, ERROR) and outcome in (PASSED, SKIPPED):
-            continue
-        outcomes[node] = outcome
-    return outcomes, sorted(set(collection_errors))
 
 
 def run_tests(
@@ -149,47 +171,78 @@ def run_tests(
     env: Mapping[str, str] | None = None,
     coverage_file: Path | None = None,
     rerun: Rerun | None = None,
+    exclude: Sequence[str] = (),
 ) -> TestRun:
     """Run ``command`` (optionally narrowed to ``test_ids``) and read its outcomes.
 
     With ``coverage_file`` (pytest only) the impact plugin records per-test coverage there;
-    with ``rerun`` the tests that fail are rerun in the same process (``TestRun.reruns``).
+    with ``rerun`` the tests that fail are rerun in the same process (``TestRun.reruns``);
+    ``exclude`` (test IDs or files) leaves out what an earlier run already graded.
     """
     if not is_pytest(command):
         return _run_from(
             command, "exit_status", sandbox.run(command, worktree, timeout_s=timeout_s)
         )
-    with tempfile.TemporaryDirectory(prefix="autopack-junit-") as scratch:
-        report = Path(scratch) / "junit.xml"
+    with tempfile.TemporaryDirectory(prefix="autopack-report-") as scratch:
+        report = Path(scratch) / REPORT
+        spec = Path(scratch) / "report.json"
+        spec.write_text(json.dumps({"report": str(report), "exclude": list(exclude)}))
         narrowed = _without_test_paths(command, worktree) if test_ids else command
-        args = [narrowed, PYTEST_ARGS, f"--junitxml={shlex.quote(str(report))}"]
+        args = [narrowed, PYTEST_ARGS]
+        # Whole files excluded are not even imported again; single tests are deselected.
+        args += [f"--ignore={shlex.quote(e)}" for e in exclude if "::" not in e]
         env = dict(env or {})
+        env["AUTOPACK_REPORT_SPEC"] = str(spec)
         writable = [Path(scratch)]
-        plugins = {"autopack_env": {"AUTOPACK_ENV_REPORT": str(Path(scratch) / ENV_REPORT)}}
+        args.append("-p autopack_env")
+        env["AUTOPACK_ENV_REPORT"] = str(Path(scratch) / ENV_REPORT)
         if coverage_file is not None:
-            plugins["autopack_impact"] = {"AUTOPACK_COVERAGE_FILE": str(coverage_file)}
+            args.append("-p autopack_impact")
+            env["AUTOPACK_COVERAGE_FILE"] = str(coverage_file)
             writable.append(coverage_file.parent)
         if rerun is not None:
-            spec = _write_rerun_spec(Path(scratch), rerun)
-            plugins["autopack_rerun"] = {"AUTOPACK_RERUN_SPEC": str(spec)}
-        path = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
-        env["PYTHONPATH"] = path
-        for name, variables in plugins.items():
-            args.append(f"-p {name}")
-            env.update(variables)
+            args.append("-p autopack_rerun")
+            env["AUTOPACK_RERUN_SPEC"] = str(_write_rerun_spec(Path(scratch), rerun))
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p
+        )
         args += [shlex.quote(test_id) for test_id in test_ids]
         result = sandbox.run(
             " ".join(args), worktree, timeout_s=timeout_s, env=env, writable=writable
         )
-        outcomes, errors = parse_junit(report.read_text()) if report.exists() else ({}, [])
-        reruns = _read_reruns(Path(scratch) / RERUN_REPORT)
-        environment = _read_json(Path(scratch) / ENV_REPORT)
-    if result.exit_code in (2, 3, 4) and not outcomes and not errors:
-        errors = [f"pytest exited with {result.exit_code} before running any test"]
-    run = _run_from(command, "junit", result, outcomes, errors)
-    run.reruns = reruns
-    run.environment = environment
+        run = _run_from(command, "pytest", result)
+        read_report(report.read_text() if report.exists() else "", run)
+        run.reruns = _read_reruns(Path(scratch) / RERUN_REPORT)
+        run.environment = _read_json(Path(scratch) / ENV_REPORT)
     return run
+
+
+def read_report(text: str, run: TestRun) -> None:
+    """Fill ``run`` from the plugin's report (see ``autopack_report``).
+
+    A missing ``finished`` line means pytest never ended its session: whatever it printed
+    and whatever its exit status, the run did not complete.
+    """
+    started: list[str] = []
+    run.finished = False
+    for line in text.splitlines():
+        entry = json.loads(line) if line.strip() else {}
+        if "test" in entry:
+            run.outcomes[entry["test"]] = entry["outcome"]
+        elif "start" in entry:
+            started.append(entry["start"])
+        elif "collect_error" in entry:
+            run.collection_errors.append(entry["collect_error"])
+        elif "collected" in entry:
+            run.collected = len(entry["collected"])
+            run.deselected = list(entry["deselected"])
+        elif "finished" in entry:
+            run.finished = True
+        elif "python" in entry:
+            run.python = f"{entry['python']} ({entry['version']})"
+            run.plugins = list(entry["plugins"])
+    run.collection_errors = sorted(set(run.collection_errors))
+    run.running = next((t for t in reversed(started) if t not in run.outcomes), "")
 
 
 def _write_rerun_spec(scratch: Path, rerun: Rerun) -> Path:
@@ -199,6 +252,7 @@ def _write_rerun_spec(scratch: Path, rerun: Rerun) -> Path:
         "report": str(scratch / RERUN_REPORT),
         "known_failing": list(rerun.known_failing),
         "fail_to_pass": list(rerun.fail_to_pass),
+        "repeat": list(rerun.repeat),
     }
     spec.write_text(json.dumps(data))
     return spec
@@ -237,19 +291,11 @@ def _without_test_paths(command: str, worktree: Path) -> str:
     return shlex.join(kept)
 
 
-def _run_from(
-    command: str,
-    kind: str,
-    result: CommandResult,
-    outcomes: dict[str, str] | None = None,
-    errors: list[str] | None = None,
-) -> TestRun:
+def _run_from(command: str, kind: str, result: CommandResult) -> TestRun:
     return TestRun(
         command=command,
         kind=kind,
         exit_code=result.exit_code,
-        outcomes=outcomes or {},
-        collection_errors=errors or [],
         duration_s=result.duration_s,
         output_tail=result.output[-TAIL_CHARS:],
         sandbox=result.sandbox,

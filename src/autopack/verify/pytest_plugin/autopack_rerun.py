@@ -11,7 +11,9 @@ and the terminal keep the first run's outcomes.
 Spec keys: ``rounds``; ``report`` (path); ``known_failing`` (IDs that were not passing
 in the baseline: their failure is not news, so they are not rerun); ``fail_to_pass``
 (if one of these does not pass, or any file fails to collect, the attempt is blocked
-whatever the reruns say, so none run).
+whatever the reruns say, so none run); ``repeat`` (IDs or files rerun ``rounds`` times even
+when they passed: a new test must be stable, and a base-tree check looks for a flake). A
+test's reruns stop once it has both passed and failed: it is intermittent either way.
 """
 
 from __future__ import annotations
@@ -69,16 +71,20 @@ def _rerun(items: Sequence[pytest.Item], spec: dict[str, Any]) -> dict[str, list
     failures could not change the verdict, and each rerun costs the Builder time.
     """
     first: dict[str, str] = _state["first"]
-    known = set(spec["known_failing"])
+    known, repeat = set(spec["known_failing"]), set(spec.get("repeat", ()))
     outcomes: dict[str, list[str]] = {}
     for item in items:
-        if first.get(item.nodeid) != FAILED or item.nodeid in known:
+        failed = first.get(item.nodeid) == FAILED and item.nodeid not in known
+        repeated = item.nodeid in repeat or item.nodeid.split("::", 1)[0] in repeat
+        if not failed and not repeated:
             continue
         rounds = outcomes[item.nodeid] = []
-        while len(rounds) < int(spec["rounds"]) and PASSED not in rounds:
+        seen = {first.get(item.nodeid) == PASSED}
+        while len(rounds) < int(spec["rounds"]) and len(seen) < 2:
             # nextitem=None: every fixture, session-scoped ones too, is torn down after it.
             rounds.append(_outcome(runtestprotocol(item, log=False)))
-        if PASSED not in rounds:
+            seen.add(rounds[-1] == PASSED)
+        if failed and not repeated and PASSED not in rounds:
             break
     return outcomes
 
