@@ -13,7 +13,6 @@ from autopack.verify import (
     VerifyEvidence,
     VerifySettings,
     detect_test_command,
-    parse_junit,
     verify_attempt,
 )
 from autopack.workspace.runner import make_sandbox
@@ -76,25 +75,35 @@ def test_a_broken_passing_test_blocks(project: Any) -> None:
 )
 def test_skipped_or_missing_fail_to_pass_counts_as_failing(project: Any, test_id: str) -> None:
     repo = project.repo
-    edit(repo, "calc.py", "raise NotImplementedError", "return a / b")
-    edit(
-        repo,
-        "tests/test_calc.py",
-        "def test_div():",
-        "def test_div():\n    import pytest\n    pytest.skip('later')",
-    )
-    evidence = attempt(project, ["calc.py", "tests/test_calc.py"], fail_to_pass=(test_id,))
+    edit(repo, "calc.py", "raise NotImplementedError", "import pytest\n    pytest.skip('later')")
+    evidence = attempt(project, ["calc.py"], fail_to_pass=(test_id,))
     assert not evidence.passed
     assert evidence.delta.fail_to_pass_failing == [test_id]
 
 
-def test_a_flaky_test_is_detected_and_not_counted(project: Any) -> None:
+def test_an_edited_test_file_is_graded_in_its_base_version(project: Any) -> None:
+    repo = project.repo
+    edit(repo, "calc.py", "return a + b", "return a - b")
+    edit(repo, "tests/test_calc.py", "def test_add():", "def test_add():\n    return")
+    edit(repo, "tests/test_calc.py", "def test_div():", "def test_div():\n    return")
+    test_div = "tests/test_calc.py::test_div"
+    evidence = attempt(project, ["calc.py", "tests/test_calc.py"], fail_to_pass=(test_div,))
+    assert evidence.delta.fail_to_pass_failing == [test_div]
+    assert evidence.delta.tests_edited == ["tests/test_calc.py"]
+    assert evidence.delta.edited_failing == ["tests/test_calc.py::test_add"]
+    assert not evidence.passed
+    assert "return\n" in (repo / "tests/test_calc.py").read_text(), "the attempt is left as it was"
+
+
+def test_a_test_the_change_makes_flaky_is_a_regression(project: Any) -> None:
     repo = project.repo
     (repo / "flaky_trigger").write_text("fail once")
     evidence = attempt(project, ["flaky_trigger"])
-    assert evidence.delta.flaky == ["tests/test_geo.py::test_flaky_once"]
-    assert evidence.delta.newly_failing == []
-    assert evidence.passed
+    # it passed a rerun, but on the base tree it never fails: no excuse
+    assert evidence.delta.intermittent == ["tests/test_geo.py::test_flaky_once"]
+    assert evidence.delta.newly_failing == ["tests/test_geo.py::test_flaky_once"]
+    assert evidence.delta.flaky == []
+    assert not evidence.passed
 
 
 def test_a_collection_error_blocks(project: Any) -> None:
@@ -103,8 +112,8 @@ def test_a_collection_error_blocks(project: Any) -> None:
     evidence = attempt(project, ["tests/test_new.py"])
     assert not evidence.passed
     assert evidence.delta.collection_errors == ["tests/test_new.py"]
-    # the other tests still ran and were compared
-    assert "tests/test_calc.py::test_preexisting_failure" in evidence.delta.still_failing
+    # the selected run (the new file) decided it: the rest of the suite was not started
+    assert evidence.selected_run is not None and evidence.rest_run is None
 
 
 def test_the_baseline_runs_once_per_tree_and_command(project: Any) -> None:
@@ -197,19 +206,3 @@ def test_detect_test_command(tmp_path: Path) -> None:
     assert detect_test_command(tmp_path) is None
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     assert detect_test_command(tmp_path) == "python -m pytest"
-
-
-def test_junit_ids_match_pytest_node_ids() -> None:
-    xml = """<testsuites><testsuite>
-      <testcase classname="tests.sub.test_a.TestK" name="test_p[1-x]" file="tests/sub/test_a.py"/>
-      <testcase classname="tests.sub.test_a" name="test_s" file="tests/sub/test_a.py">
-        <skipped message="no"/></testcase>
-      <testcase classname="" name="tests.test_b" file="tests/test_b.py">
-        <error message="collection failure">ImportError</error></testcase>
-    </testsuite></testsuites>"""
-    outcomes, errors = parse_junit(xml)
-    assert outcomes == {
-        "tests/sub/test_a.py::TestK::test_p[1-x]": "passed",
-        "tests/sub/test_a.py::test_s": "skipped",
-    }
-    assert errors == ["tests/test_b.py"]

@@ -133,7 +133,7 @@ def run_errors(run: TestRun) -> list[str]:
         return []
     if not run.finished:
         return [f"pytest did not finish its session (exit status {run.exit_code})"]
-    if not run.outcomes:
+    if not run.outcomes and not run.collection_errors:
         return [f"no test ran (exit status {run.exit_code}, {run.collected} collected)"]
     return []
 
