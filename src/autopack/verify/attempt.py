@@ -19,7 +19,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,10 @@ class _Graded:
             evidence.selected_run = run
             evidence.selection = _selection_info(impact, selected, baseline, settings, run)
             self._judge(run, only=selected)
-            if evidence.delta.blocking or not settings.full_suite:
+            # A suspect may yet prove flaky at base: that check waits for the rest.
+            pending = set(self.suspects)
+            failing = [t for t in evidence.delta.newly_failing if t not in pending]
+            if replace(evidence.delta, newly_failing=failing).blocking or not settings.full_suite:
                 return
         rest = self._tests(exclude=selected or (), rerun=rerun)
         evidence.rest_run = rest
