@@ -3,10 +3,12 @@
 The tests run in the verification tree (``grading.py``): the attempt's code with the base
 commit's test files and test configuration. The order serves the Builder: the tests a
 change can affect run first, and when they already show a regression the attempt goes
-back with that feedback without waiting for the rest. Otherwise only the rest of the
-suite runs (the affected tests are not run twice), and the two runs together must
-account for every test of the baseline. A hang costs one timeout: a run that timed out
-decides the attempt.
+back with that feedback without collecting the rest. Otherwise the rest of the suite
+runs in the same pytest process (the affected tests are not run twice, and a landing
+attempt pays for one start-up), or, when the affected run left a doubt only the base tree
+can settle (a test that failed then passed), in a second process without them. Together
+they must account for every test of the baseline. A hang costs one timeout: a run that
+timed out decides the attempt.
 
 A base-passing test that fails is a regression unless it was seen to be flaky on the
 base tree: a rerun that passes proves nothing about the change, so such a test is rerun
@@ -27,7 +29,7 @@ from autopack.verify.baseline import BaseCheckout, BaselineCache, baseline_key, 
 from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outcomes_of
 from autopack.verify.grading import GradingReport, grading_tree, is_test_file
 from autopack.verify.impact import changed_base_lines, function_spans, select_tests
-from autopack.verify.results import PASSED, Rerun, TestRun, run_tests
+from autopack.verify.results import PASSED, Rerun, Rest, TestRun, run_tests
 from autopack.workspace.runner import Sandbox
 
 LISTED_IDS = 50
@@ -189,18 +191,24 @@ class _Graded:
                 deleted=evidence.grading.tests_deleted,
             )
         if selected:
-            run = self._tests(test_ids=selected, rerun=rerun)
+            known = [t for t, o in baseline.outcomes.items() if o != PASSED]
+            rest = Rest(known, self.fail_to_pass) if settings.full_suite else None
+            run = self._tests(test_ids=selected, rerun=rerun, rest=rest)
             evidence.selected_run = run
             evidence.selection = _selection_info(impact, selected, baseline, settings, run)
+            if run.continued:  # the rest of the suite ran in the same process
+                evidence.full_run = run
+                self._judge(run, only=None)
+                return
             self._judge(run, only=selected)
             # A suspect may yet prove flaky at base: that check waits for the rest.
             pending = set(self.suspects)
             failing = [t for t in evidence.delta.newly_failing if t not in pending]
             if replace(evidence.delta, newly_failing=failing).blocking or not settings.full_suite:
                 return
-        rest = self._tests(exclude=selected or (), rerun=rerun)
-        evidence.rest_run = rest
-        evidence.full_run = _merged(evidence.selected_run, rest)
+        remainder = self._tests(exclude=selected or (), rerun=rerun)
+        evidence.rest_run = remainder
+        evidence.full_run = _merged(evidence.selected_run, remainder)
         self._judge(evidence.full_run, only=None)
 
     def _tests(self, **options: Any) -> TestRun:

@@ -51,6 +51,15 @@ class Rerun:
     """Rerun these even when they pass: new tests must prove stable."""
 
 
+@dataclass(frozen=True)
+class Rest:
+    """After the given tests, run the rest of the suite in the same process, unless the
+    given ones already block the attempt (see ``autopack_report``)."""
+
+    known_failing: Sequence[str] = ()
+    fail_to_pass: Sequence[str] = ()
+
+
 @dataclass
 class TestRun:
     """One run of a test command: outcomes by test ID, or only an exit status."""
@@ -74,6 +83,10 @@ class TestRun:
     """The interpreter pytest ran under, and its version."""
     plugins: list[str] = field(default_factory=list)
     """The pytest plugins (distributions) that were loaded."""
+    continued: bool = False
+    """Whether the rest of the suite ran in this process after the given tests (``Rest``)."""
+    before_rest: list[str] = field(default_factory=list)
+    """When it did: the tests that ran before the rest (the given, affected ones)."""
     duration_s: float = 0.0
     output_tail: str = ""
     sandbox: str = ""
@@ -172,12 +185,14 @@ def run_tests(
     coverage_file: Path | None = None,
     rerun: Rerun | None = None,
     exclude: Sequence[str] = (),
+    rest: Rest | None = None,
 ) -> TestRun:
     """Run ``command`` (optionally narrowed to ``test_ids``) and read its outcomes.
 
     With ``coverage_file`` (pytest only) the impact plugin records per-test coverage there;
     with ``rerun`` the tests that fail are rerun in the same process (``TestRun.reruns``);
-    ``exclude`` (test IDs or files) leaves out what an earlier run already graded.
+    ``exclude`` (test IDs or files) leaves out what an earlier run already graded; with
+    ``rest`` the remainder of the suite follows ``test_ids`` in the same process.
     """
     if not is_pytest(command):
         return _run_from(
@@ -186,8 +201,15 @@ def run_tests(
     with tempfile.TemporaryDirectory(prefix="autopack-report-") as scratch:
         report = Path(scratch) / REPORT
         spec = Path(scratch) / "report.json"
-        spec.write_text(json.dumps({"report": str(report), "exclude": list(exclude)}))
-        narrowed = _without_test_paths(command, worktree) if test_ids else command
+        narrowed, paths = _split_test_paths(command, worktree) if test_ids else (command, [])
+        data: dict[str, Any] = {"report": str(report), "exclude": list(exclude)}
+        if rest is not None:
+            data["continue"] = {
+                "args": paths,
+                "known_failing": list(rest.known_failing),
+                "fail_to_pass": list(rest.fail_to_pass),
+            }
+        spec.write_text(json.dumps(data))
         args = [narrowed, PYTEST_ARGS]
         # Whole files excluded are not even imported again; single tests are deselected.
         args += [f"--ignore={shlex.quote(e)}" for e in exclude if "::" not in e]
@@ -234,8 +256,11 @@ def read_report(text: str, run: TestRun) -> None:
         elif "collect_error" in entry:
             run.collection_errors.append(entry["collect_error"])
         elif "collected" in entry:
-            run.collected = len(entry["collected"])
+            run.collected += len(entry["collected"])
             run.deselected = list(entry["deselected"])
+        elif "continued" in entry:
+            run.continued = bool(entry["continued"])
+            run.before_rest = list(run.outcomes) if run.continued else []
         elif "finished" in entry:
             run.finished = True
         elif "python" in entry:
@@ -274,21 +299,24 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _without_test_paths(command: str, worktree: Path) -> str:
-    """The pytest command without the paths it names, so given test IDs replace them.
+def _split_test_paths(command: str, worktree: Path) -> tuple[str, list[str]]:
+    """The pytest command without the paths it names, so given test IDs replace them;
+    and those paths (where the rest of the suite is, after the given tests).
 
     ``pytest tests tests/test_a.py::t`` runs all of ``tests``: left in, the command's own
     paths would turn every narrowed run (affected tests, flaky reruns) into the full suite.
     """
     words = shlex.split(command)
     start = next((i + 1 for i, w in enumerate(words) if Path(w).name in ("pytest", "py.test")), 0)
-    kept = words[:start]
+    kept, paths = words[:start], []
     for index in range(start, len(words)):
         word, previous = words[index], words[index - 1]
         names_path = (worktree / word.split("::", 1)[0]).exists()
         if word.startswith("-") or previous in VALUE_OPTIONS or not names_path:
             kept.append(word)
-    return shlex.join(kept)
+        else:
+            paths.append(word)
+    return shlex.join(kept), paths
 
 
 def _run_from(command: str, kind: str, result: CommandResult) -> TestRun:

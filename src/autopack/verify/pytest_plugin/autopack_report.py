@@ -16,11 +16,19 @@ hook calling ``os._exit``, a crash, a timeout) is known to be incomplete, and th
 ``start`` line without its outcome names the test that hung.
 
 Spec keys: ``report`` (path); ``exclude`` (node IDs or ID prefixes, e.g. files, already
-graded by an earlier run of the same attempt: left out silently, counted as excluded).
+graded by an earlier run of the same attempt: left out silently, counted as excluded);
+``continue`` (optional: ``args``, ``known_failing``, ``fail_to_pass``): once the tests
+given on the command line (the affected ones) ran, and none that is not in
+``known_failing`` failed, no ``fail_to_pass`` among them failed and nothing failed to
+collect, the rest of the suite (``args``, or the configured ``testpaths``) is collected
+and run in the same process, without the tests that already ran: a landing attempt pays
+for one pytest start-up, and a failing one never collects the rest. The report then
+says ``{"continued": true}`` (or ``false``, or ``{"continue_error": ...}``).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import sys
@@ -49,7 +57,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     spec = json.loads(Path(path).read_text())
     _state.update(out=Path(spec["report"]), exclude=tuple(spec.get("exclude", ())))
-    _state.update(outcomes={}, deselected=[])
+    _state.update(outcomes={}, done={}, deselected=[], collect_failed=False)
+    _state.update(proceed=spec.get("continue"))
     plugins = sorted({f"{dist.project_name}-{dist.version}" for _, dist in _distributions(config)})
     _write({"python": sys.executable, "version": sys.version.split()[0], "plugins": plugins})
 
@@ -61,6 +70,7 @@ def _distributions(config: pytest.Config) -> list[tuple[Any, Any]]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
+        _state["collect_failed"] = True
         _write({"collect_error": report.nodeid or str(report.fspath)})
 
 
@@ -105,7 +115,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     worst = max(outcomes.get(report.nodeid, PASSED), outcome, key=ORDER.index)
     outcomes[report.nodeid] = worst
     if report.when == "teardown":
-        _write({"test": report.nodeid, "outcome": outcomes.pop(report.nodeid)})
+        _state["done"][report.nodeid] = outcomes.pop(report.nodeid)
+        _write({"test": report.nodeid, "outcome": _state["done"][report.nodeid]})
 
 
 def _outcome(report: pytest.TestReport) -> str:
@@ -114,6 +125,62 @@ def _outcome(report: pytest.TestReport) -> str:
     if report.skipped:
         return SKIPPED
     return PASSED
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """With ``continue`` in the spec: the given tests, then (if they are clean) the rest."""
+    proceed = _state.get("proceed")
+    if proceed is None or session.config.option.collectonly:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return None
+    first = list(session.items)
+    _run_items(session, first)
+    if not _clean(proceed):
+        _write({"continued": False})
+        return True
+    _state["exclude"] = tuple(item.nodeid for item in first)
+    try:
+        session.perform_collect(proceed.get("args") or _default_args(session.config))
+    except (pytest.UsageError, OSError) as exc:
+        _write({"continue_error": str(exc)})
+        session.items = first
+        return True
+    _write({"continued": True})
+    rest = list(session.items)
+    _run_items(session, rest)
+    session.items = first + rest  # what a plugin rerunning failures looks at afterwards
+    return True
+
+
+def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
+    """pytest's own run loop over ``items`` (the last one tears every fixture down)."""
+    for index, item in enumerate(items):
+        nextitem = items[index + 1] if index + 1 < len(items) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+
+
+def _clean(proceed: dict[str, Any]) -> bool:
+    """Whether nothing that ran so far already blocks the attempt."""
+    done: dict[str, str] = _state["done"]
+    known = set(proceed.get("known_failing", ()))
+    failed = [t for t, o in done.items() if o in (FAILED, ERROR) and t not in known]
+    fail_to_pass = [t for t in proceed.get("fail_to_pass", ()) if t in done and done[t] != PASSED]
+    return not (failed or fail_to_pass or _state["collect_failed"])
+
+
+def _default_args(config: pytest.Config) -> list[str]:
+    """What pytest runs when given no path: its ``testpaths``, else the current folder."""
+    if config.rootpath == config.invocation_params.dir:
+        found = [p for pattern in config.getini("testpaths") for p in sorted(glob.glob(pattern))]
+        if found:
+            return found
+    return [str(config.invocation_params.dir)]
 
 
 @pytest.hookimpl(trylast=True)
