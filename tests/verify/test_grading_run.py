@@ -462,7 +462,7 @@ HANGS = FIXED.replace(
 
 
 def test_a_hang_costs_one_timeout(tmp_path: Path) -> None:
-    repo = make_project(tmp_path, {"autopack.toml": "test_timeout_s = 15\n"})
+    repo = make_project(tmp_path, {"autopack.toml": "test_timeout_s = 90\n"})
     plan_path, script_path = write_inputs(tmp_path, plan([F2P]), script({"textkit/slug.py": HANGS}))
     assert autopack_run(repo, plan_path, script_path) == 1
     view, commits, evidence = outcome(repo)
