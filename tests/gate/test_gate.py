@@ -40,10 +40,10 @@ diff --git a/requirements.txt b/requirements.txt
 
 
 def verified(**delta: list[str]) -> VerifyEvidence:
-    run = TestRun(command="python -m pytest", kind="junit", exit_code=0)
+    run = TestRun(command="python -m pytest", kind="pytest", exit_code=0)
     return VerifyEvidence(
         command=run.command,
-        kind="junit",
+        kind="pytest",
         base_tree="b" * 40,
         delta=TestDelta(**delta),
         baseline=run,

@@ -5,7 +5,7 @@ round (start-up and collection again, often longer than the tests themselves). L
 with ``-p autopack_rerun`` and ``AUTOPACK_RERUN_SPEC`` naming a JSON file, this plugin
 reruns the tests that failed, after the session's own run, with every fixture torn
 down and set up again, up to ``rounds`` times each (a test stops once it passes), until
-one fails every time. The outcomes go to the spec's ``report`` file; the JUnit report
+one fails every time. The outcomes go to the spec's ``report`` file; Autopack's report
 and the terminal keep the first run's outcomes.
 
 Spec keys: ``rounds``; ``report`` (path); ``known_failing`` (IDs that were not passing
