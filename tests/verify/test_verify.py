@@ -10,8 +10,10 @@ import pytest
 from autopack.verify import (
     BaselineUnusable,
     MemoryBaselineCache,
+    TestRun,
     VerifyEvidence,
     VerifySettings,
+    compute_delta,
     detect_test_command,
     verify_attempt,
 )
@@ -206,3 +208,19 @@ def test_detect_test_command(tmp_path: Path) -> None:
     assert detect_test_command(tmp_path) is None
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")
     assert detect_test_command(tmp_path) == "python -m pytest"
+
+
+def test_a_run_that_executes_no_test_never_passes(project: Any) -> None:
+    evidence = attempt(project, ["calc.py"], command="python -m pytest --co")
+    assert not evidence.passed
+    assert evidence.delta.run_errors[0].startswith("no test ran")
+
+
+def test_every_baseline_test_is_accounted_for() -> None:
+    ran = dict.fromkeys(["a.py::t", "b.py::t"], "passed")
+    base = TestRun("python -m pytest", "pytest", 0, outcomes=ran)
+    run = TestRun("python -m pytest", "pytest", 0, outcomes={"c.py::t": "passed"})
+    missing = compute_delta(base, run, [])
+    assert missing.missing == ["a.py::t", "b.py::t"] and missing.blocking
+    deleted = compute_delta(base, run, [], deleted_files=["a.py", "b.py"])
+    assert deleted.deleted == ["a.py::t", "b.py::t"] and not deleted.blocking
