@@ -236,7 +236,7 @@ def test_a_baseline_an_older_version_cached_unjudged_is_run_again(tmp_path: Path
     repo, plan, script = _project(tmp_path, {"tests/test_calc.py": TEST_CALC})
     rt = Runtime.open(repo)
     base_tree = git.commit_tree(repo, git.rev_parse(repo, "HEAD") or "")
-    empty = {"command": COMMAND, "kind": "junit", "exit_code": 5, "outcomes": {}, "impact": {}}
+    empty = {"command": COMMAND, "kind": "pytest", "exit_code": 5, "outcomes": {}, "impact": {}}
     rt.store.baseline_put(baseline_key(base_tree, COMMAND), empty)
 
     code, out = _run(repo, plan, script)

@@ -79,10 +79,6 @@ class TestRun:
     """Whether pytest finished its session (``False``: it exited or crashed midway)."""
     running: str = ""
     """The test that had started but not ended when the run stopped (a hang)."""
-    python: str = ""
-    """The interpreter pytest ran under, and its version."""
-    plugins: list[str] = field(default_factory=list)
-    """The pytest plugins (distributions) that were loaded."""
     continued: bool = False
     """Whether the rest of the suite ran in this process after the given tests (``Rest``)."""
     before_rest: list[str] = field(default_factory=list)
@@ -263,9 +259,6 @@ def read_report(text: str, run: TestRun) -> None:
             run.before_rest = list(run.outcomes) if run.continued else []
         elif "finished" in entry:
             run.finished = True
-        elif "python" in entry:
-            run.python = f"{entry['python']} ({entry['version']})"
-            run.plugins = list(entry["plugins"])
     run.collection_errors = sorted(set(run.collection_errors))
     run.running = next((t for t in reversed(started) if t not in run.outcomes), "")
 

@@ -91,13 +91,13 @@ def baseline_problem(run: TestRun, fail_to_pass: Collection[str] = ()) -> Baseli
     reason, fix = found
     tail = "\n".join(run.output_tail.strip().splitlines()[-TAIL_LINES:])
     environment = dict(run.environment)
-    return BaselineProblem(run.command, reason, fix, tail, environment, run.kind == "junit")
+    return BaselineProblem(run.command, reason, fix, tail, environment, run.kind == "pytest")
 
 
 def _reason(run: TestRun, expected_files: set[str]) -> tuple[str, str] | None:
     if run.timed_out:
         return "it timed out", "raise test_timeout_s in autopack.toml, or make the tests faster"
-    if run.kind != "junit":
+    if run.kind != "pytest":
         return _exit_status_reason(run, expected_files)
     output = run.output_tail
     code = run.exit_code

@@ -4,7 +4,6 @@ Loaded into every pytest run Autopack grades (``-p autopack_report`` with this f
 ``PYTHONPATH`` and ``AUTOPACK_REPORT_SPEC`` naming a JSON spec), it writes one JSON
 object per line to the spec's ``report`` file, flushed as it goes:
 
-- ``{"python": ..., "version": ..., "plugins": [...]}`` when pytest is configured;
 - ``{"collect_error": nodeid}`` for each file that failed to collect;
 - ``{"collected": [nodeid, ...], "deselected": [...], "excluded": n}`` once collection ends;
 - ``{"start": nodeid}`` and ``{"test": nodeid, "outcome": ...}`` per test;
@@ -31,7 +30,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,12 +57,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.update(out=Path(spec["report"]), exclude=tuple(spec.get("exclude", ())))
     _state.update(outcomes={}, done={}, deselected=[], collect_failed=False)
     _state.update(proceed=spec.get("continue"))
-    plugins = sorted({f"{dist.project_name}-{dist.version}" for _, dist in _distributions(config)})
-    _write({"python": sys.executable, "version": sys.version.split()[0], "plugins": plugins})
-
-
-def _distributions(config: pytest.Config) -> list[tuple[Any, Any]]:
-    return list(config.pluginmanager.list_plugin_distinfo())
 
 
 @pytest.hookimpl(tryfirst=True)
