@@ -217,14 +217,14 @@ def make_project(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
     return repo
 
 
-def plan(fail_to_pass: list[str], attempts: int = 1) -> str:
+def plan(fail_to_pass: list[str], attempts: int = 1, hidden: list[Any] | None = None) -> str:
     scope = ["textkit", "tests", "conftest.py", "pytest.ini", "pyproject.toml"]
     scope += ["autopack_report.py"]
     phase = {
         "id": "fix-slug",
         "goal": "slugify drops punctuation",
         "scope": {"paths": scope},
-        "tests": {"fail_to_pass": fail_to_pass},
+        "tests": {"fail_to_pass": fail_to_pass, **({"hidden": hidden} if hidden else {})},
     }
     return yaml.safe_dump(
         {
@@ -509,3 +509,33 @@ def wait_for(repo: Path, check: Any) -> Any:
                 return view
         time.sleep(0.1)
     raise AssertionError("the run never reached the expected state")
+
+
+SPECIAL_CASE = BUGGY.replace(
+    '    return "-".join',
+    '    if text == "Hello, World!":\n        return "hello-world"\n    return "-".join',
+)
+"""Answers the visible test's input, and nothing else."""
+HIDDEN_TEST = """\
+from textkit.slug import slugify
+
+
+def test_punctuation_anywhere():
+    assert slugify("Good bye!") == "good-bye"
+"""
+
+
+def test_a_conftest_cannot_pass_the_hidden_tests_either(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    (tmp_path / "acceptance").mkdir()
+    (tmp_path / "acceptance" / "test_hidden.py").write_text(HIDDEN_TEST)
+    hidden = [{"source": "acceptance/test_hidden.py", "target": "tests/test_slug_hidden.py"}]
+    files = {"textkit/slug.py": SPECIAL_CASE, "conftest.py": "import pytest\n" + FORCE_PASS_HOOK}
+    plan_path, script_path = write_inputs(tmp_path, plan([F2P], hidden=hidden), script(files))
+    assert autopack_run(repo, plan_path, script_path) == 1
+    view, commits, evidence = outcome(repo)
+    assert commits == []
+    assert "hidden_tests_failing" in gate_rules(view)
+    assert evidence["delta"]["hidden_failing"] == [
+        "tests/test_slug_hidden.py::test_punctuation_anywhere"
+    ]

@@ -466,6 +466,8 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
                 command=command,
                 sandbox=ctx.sandbox,
                 timeout_s=ctx.rt.settings.test_timeout_s,
+                base_tree=git.commit_tree(ctx.rt.repo, ctx.base),
+                changed_files=applied["changed_files"],
             )
             evidence = hidden.with_hidden(evidence, held_back)
         evidence["test_seconds"] = _test_seconds(evidence)

@@ -87,16 +87,28 @@ def is_test_file(path: str, base_test_files: Collection[str] = ()) -> bool:
 
 @contextmanager
 def grading_tree(
-    worktree: Path, base_tree: str, changed_files: Sequence[str], base_test_files: Collection[str]
+    worktree: Path,
+    base_tree: str,
+    changed_files: Sequence[str],
+    base_test_files: Collection[str],
+    *,
+    repo: Path | None = None,
 ) -> Iterator[GradingReport]:
-    """Turn ``worktree`` (the attempt) into the verification tree, and back afterwards."""
-    base_files = set(_git(worktree, "ls-tree", "-r", "-z", "--name-only", base_tree).split("\0"))
-    untracked = _git(worktree, "ls-files", "--others", "-z").split("\0")
+    """Turn ``worktree`` (the attempt) into the verification tree, and back afterwards.
+
+    ``worktree`` is a git worktree (its untracked files count too), or, with ``repo`` (a
+    repository holding the base tree), a plain export of the attempt's tree.
+    """
+    objects = repo or worktree
+    base_files = set(_git(objects, "ls-tree", "-r", "-z", "--name-only", base_tree).split("\0"))
+    untracked = [] if repo else _git(worktree, "ls-files", "--others", "-z").split("\0")
     report = GradingReport()
     saved: dict[str, bytes | None] = {}
     try:
         for path in sorted({*changed_files, *untracked} - {""}):
-            graded = _graded_content(worktree, base_tree, path, base_files, base_test_files, report)
+            graded = _graded_content(
+                worktree, objects, base_tree, path, base_files, base_test_files, report
+            )
             if graded is not None:
                 saved[path] = _read(worktree / path)
                 _put(worktree / path, graded.content)
@@ -108,6 +120,7 @@ def grading_tree(
 
 def _graded_content(
     worktree: Path,
+    objects: Path,
     base_tree: str,
     path: str,
     base_files: set[str],
@@ -130,7 +143,7 @@ def _graded_content(
         return None
     base = subprocess.run(
         ["git", "cat-file", "blob", f"{base_tree}:{path}"],
-        cwd=worktree,
+        cwd=objects,
         capture_output=True,
         check=True,
     ).stdout

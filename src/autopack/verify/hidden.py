@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autopack.plan import HiddenTests
+from autopack.verify.grading import grading_tree
 from autopack.verify.results import PASSED, is_pytest, run_tests
 from autopack.workspace import git
 from autopack.workspace.runner import Sandbox
@@ -129,14 +130,19 @@ def run_hidden(
     sandbox: Sandbox,
     timeout_s: float,
     env: Mapping[str, str] | None = None,
+    base_tree: str,
+    changed_files: Sequence[str],
 ) -> HiddenRun:
-    """Run the hidden tests in a copy of ``tree`` (the attempt's), made for this run only."""
+    """Run the hidden tests in a copy of ``tree`` (the attempt's), made for this run only,
+    graded as the visible ones are: with the base's test configuration (a ``conftest.py``
+    the Builder added cannot decide the hidden tests' outcomes either)."""
     with tempfile.TemporaryDirectory(prefix="autopack-hidden-") as scratch:
         copy = Path(scratch) / "tree"
         _export_tree(repo, tree, copy)
         placed = [_place(hidden, copy) for hidden in files]
         targets = [hidden.target for hidden in files]
-        run = run_tests(sandbox, copy, command, test_ids=targets, timeout_s=timeout_s, env=env)
+        with grading_tree(copy, base_tree, changed_files, (), repo=repo):
+            run = run_tests(sandbox, copy, command, test_ids=targets, timeout_s=timeout_s, env=env)
     ran = {test: outcome for test, outcome in run.outcomes.items() if _within(test, targets)}
     failing = [_name(test) for test, outcome in sorted(ran.items()) if outcome != PASSED]
     failing += [f"{_name(error)} (fails to collect)" for error in run.collection_errors]
