@@ -15,8 +15,10 @@ from autopack.verify import (
     VerifySettings,
     compute_delta,
     detect_test_command,
+    run_tests,
     verify_attempt,
 )
+from autopack.verify.delta import run_errors
 from autopack.workspace.runner import make_sandbox
 
 # Third-party plugins installed here are irrelevant to the fixture and slow to load.
@@ -211,9 +213,9 @@ def test_detect_test_command(tmp_path: Path) -> None:
 
 
 def test_a_run_that_executes_no_test_never_passes(project: Any) -> None:
-    evidence = attempt(project, ["calc.py"], command="python -m pytest --co")
-    assert not evidence.passed
-    assert evidence.delta.run_errors[0].startswith("no test ran")
+    run = run_tests(make_sandbox(), project.repo, "python -m pytest --co", env=FAST.env)
+    assert run.collected == 6 and run.outcomes == {}
+    assert run_errors(run) == ["no test ran (exit status 0, 6 collected)"]
 
 
 def test_every_baseline_test_is_accounted_for() -> None:

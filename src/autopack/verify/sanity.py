@@ -163,7 +163,8 @@ def _fix(run: TestRun, fallback: str) -> str:
             f"addopts) belong to a plugin {python} does not have: install it there "
             "(pytest-cov gives --cov, pytest-xdist gives -n), or remove the options"
         )
-    if (run.exit_code == 5 or not run.outcomes) and not run.collection_errors:
+    nothing_ran = run.exit_code == 5 or (run.exit_code in (0, 1) and not run.outcomes)
+    if nothing_ran and not run.collection_errors:
         return (
             "point the test command at the tests, and commit them: the baseline runs on a "
             "clean checkout of the base commit (test_command in autopack.toml, or the "
