@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -40,6 +40,40 @@ class ModelSettings(_Section):
     )
 
 
+class GateRule(_Section):
+    """An override of one gate rule (see ``gate/policy.yaml``); unset keys keep the default."""
+
+    decision: Literal["PASS", "RETRY", "NEEDS_APPROVAL", "BLOCK"] | None = Field(
+        default=None, description="What the gate decides when the rule's fact holds."
+    )
+    reason: str | None = Field(default=None, description="The reason the decision gives.")
+    unless_approved: bool | None = Field(
+        default=None, description="A person's approval lifts the rule (NEEDS_APPROVAL only)."
+    )
+
+
+class GateSettings(_Section):
+    """The ``[gate]`` table: the verify step's extra checks, and overrides of the policy."""
+
+    ruff: bool = Field(default=False, description="Run ruff on the changed Python files.")
+    risk_threshold: int | None = Field(default=None, description="Risk above this asks a person.")
+    precedence: list[str] | None = Field(default=None, description="Decisions, strongest first.")
+    protected_paths: list[str] | None = Field(
+        default=None, description="Replaces the policy's protected globs (see also top level)."
+    )
+    sensitive_paths: list[str] | None = Field(
+        default=None, description="Replaces the policy's sensitive globs (they raise the risk)."
+    )
+    rules: dict[str, GateRule] = Field(default_factory=dict, description="Rule overrides by id.")
+
+    def policy_overrides(self) -> dict[str, Any]:
+        """The keys that override ``gate/policy.yaml``: every one that was set."""
+        data = self.model_dump(exclude_none=True, exclude={"ruff"})
+        if not data.get("rules"):
+            data.pop("rules", None)
+        return data
+
+
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
@@ -51,13 +85,16 @@ class Settings(_Section):
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
     protected_paths: list[str] = Field(
-        default_factory=list, description="Globs no phase may write."
+        default_factory=list,
+        description="Globs no phase may write, added to the gate policy's protected paths.",
     )
     models: ModelSettings = ModelSettings()
     prices: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="USD per million tokens, per model spec."
     )
-    gate: dict[str, Any] = Field(default_factory=dict, description="Gate policy overrides.")
+    gate: GateSettings = Field(
+        default_factory=GateSettings, description="Gate checks and policy overrides."
+    )
     builder: dict[str, Any] = Field(default_factory=dict, description="Builder limits.")
     tidy_on_finish: bool = Field(default=False, description="Write ledgers when a run ends.")
     enable_sot_memory_indexing: bool = Field(default=False, description="Index the ledgers.")

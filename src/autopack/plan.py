@@ -36,10 +36,16 @@ class Budget(_Strict):
 
 
 class Scope(_Strict):
-    """What a phase may write (``paths``) and what it may read as context (``read_only``)."""
+    """What a phase may write (``paths``), what it may read as context (``read_only``), and
+    which protected paths it must write (``protected``: each attempt then waits for a person)."""
 
     paths: list[str] = Field(min_length=1, description="Files or globs the Builder may write.")
     read_only: list[str] = Field(default_factory=list, description="Context the Builder reads.")
+    protected: list[str] = Field(
+        default_factory=list,
+        description="Protected paths (CI config, autopack.toml, ...) the phase may write, "
+        "inside scope.paths; a person approves every attempt that writes one.",
+    )
 
 
 class HiddenTests(_Strict):
@@ -271,11 +277,14 @@ def _semantic_issues(plan: Plan, locate: _Locator) -> Iterator[PlanIssue]:
 def _phase_issues(
     phase: Phase, loc: Loc, tier: int, tier_of: dict[str, int], locate: _Locator
 ) -> Iterator[PlanIssue]:
-    for key in ("paths", "read_only"):
+    for key in ("paths", "read_only", "protected"):
         for i, pattern in enumerate(getattr(phase.scope, key)):
             problem = _bad_path(pattern)
             if problem:
                 yield locate((*loc, "scope", key, i), problem)
+    for i, pattern in enumerate(phase.scope.protected):
+        if not any(path_matches(pattern, allowed) for allowed in phase.scope.paths):
+            yield locate((*loc, "scope", "protected", i), f"{pattern!r} is outside scope.paths")
     for i, dep in enumerate(phase.depends_on):
         dep_loc = (*loc, "depends_on", i)
         if dep == phase.id:

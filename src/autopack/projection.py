@@ -236,6 +236,7 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
         phase.move(PhaseState.COMPLETE)
         phase.commit = str(done.result.get("commit", ""))
         phase.proof_hash = str(done.result.get("proof_hash", ""))
+        view.last_proof_hash = phase.proof_hash  # an approved landing adds a proof
 
 
 def _model_called(view: RunView, call: ModelCalled) -> None:
@@ -262,7 +263,7 @@ def _phase_skipped(view: RunView, skipped: PhaseSkipped) -> None:
 def _approval_granted(view: RunView, granted: ApprovalGranted) -> None:
     phase = view.phases[granted.phase_id]
     phase.move(PhaseState.GATING)
-    phase.approval = {"note": granted.note, "by": granted.by}
+    phase.approval = {"note": granted.note, "by": granted.by, "at": view.updated_at}
 
 
 def _approval_rejected(view: RunView, rejected: ApprovalRejected) -> None:

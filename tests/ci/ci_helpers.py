@@ -168,7 +168,7 @@ def add_phase_commit(
     """Land one phase on ``autopack/<run_id>`` the way the engine does, with plain git:
     a commit with Autopack trailers and its proof as a note. Returns (commit, proof hash).
     """
-    from autopack.gate import NOTES_REF, proof_hash
+    from autopack.gate import NOTES_REF, SIGNATURE_TRAILER, load_key, proof_hash
 
     branch = f"autopack/{run_id}"
     if not git(repo, "branch", "--list", branch):
@@ -184,16 +184,19 @@ def add_phase_commit(
         "attempt": 1,
         "base_tree": base_tree,
         "result_tree": git(repo, "write-tree"),
-        "diff": git(repo, "diff", "--cached"),
+        "diff": git(repo, "diff", "--cached", "--binary") + "\n",
         "decision": {"decision": decision, "reasons": []},
         "approval": approval,
         "prev_proof_hash": prev_proof_hash,
     }
     digest = proof_hash(proof)
+    key = load_key(repo, create=True)
+    assert key is not None
     message = (
         f"{phase_id}: add {phase_id}.py\n\n"
         f"Autopack-Run: {run_id}\nAutopack-Phase: {phase_id}\n"
         f"Autopack-Attempt: 1\nAutopack-Proof: {digest}\n"
+        f"{SIGNATURE_TRAILER}: {key.sign(digest)}\n"
     )
     git(repo, "commit", "--quiet", "-F", "-", input_text=message)
     sha = git(repo, "rev-parse", "HEAD")

@@ -92,10 +92,14 @@ def test_a_blocked_phase_lands_only_with_a_recorded_approval(project: Path) -> N
     blocked, _ = add_phase_commit(project, "run-2", "p1", None, decision="NEEDS_APPROVAL")
     code, out = verify(project, "run-2")
     assert code == 1
-    assert f"{blocked[:12]}: landed with decision NEEDS_APPROVAL and no recorded approval" in out
+    assert f"{blocked[:12]}: landed with decision NEEDS_APPROVAL (no recorded approval)" in out
     approval = {"by": "reviewer@example.com", "at": "2026-11-24T10:00:00Z"}
-    add_phase_commit(project, "run-3", "p1", None, decision="NEEDS_APPROVAL", approval=approval)
+    add_phase_commit(project, "run-3", "p1", None, approval=approval)
     assert verify(project, "run-3") == (0, "ok autopack/run-3: every commit matches its proof\n")
+    unnamed, _ = add_phase_commit(project, "run-4", "p1", None, approval={"note": "fine"})
+    code, out = verify(project, "run-4")
+    assert code == 1
+    assert f"{unnamed[:12]}: the approval does not say who approved and when" in out
 
 
 def test_all_checks_every_run_branch_and_skips_merged_ones(project: Path) -> None:

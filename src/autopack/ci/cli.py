@@ -16,6 +16,7 @@ from autopack.ci.contract import PROVIDERS, ContractError, write_contract
 from autopack.ci.doctor import Finding, diagnose
 from autopack.ci.proofs import ProofCheckError, check_all, check_branch
 from autopack.config import ConfigError, load_settings
+from autopack.gate.signing import KEY_ENV, ProofKeyError, key_path, load_key
 from autopack.workspace import git
 
 RepoOption = Annotated[Path, typer.Option("--repo", "-C", help="The target git repository.")]
@@ -129,17 +130,30 @@ def verify_proof(
         str | None,
         typer.Option("--base", help="Commits after this one are checked (--all: main branch)."),
     ] = None,
+    require_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--require-signatures", help="Exit 1 when no key is there to check signatures."
+        ),
+    ] = False,
 ) -> None:
-    """Check that each commit of a run branch matches its proof, the proof chain is intact
-    and every decision was PASS or approved; exit 1 naming each problem and where it is."""
+    """Check that each commit of a run branch matches its proof: the proof chain is intact,
+    the proof's base tree and diff reproduce the commit's tree, every decision was PASS
+    (approved ones say who approved and when) and, with the proof key (AUTOPACK_PROOF_KEY
+    or the user's key file), every signature holds. Exit 1 naming each problem and where it
+    is. Without a key the rest is checked, the output says signatures were not, and the exit
+    code is 0 unless --require-signatures."""
     if (run is None) == (not all_branches):
         raise _fail("give either RUN or --all", 2)
     root = _root(repo)
     try:
+        key = load_key(root, create=False)
         reports = (
-            check_all(root, base) if all_branches else [check_branch(root, f"autopack/{run}", base)]
+            check_all(root, base, key)
+            if all_branches
+            else [check_branch(root, f"autopack/{run}", base, key)]
         )
-    except ProofCheckError as exc:
+    except (ProofCheckError, ProofKeyError) as exc:
         raise _fail(str(exc), 2) from exc
     if not reports:
         typer.echo("no autopack/* branches: nothing to check")
@@ -150,5 +164,10 @@ def verify_proof(
             typer.echo(f"ok {report.branch}: merged into {report.merged_into}, nothing to check")
         elif not report.problems:
             typer.echo(f"ok {report.branch}: every commit matches its proof")
-    if any(report.problems for report in reports):
+    if key is None and reports:
+        typer.echo(
+            f"signatures NOT checked: no proof key (set {KEY_ENV} or create {key_path()}); "
+            "a proof rewritten together with its commit would not be caught"
+        )
+    if any(report.problems for report in reports) or (key is None and require_signatures):
         raise typer.Exit(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from autopack.gate.signing import ProofKey
 from autopack.workspace import git
 
 BRANCH_PREFIX = "autopack/"
@@ -46,7 +47,9 @@ def main_branch(repo: Path) -> str:
     raise ProofCheckError(f"{repo}: no main branch found; pass --base BRANCH")
 
 
-def check_branch(repo: Path, branch: str, base: str | None) -> BranchReport:
+def check_branch(
+    repo: Path, branch: str, base: str | None, key: ProofKey | None = None
+) -> BranchReport:
     """Check one branch with the gate; each problem is prefixed with the branch."""
     from autopack.gate import verify_proofs
 
@@ -54,22 +57,27 @@ def check_branch(repo: Path, branch: str, base: str | None) -> BranchReport:
         raise ProofCheckError(f"{repo}: no branch {branch}")
     if base is not None and git.rev_parse(repo, base) is None:
         raise ProofCheckError(f"{repo}: unknown base {base!r}")
-    problems = [f"{branch}: {problem}" for problem in verify_proofs(repo, branch, base=base)]
+    found = verify_proofs(repo, branch, base=base, key=key)
+    problems = [f"{branch}: {problem}" for problem in found]
     return BranchReport(branch, problems)
 
 
-def check_all(repo: Path, base: str | None = None) -> list[BranchReport]:
+def check_all(
+    repo: Path, base: str | None = None, key: ProofKey | None = None
+) -> list[BranchReport]:
     """Every ``autopack/*`` branch against ``base`` (default: the main branch)."""
     branches = run_branches(repo)
     if not branches:
         return []
     base = base or main_branch(repo)
-    return [_check_unless_merged(repo, branch, base) for branch in branches]
+    return [_check_unless_merged(repo, branch, base, key) for branch in branches]
 
 
-def _check_unless_merged(repo: Path, branch: str, base: str) -> BranchReport:
+def _check_unless_merged(
+    repo: Path, branch: str, base: str, key: ProofKey | None
+) -> BranchReport:
     """A branch wholly contained in ``base`` has nothing left to check: its commits were
     checked before they were merged, and base's history is not a run's."""
     if git.rev_parse(repo, base) and not git.log_commits(repo, base, branch):
         return BranchReport(branch, [], merged_into=base)
-    return check_branch(repo, branch, base)
+    return check_branch(repo, branch, base, key)

@@ -58,13 +58,16 @@ class PathPolicy:
     """Write-scope globs, matched like plan scopes (:func:`autopack.plan.path_matches`)."""
     protected: tuple[str, ...] = ()
     """Globs refused even when in scope (lock files, CI config, ...)."""
+    declared: tuple[str, ...] = ()
+    """Protected globs the phase's plan declares (``scope.protected``): writable, and the
+    gate then asks a person to approve."""
 
     def resolve_write(self, rel_path: str) -> Path:
         """The absolute path to write for ``rel_path``, or raise :class:`PathRefused`."""
         clean, real_rel = self._resolve(rel_path, writing=True)
         for name in {clean, real_rel}:
             hit = next((glob for glob in self.protected if path_matches(name, glob)), None)
-            if hit is not None:
+            if hit is not None and not any(path_matches(name, d) for d in self.declared):
                 raise PathRefused(rel_path, "protected", f"{name!r} matches protected {hit!r}")
         for name in {clean, real_rel}:
             if not any(path_matches(name, glob) for glob in self.scope):

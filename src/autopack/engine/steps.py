@@ -92,11 +92,15 @@ class StepContext:
     def recorded(self, step: str) -> dict[str, Any]:
         return self.pview.steps[step]
 
+    def gate_policy(self) -> gate.Policy:
+        return gate.policy_for(self.rt.settings)
+
     def policy(self) -> PathPolicy:
         return PathPolicy(
             root=self.worktree,
             scope=tuple(self.phase.scope.paths),
-            protected=tuple(self.rt.settings.protected_paths),
+            protected=self.gate_policy().protected_paths,
+            declared=tuple(self.phase.scope.protected),
         )
 
     def model(self, role: str) -> Any:
@@ -385,9 +389,26 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         _reset_to_base(ctx)
         feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
+    protected = _undeclared_protected(ctx, changed)
+    if protected:
+        _reset_to_base(ctx)
+        feedback = f"Refused: these paths are protected: {', '.join(protected)}"
+        return {"applied": False, "report": report, "protected": protected, "feedback": feedback}
     _write(ctx.artifacts / "changes.diff", git.diff_between(worktree, ctx.base, tree))
     _KNOWN_TREES[worktree] = tree
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
+
+
+def _undeclared_protected(ctx: StepContext, changed: list[str]) -> list[str]:
+    """Changed paths the path policy would refuse as protected: a write through the
+    ``run`` tool never passed the policy, so the tree is checked as well."""
+    policy = ctx.policy()
+    return [
+        path
+        for path in changed
+        if any(path_matches(path, glob) for glob in policy.protected)
+        and not any(path_matches(path, glob) for glob in policy.declared)
+    ]
 
 
 def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> None:
@@ -431,7 +452,7 @@ def verify_step(ctx: StepContext) -> dict[str, Any]:
         changed_files=applied["changed_files"],
         deliverables=ctx.phase.deliverables,
         edits_report=applied.get("report", {}),
-        ruff=bool(ctx.rt.settings.gate.get("ruff", False)),
+        ruff=ctx.rt.settings.gate.ruff,
     )
     checks_data = [check.to_dict() for check in checks]
     checks_ok = all(check.passed for check in checks)
@@ -523,8 +544,11 @@ def base_checkout(ctx: StepContext, tree: str) -> Iterator[Path]:
 # -- audit -------------------------------------------------------------------------
 
 
-def _risk(ctx: StepContext, diff: str, changed: list[str]) -> Any:
-    return gate.score_risk(diff, changed, protected=ctx.rt.settings.protected_paths)
+def _risk(ctx: StepContext, diff: str, changed: list[str]) -> gate.RiskReport:
+    policy = ctx.gate_policy()
+    return gate.score_risk(
+        diff, changed, protected=policy.protected_paths, sensitive=policy.sensitive_paths
+    )
 
 
 def audit(ctx: StepContext) -> dict[str, Any]:
@@ -563,22 +587,32 @@ def audit(ctx: StepContext) -> dict[str, Any]:
 # -- gate --------------------------------------------------------------------------
 
 
-def gate_step(ctx: StepContext, prev_proof_hash: str) -> dict[str, Any]:
-    """Decide from the recorded evidence by policy, and write the attempt's proof."""
+def _changes_diff(ctx: StepContext) -> str:
+    diff_path = ctx.artifacts / "changes.diff"
+    return diff_path.read_text(encoding="utf-8") if diff_path.exists() else ""
+
+
+def _gate_evidence(ctx: StepContext, *, approved: bool) -> gate.GateEvidence:
+    """The evidence the gate decides from, all of it recorded by earlier steps."""
     steps = ctx.pview.steps
     applied = steps["apply"]
-    diff_path = ctx.artifacts / "changes.diff"
-    diff = diff_path.read_text(encoding="utf-8") if diff_path.exists() else ""
-    evidence = gate.GateEvidence(
+    return gate.GateEvidence(
         apply_ok=bool(applied.get("applied")) and not steps["build"].get("error"),
         edits_report=_apply_report(steps),
         verify=_recorded_verification(ctx),
         checks=[verify.CheckResult(**c) for c in steps.get("verify", {}).get("checks", [])],
-        risk=_risk(ctx, diff, applied.get("changed_files", [])),
+        risk=_risk(ctx, _changes_diff(ctx), applied.get("changed_files", [])),
         audit=steps.get("audit"),
-        approved=False,
+        approved=approved,
     )
-    decision = gate.decide(evidence, gate.load_policy(ctx.rt.settings.gate))
+
+
+def gate_step(ctx: StepContext, prev_proof_hash: str) -> dict[str, Any]:
+    """Decide from the recorded evidence by policy, and write the attempt's proof."""
+    applied = ctx.pview.steps["apply"]
+    diff = _changes_diff(ctx)
+    evidence = _gate_evidence(ctx, approved=False)
+    decision = gate.decide(evidence, ctx.gate_policy())
     proof = gate.build_proof(
         run_id=ctx.run_id,
         phase_id=ctx.phase.id,
@@ -608,6 +642,7 @@ def _apply_report(steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
         ("builder_error", build_result.get("error")),
         ("refusal", applied.get("feedback") or applied.get("reason")),
         ("outside_scope", applied.get("outside_scope")),
+        ("protected", applied.get("protected")),
     ):
         if value:
             report[key] = value
@@ -641,7 +676,7 @@ def _recorded_verification(ctx: StepContext) -> verify.VerifyEvidence | None:
 
 def commit(ctx: StepContext) -> dict[str, Any]:
     repo, branch = ctx.rt.repo, ctx.view.branch
-    proof_hash = ctx.pview.steps["gate"]["proof_hash"]
+    proof_hash = _landing_proof_hash(ctx)
     head = git.rev_parse(repo, f"refs/heads/{branch}")
     assert head is not None, f"run branch {branch} is missing"
     if head != ctx.base:
@@ -655,6 +690,24 @@ def commit(ctx: StepContext) -> dict[str, Any]:
     git.move_branch(repo, branch, sha, ctx.base)
     _seed_baseline(ctx, tree)
     return {"commit": sha, "proof_hash": proof_hash, "tree": git.commit_tree(repo, sha)}
+
+
+def _landing_proof_hash(ctx: StepContext) -> str:
+    """The gated proof's hash; for an approved attempt, the hash of the proof that adds
+    the approval and the decision the policy gives once approved (written next to it)."""
+    gated_hash = str(ctx.pview.steps["gate"]["proof_hash"])
+    if ctx.pview.approval is None:
+        return gated_hash
+    proofs = ctx.rt.run_dir(ctx.run_id) / "proofs"
+    gated = json.loads((proofs / f"{ctx.phase.id}-{ctx.attempt}.json").read_text("utf-8"))
+    decision = gate.decide(_gate_evidence(ctx, approved=True), ctx.gate_policy())
+    if decision.decision != "PASS":
+        raise PhaseFailure(f"approved, but the policy still decides: {'; '.join(decision.reasons)}")
+    approval = {**ctx.pview.approval, "attempt": ctx.attempt}
+    landing = gate.approved_proof(gated, approval, decision)
+    text = json.dumps(landing, indent=2, sort_keys=True)
+    (proofs / f"{ctx.phase.id}-{ctx.attempt}-approved.json").write_text(text, encoding="utf-8")
+    return gate.proof_hash(landing)
 
 
 def _seed_baseline(ctx: StepContext, tree: str) -> None:
@@ -703,7 +756,18 @@ def _message(ctx: StepContext, proof_hash: str) -> str:
         f"Autopack-Phase: {ctx.phase.id}\n"
         f"Autopack-Attempt: {ctx.attempt}\n"
         f"Autopack-Proof: {proof_hash}\n"
+        f"{gate.SIGNATURE_TRAILER}: {_signing_key(ctx).sign(proof_hash)}\n"
     )
+
+
+def _signing_key(ctx: StepContext) -> gate.ProofKey:
+    """The key outside the repository that signs what lands (made on first use)."""
+    try:
+        key = gate.load_key(ctx.rt.repo, create=True)
+    except (gate.ProofKeyError, OSError) as exc:
+        raise PhaseFailure(f"cannot sign the proof: {exc}") from exc
+    assert key is not None  # create=True makes one
+    return key
 
 
 def _proof_note(ctx: StepContext) -> str:
@@ -713,4 +777,7 @@ def _proof_note(ctx: StepContext) -> str:
         path = proofs / f"{ctx.phase.id}-{attempt}.json"
         if path.exists():
             documents.append(json.loads(path.read_text(encoding="utf-8")))
+    approved = proofs / f"{ctx.phase.id}-{ctx.attempt}-approved.json"
+    if ctx.pview.approval is not None and approved.exists():
+        documents.append(json.loads(approved.read_text(encoding="utf-8")))
     return json.dumps(documents, indent=2, sort_keys=True)

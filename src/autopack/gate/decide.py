@@ -29,6 +29,7 @@ class GateEvidence:
     risk: RiskReport
     audit: dict[str, Any] | None = None
     approved: bool = False
+    """A person approved this attempt: the rules marked ``unless_approved`` are lifted."""
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,18 @@ def facts(evidence: GateEvidence, policy: Policy) -> dict[str, list[str]]:
 def decide(evidence: GateEvidence, policy: Policy) -> GateDecision:
     """The strongest decision among the rules whose facts hold, with every reason."""
     found = facts(evidence, policy)
-    fired = []
+    fired, lifted = [], []
     for rule in policy.rules:
         details = found.get(rule.id, [])
         if not details or rule.decision == "PASS":
             continue
         if rule.unless_approved and evidence.approved:
+            lifted.append(f"{rule.reason}: {_listed(details)}")
             continue
         fired.append((rule, details))
     if not fired:
-        return GateDecision("PASS", ["all evidence satisfied the policy"], [])
+        reasons = [f"PASS: approved by a person: {reason}" for reason in lifted]
+        return GateDecision("PASS", reasons or ["all evidence satisfied the policy"], [])
     strongest = min(policy.precedence.index(rule.decision) for rule, _ in fired)
     decision = policy.precedence[strongest]
     ordered = sorted(fired, key=lambda pair: policy.precedence.index(pair[0].decision))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from autopack.config import Settings
 
 DECISIONS = ("PASS", "RETRY", "NEEDS_APPROVAL", "BLOCK")
 
@@ -87,19 +89,34 @@ def _merge_rules(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str
     for rule_id, body in overrides.items():
         if rule_id not in rules:
             raise PolicyError(f"unknown gate rule {rule_id!r}; known: {sorted(rules)}")
+        if "decision" in body and "unless_approved" not in body:
+            rules[rule_id].pop("unless_approved", None)  # follows the new decision
         rules[rule_id].update(body)
     return rules
+
+
+def _rule(rule_id: str, body: Mapping[str, Any]) -> Rule:
+    """One rule, checked: approval lifts exactly the rules that ask for it."""
+    decision = str(body["decision"])
+    unless_approved = bool(body.get("unless_approved", decision == "NEEDS_APPROVAL"))
+    if decision not in DECISIONS:
+        raise PolicyError(f"unknown decision {decision!r}; expected one of {DECISIONS}")
+    if unless_approved != (decision == "NEEDS_APPROVAL") and decision != "PASS":
+        raise PolicyError(
+            f"gate rule {rule_id!r}: unless_approved must be "
+            f"{'true' if decision == 'NEEDS_APPROVAL' else 'false'} with decision {decision}: "
+            "only a phase that waits for a person can be approved, and approving it must "
+            "be able to land it"
+        )
+    return Rule(rule_id, decision, str(body["reason"]), unless_approved)
 
 
 def load_policy(overrides: Mapping[str, Any] | None = None) -> Policy:
     """The default policy with ``overrides`` (the ``[gate]`` table) applied; validated."""
     data = _merge(default_policy_data(), overrides or {})
-    rules = tuple(
-        Rule(rule_id, str(body["decision"]), str(body["reason"]), bool(body.get("unless_approved")))
-        for rule_id, body in data["rules"].items()
-    )
+    rules = tuple(_rule(rule_id, body) for rule_id, body in data["rules"].items())
     precedence = tuple(data["precedence"])
-    for decision in [*precedence, *(rule.decision for rule in rules)]:
+    for decision in precedence:
         if decision not in DECISIONS:
             raise PolicyError(f"unknown decision {decision!r}; expected one of {DECISIONS}")
     if set(precedence) != set(DECISIONS):
@@ -111,3 +128,11 @@ def load_policy(overrides: Mapping[str, Any] | None = None) -> Policy:
         protected_paths=tuple(data["protected_paths"]),
         sensitive_paths=tuple(data["sensitive_paths"]),
     )
+
+
+def policy_for(settings: Settings) -> Policy:
+    """The repository's policy: the defaults, its ``[gate]`` overrides, and its top-level
+    ``protected_paths`` added to the protected list (adding never unprotects a path)."""
+    policy = load_policy(settings.gate.policy_overrides())
+    extra = tuple(p for p in settings.protected_paths if p not in policy.protected_paths)
+    return replace(policy, protected_paths=policy.protected_paths + extra)

@@ -1,26 +1,35 @@
 """The phase proof: one JSON evidence bundle per attempt, chained by hash across the run.
 
-Each phase commit on ``autopack/<run_id>`` carries ``Autopack-Phase`` and
-``Autopack-Proof`` trailers, and a git note (``refs/notes/autopack``) holding the proofs
-of every attempt of that phase, landing proof last. Each proof names the hash of the
-previous one, so a clone with notes can check the whole run from git alone.
+Each phase commit on ``autopack/<run_id>`` carries ``Autopack-Phase``,
+``Autopack-Proof`` and ``Autopack-Signature`` trailers, and a git note
+(``refs/notes/autopack``) holding the proofs of every attempt of that phase, landing
+proof last. Each proof names the hash of the previous one, so a clone with notes can
+check the whole run from git alone: the chain, that each landing proof's base tree and
+diff reproduce its commit's tree, and (with the key, see :mod:`autopack.gate.signing`)
+that the landing proof was signed when it landed.
+
+A phase a person approved lands with one more proof: the gated one with the approval
+(who, when, note) and the decision the policy gives once approved, chained after it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from autopack.gate.decide import GateDecision, GateEvidence
+from autopack.gate.signing import TRAILER, ProofKey
 
 NOTES_REF = "refs/notes/autopack"
 PROOF_VERSION = 1
 FEEDBACK_TAIL = 1500
-APPROVABLE = ("NEEDS_APPROVAL", "BLOCK")
+CLEAN_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C"}
 
 
 def canonical(value: Any) -> str:
@@ -71,6 +80,20 @@ def build_proof(
         "usage": dict(usage or {}),
         "durations": dict(durations or {}),
         "prev_proof_hash": prev_proof_hash,
+    }
+
+
+def approved_proof(
+    gated: Mapping[str, Any], approval: Mapping[str, Any], decision: GateDecision
+) -> dict[str, Any]:
+    """The landing proof of an approved attempt: the gated proof, the person's approval
+    and the decision once approved, chained after the gated proof."""
+    return {
+        **gated,
+        "approval": dict(approval),
+        "gated_decision": gated["decision"],
+        "decision": decision.to_dict(),
+        "prev_proof_hash": proof_hash(gated),
     }
 
 
@@ -134,7 +157,45 @@ def _commits(repo: Path, branch: str, base: str | None) -> list[str]:
     return commits
 
 
-def _check_commit(repo: Path, commit: str, prev: str | None) -> tuple[list[str], str | None]:
+def reproduced_tree(repo: Path, base_tree: str, diff: str) -> tuple[str | None, str]:
+    """The tree ``diff`` gives applied to ``base_tree``, or ``None`` and why not.
+
+    It runs in a scratch repository that borrows the objects of ``repo`` and reads none
+    of its config, attributes or hooks (nor the user's): what the repository says
+    cannot change the outcome. New objects land in the scratch repository only.
+    """
+    objects = _git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    if objects.returncode != 0:
+        return None, objects.stderr.strip()
+    with tempfile.TemporaryDirectory(prefix="autopack-proof-") as scratch:
+        env = {
+            **os.environ,
+            **CLEAN_GIT_ENV,
+            "GIT_DIR": scratch,
+            "GIT_INDEX_FILE": os.path.join(scratch, "index"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": os.path.join(objects.stdout.strip(), "objects"),
+        }
+        env.pop("GIT_OBJECT_DIRECTORY", None)
+        steps: list[tuple[list[str], str | None]] = [
+            (["init", "--quiet", "--bare", scratch], None),
+            (["read-tree", base_tree], None),
+            (["apply", "--cached", "--binary", "--whitespace=nowarn", "-"], diff),
+            (["write-tree"], None),
+        ]
+        if not diff.strip():
+            del steps[2]
+        for args, stdin in steps:
+            done = subprocess.run(
+                ["git", *args], cwd=scratch, input=stdin, env=env, capture_output=True, text=True
+            )
+            if done.returncode != 0:
+                return None, f"git {args[0]}: {done.stderr.strip()}"
+        return done.stdout.strip(), ""
+
+
+def _check_commit(
+    repo: Path, commit: str, prev: str | None, key: ProofKey | None
+) -> tuple[list[str], str | None]:
     """Problems of one phase commit, and the hash its last proof ends the chain with."""
     short = commit[:12]
     phase, trailer = (
@@ -159,6 +220,10 @@ def _check_commit(repo: Path, commit: str, prev: str | None) -> tuple[list[str],
         prev = proof_hash(proof)
     landing = proofs[-1]
     problems += _check_landing(repo, commit, phase, trailer, landing, prev)
+    problems += _check_reproduced(repo, commit, landing)
+    if key is not None and prev == trailer:
+        problem = key.check(_trailer(repo, commit, TRAILER), trailer)
+        problems += [f"{short}: {problem}"] if problem else []
     return problems, prev
 
 
@@ -179,14 +244,38 @@ def _check_landing(
     if landing.get("result_tree") != tree:
         problems.append(f"{short}: commit tree {tree} != proof result tree")
     decision = (landing.get("decision") or {}).get("decision")
-    approved = decision in APPROVABLE and landing.get("approval")
-    if decision != "PASS" and not approved:
-        problems.append(f"{short}: landed with decision {decision} and no recorded approval")
+    if decision != "PASS":
+        gated = (landing.get("gated_decision") or {}).get("decision")
+        how = f"approved from {gated}" if landing.get("approval") else "no recorded approval"
+        problems.append(f"{short}: landed with decision {decision} ({how})")
+    approval = landing.get("approval")
+    if approval is not None and not (approval.get("by") and approval.get("at")):
+        problems.append(f"{short}: the approval does not say who approved and when")
     return problems
 
 
-def verify_proofs(repo: Path, branch: str, *, base: str | None = None) -> list[str]:
-    """Every problem with the run's proofs on ``branch`` after ``base``; ``[]`` means intact."""
+def _check_reproduced(repo: Path, commit: str, landing: Mapping[str, Any]) -> list[str]:
+    """The proof's base is the commit's parent, and its diff turns that into the commit."""
+    short = commit[:12]
+    parent = _git(repo, "rev-parse", f"{commit}^1^{{tree}}").stdout.strip()
+    base_tree = str(landing.get("base_tree", ""))
+    if base_tree != parent:
+        return [f"{short}: proof base tree {base_tree[:12]} is not the parent's tree {parent[:12]}"]
+    diff = str(landing.get("diff", ""))
+    tree, why = reproduced_tree(repo, base_tree, diff if diff.endswith("\n") else diff + "\n")
+    actual = _git(repo, "rev-parse", f"{commit}^{{tree}}").stdout.strip()
+    if tree is None:
+        return [f"{short}: the proof's diff does not apply to its base tree: {why}"]
+    if tree != actual:
+        return [f"{short}: the proof's diff gives tree {tree[:12]}, the commit has {actual[:12]}"]
+    return []
+
+
+def verify_proofs(
+    repo: Path, branch: str, *, base: str | None = None, key: ProofKey | None = None
+) -> list[str]:
+    """Every problem with the run's proofs on ``branch`` after ``base``; ``[]`` means intact.
+    Signatures are checked only with ``key``."""
     try:
         commits = _commits(repo, branch, base)
     except ValueError as error:
@@ -196,6 +285,6 @@ def verify_proofs(repo: Path, branch: str, *, base: str | None = None) -> list[s
     problems: list[str] = []
     prev: str | None = None
     for commit in commits:
-        found, prev = _check_commit(repo, commit, prev)
+        found, prev = _check_commit(repo, commit, prev, key)
         problems += found
     return problems
