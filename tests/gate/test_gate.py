@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,7 +93,11 @@ def test_clean_evidence_passes() -> None:
             "RETRY",
         ),
         ({"risk": score_risk(TEST_EDIT, [])}, "tests_edited", "NEEDS_APPROVAL"),
-        ({"risk": score_risk(CI_EDIT, [], protected=[".github/**"])}, "protected_path", "BLOCK"),
+        (
+            {"risk": score_risk(CI_EDIT, [], protected=[".github/**"])},
+            "protected_path",
+            "NEEDS_APPROVAL",
+        ),
         ({"risk": RiskReport(95)}, "risk_above_threshold", "NEEDS_APPROVAL"),
     ],
 )
@@ -177,3 +182,37 @@ def test_adding_a_test_is_not_weakening_one() -> None:
         "--- /dev/null\n+++ b/tests/test_new.py\n@@ -0,0 +1 @@\n+def test_x(): pass\n"
     )
     assert score_risk(added, []).items == []
+
+
+def test_approval_lifts_only_rules_that_wait_for_a_person() -> None:
+    with pytest.raises(PolicyError, match="unless_approved must be false with decision BLOCK"):
+        load_policy({"rules": {"tests_edited": {"decision": "BLOCK", "unless_approved": True}}})
+    with pytest.raises(PolicyError, match="unless_approved must be true"):
+        load_policy({"rules": {"protected_path": {"unless_approved": False}}})
+    blocked = load_policy({"rules": {"tests_edited": {"decision": "BLOCK"}}})
+    assert not blocked.rule("tests_edited").unless_approved  # follows the new decision
+    edited = evidence(risk=score_risk(TEST_EDIT, []), approved=True)
+    assert decide(edited, blocked).decision == "BLOCK"
+    approved = decide(edited, POLICY)
+    assert approved.decision == "PASS"
+    assert approved.reasons == [
+        "PASS: approved by a person: existing tests were edited or deleted: tests/test_calc.py"
+    ]
+
+
+def test_the_repository_settings_add_protected_paths_and_type_the_gate_table(
+    tmp_path: Path,
+) -> None:
+    from autopack.config import ConfigError, load_settings
+    from autopack.gate import policy_for
+
+    (tmp_path / "autopack.toml").write_text(
+        'protected_paths = ["deploy/**"]\n[gate]\nruff = true\nrisk_threshold = 70\n'
+    )
+    settings = load_settings(tmp_path)
+    policy = policy_for(settings)
+    assert settings.gate.ruff and policy.risk_threshold == 70
+    assert {"autopack.toml", ".github/**", "deploy/**"} <= set(policy.protected_paths)
+    (tmp_path / "autopack.toml").write_text("[gate]\nruf = true\n")
+    with pytest.raises(ConfigError, match="gate.ruf"):
+        load_settings(tmp_path)

@@ -73,9 +73,7 @@ def check_all(
     return [_check_unless_merged(repo, branch, base, key) for branch in branches]
 
 
-def _check_unless_merged(
-    repo: Path, branch: str, base: str, key: ProofKey | None
-) -> BranchReport:
+def _check_unless_merged(repo: Path, branch: str, base: str, key: ProofKey | None) -> BranchReport:
     """A branch wholly contained in ``base`` has nothing left to check: its commits were
     checked before they were merged, and base's history is not a run's."""
     if git.rev_parse(repo, base) and not git.log_commits(repo, base, branch):

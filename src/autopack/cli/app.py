@@ -28,6 +28,7 @@ from autopack.engine.attempts import EnvironmentProblem
 from autopack.engine.local import LeaseHeld, LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
+from autopack.gate import policy_for
 from autopack.llm.errors import ModelError
 from autopack.plan import Plan, PlanError, load_plan
 from autopack.states import RUN_TERMINAL, PhaseState, RunState
@@ -182,6 +183,7 @@ def run(
     """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
     parsed = load_plan(plan)
     root = _repo(repo)
+    policy_for(load_settings(root))  # a bad [gate] table exits 2 before the run starts
     _check_model(model, root)
     _preflight(root, parsed, model)
     rt = Runtime.open(root, model_override=model)

@@ -9,13 +9,14 @@ from typing import Any
 
 import yaml
 
-from autopack.config import Settings
+from autopack.config import ConfigError, Settings
 
 DECISIONS = ("PASS", "RETRY", "NEEDS_APPROVAL", "BLOCK")
 
 
-class PolicyError(ValueError):
-    """A policy (or an override) that names an unknown rule, decision or key."""
+class PolicyError(ConfigError):
+    """A policy (or an override) that names an unknown rule, decision or key: a config
+    problem (exit 2), found before a run starts."""
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,9 @@ def render_feedback(proof: Mapping[str, Any]) -> str:
     decision = proof["decision"]
     lines = [f"Attempt {proof['attempt']} of phase {proof['phase_id']}: {decision['decision']}"]
     lines += [f"- {reason}" for reason in decision["reasons"]]
+    refusal = (proof.get("edits_report") or {}).get("refusal")
+    if refusal:  # what was refused, and why: the Builder cannot fix what it is not told
+        lines.append(str(refusal)[:FEEDBACK_TAIL])
     lines += _tests_feedback(proof.get("tests"))
     for check in proof.get("checks", []):
         if not check["passed"]:
