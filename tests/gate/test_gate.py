@@ -214,5 +214,5 @@ def test_the_repository_settings_add_protected_paths_and_type_the_gate_table(
     assert settings.gate.ruff and policy.risk_threshold == 70
     assert {"autopack.toml", ".github/**", "deploy/**"} <= set(policy.protected_paths)
     (tmp_path / "autopack.toml").write_text("[gate]\nruf = true\n")
-    with pytest.raises(ConfigError, match="gate.ruf"):
+    with pytest.raises(ConfigError, match=r"gate\.ruf"):
         load_settings(tmp_path)
