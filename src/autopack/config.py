@@ -155,7 +155,7 @@ def render_default_config(test_command: str | None) -> str:
     return f"""# Autopack settings for this repository. Every key is optional.
 test_command = {command}
 # max_parallel = 2
-# protected_paths = [".github/**"]
+# protected_paths = ["deploy/**"]  # added to the gate policy's (CI config, autopack.toml, ...)
 
 [models]
 # builder = "anthropic:claude-sonnet-4-6"
@@ -164,4 +164,5 @@ test_command = {command}
 
 [gate]
 # risk_threshold = 60
+# ruff = true  # ruff check on changed Python files, when the project configures ruff
 """
