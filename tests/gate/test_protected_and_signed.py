@@ -12,11 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from autopack.cli import app
 from autopack.engine.runtime import Runtime
-from autopack.gate import NOTES_REF, proof_hash
+from autopack.gate import NOTES_REF, load_key, proof_hash
+from autopack.gate.signing import key_path
 from autopack.states import PhaseState, RunState
 from autopack.workspace import git
 
@@ -112,10 +114,13 @@ def test_autopack_toml_edited_directly_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 1, out
     rt, run_id = only_run(repo)
-    gate = rt.store.view(run_id).phases["p"].steps["gate"]
+    view = rt.store.view(run_id)
+    assert view.state is RunState.FAILED
+    assert git.rev_parse(repo, view.branch) == view.base_commit
+    gate = view.phases["p"].steps["gate"]
     assert gate["decision"] == "RETRY"
-    assert "autopack.toml: protected" in gate["feedback"]
-    assert git.git(repo, "show", f"{rt.store.view(run_id).branch}:autopack.toml") == CONFIG.strip()
+    assert "autopack.toml: protected: 'autopack.toml' matches protected" in gate["feedback"]
+    assert (repo / "autopack.toml").read_text() == CONFIG
 
 
 def test_autopack_toml_edited_through_the_run_tool_does_not_land(tmp_path: Path) -> None:
@@ -267,7 +272,7 @@ def test_a_forged_proof_is_caught_by_replaying_its_diff_and_by_its_signature(
     assert code == 1
     assert f"{forged[:12]}: the proof's diff gives tree" in out
 
-    forged = forge(tmp_path_repo_reset(repo), rewrite_diff=True)
+    forged = forge(undo_forgery(repo), rewrite_diff=True)
     code, out = autopack("verify-proof", "--all", "-C", str(repo))
     assert code == 1
     assert f"{forged[:12]}: the signature does not match the proof" in out
@@ -290,7 +295,7 @@ def test_a_forged_proof_is_caught_by_replaying_its_diff_and_by_its_signature(
     assert strict.returncode == 1
 
 
-def tmp_path_repo_reset(repo: Path) -> Path:
+def undo_forgery(repo: Path) -> Path:
     """Undo the first forgery: the run branch back at the landed commit, and the forger's
     checkout gone."""
     rt, run_id = only_run(repo)
@@ -298,3 +303,35 @@ def tmp_path_repo_reset(repo: Path) -> Path:
     git.git(repo, "worktree", "remove", "--force", str(repo.parent / "forger"))
     git.git(repo, "branch", "-f", view.branch, view.phases["p"].commit)
     return repo
+
+
+def test_the_proof_key_never_reaches_the_builder_or_the_evidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Builder's `run` tool tries to copy the key (variable and file) into the tree;
+    the change lands, and neither the landed tree nor the evidence holds the key."""
+    secret = "the-ci-secret-0123456789"
+    monkeypatch.setenv("AUTOPACK_PROOF_KEY", secret)
+    key_file = load_key(
+        tmp_path, create=True, environ={"XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"]}
+    )
+    assert key_file is not None
+    repo = make_project(tmp_path)
+    steal = run_tool(f'(echo "$AUTOPACK_PROOF_KEY"; cat {key_path()}; env) > loot.txt 2>&1; true')
+    code, out = autopack(
+        "run", str(plan(tmp_path, "{paths: ['loot.txt']}")), "-C", str(repo), "--model",
+        script(tmp_path, steal),
+    )  # fmt: skip
+    assert code == 0, out
+    rt, run_id = only_run(repo)
+    view = rt.store.view(run_id)
+    loot = git.git(repo, "show", f"{view.branch}:loot.txt")
+    assert "PATH=" in loot  # the command ran
+    evidence = "".join(
+        path.read_text(errors="replace") for path in rt.run_dir(run_id).rglob("*") if path.is_file()
+    )
+    for leaked in (secret, key_file.secret.decode()):
+        assert leaked not in loot
+        assert leaked not in evidence
+    code, out = autopack("verify-proof", "--all", "-C", str(repo))
+    assert code == 0, out
