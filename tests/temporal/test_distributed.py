@@ -242,7 +242,9 @@ def test_approve_by_signal_cancel_and_approval_timeout(
         "cancelled": "CancelledError",
         "timed-out": "FAILED",
     }
-    assert store.view(runs["approved"]).phases["edit-test"].approval == {"note": "", "by": "me"}
+    approval = store.view(runs["approved"]).phases["edit-test"].approval
+    assert approval is not None and approval["at"]  # when, from the event
+    assert approval == {"note": "", "by": "me", "at": approval["at"]}
     assert store.view(runs["cancelled"]).state is RunState.CANCELLED
     timed_out = store.view(runs["timed-out"]).phases["edit-test"]
     assert timed_out.state is PhaseState.FAILED

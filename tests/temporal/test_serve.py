@@ -264,7 +264,12 @@ def test_approve_cancel_and_resume_over_http_reach_the_workflows(
 
     assert phase_states(done) == {"edit-test": "COMPLETE"}
     assert phase_states(failed) == {"edit-test": "FAILED"}
-    assert phase["approval"] == {"note": "fine", "by": "no-auth (loopback)"}
+    assert phase["approval"] == {
+        "note": "fine",
+        "by": "no-auth (loopback)",
+        "at": phase["approval"]["at"],  # when, from the event
+    }
+    assert phase["approval"]["at"]
     assert stopped["cancel_requested"] is True
     assert describe_status(temporal, "approved") is WorkflowExecutionStatus.COMPLETED
     head = git.rev_parse(Path(remote), "refs/heads/autopack/approved")
