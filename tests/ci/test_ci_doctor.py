@@ -20,6 +20,7 @@ from ci_helpers import commit_all, make_project
 from typer.testing import CliRunner
 
 from autopack.ci.cli import mount
+from autopack.ci.doctor import check_proof_key
 
 GOOD_KEY = "sk-test-good-0123456789"
 app = typer.Typer()
@@ -226,3 +227,15 @@ def test_a_run_s_model_option_replaces_the_configured_models(
     (repo / "script.yaml").write_text("version: 1\nreplies: {}\n")
     code, out = doctor(repo, "--model", "scripted:script.yaml")
     assert code == 0, out
+
+
+def test_a_proof_key_inside_the_repository_fails_the_doctor(tmp_path: Path) -> None:
+    repo = make_project(tmp_path / "project")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(repo / "config")}
+    env.pop("AUTOPACK_PROOF_KEY", None)
+    found = check_proof_key(repo, env)
+    assert found.level == "fail" and "inside the repository" in found.detail
+    env["AUTOPACK_PROOF_KEY"] = "a-ci-secret"
+    found = check_proof_key(repo, env)
+    assert found.level == "ok" and "$AUTOPACK_PROOF_KEY" in found.detail
+    assert "a-ci-secret" not in found.detail

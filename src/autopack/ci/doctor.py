@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from autopack.config import Settings
+from autopack.gate.signing import KEY_ENV, ProofKeyError, key_path, load_key
 from autopack.workspace import git
 from autopack.workspace.runner import Sandbox, SubprocessSandbox, bwrap_works, make_sandbox
 
@@ -63,6 +64,7 @@ def diagnose(
         settings, [model] if model else configured_specs(settings.models.model_dump())
     )
     findings.append(check_database(settings.database_url(repo)))
+    findings.append(check_proof_key(repo, env))
     if temporal:
         findings.append(check_temporal(temporal))
     if findings[0].level == "ok":
@@ -343,6 +345,18 @@ def _check_sqlite_folder(path: Path, shown: str) -> Finding:
 
 
 # -- temporal ------------------------------------------------------------------------
+
+
+def check_proof_key(repo: Path, env: Mapping[str, str]) -> Finding:
+    """The key that signs what lands is usable: outside the repository, owner-only."""
+    try:
+        key = load_key(repo, create=False, environ=env)
+    except ProofKeyError as exc:
+        fix = f"keep the key outside the repository with mode 0600, or set {KEY_ENV}"
+        return Finding("proof key", "fail", str(exc), fix)
+    if key is None:
+        return Finding("proof key", "ok", f"the first phase that lands creates {key_path(env)}")
+    return Finding("proof key", "ok", f"proofs are signed with the key from {key.source}")
 
 
 def check_temporal(address: str) -> Finding:
