@@ -216,3 +216,9 @@ def test_the_repository_settings_add_protected_paths_and_type_the_gate_table(
     (tmp_path / "autopack.toml").write_text("[gate]\nruf = true\n")
     with pytest.raises(ConfigError, match=r"gate\.ruf"):
         load_settings(tmp_path)
+
+
+def test_a_protected_directory_counts_as_the_path_policy_reads_it() -> None:
+    report = score_risk("", ["deploy/prod.yml"], protected=["deploy"])
+    assert report.paths_of("protected_path") == ["deploy/prod.yml"]
+    assert decide(evidence(risk=report), POLICY).decision == "NEEDS_APPROVAL"

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autopack.plan import path_matches
+
 PROTECTED_POINTS = 100
 SENSITIVE_POINTS = 30
 TEST_EDITED_POINTS = 35
@@ -110,7 +112,9 @@ def parse_diff(diff: str) -> list[FileDiff]:
 
 
 def _path_items(path: str, protected: Sequence[str], sensitive: Sequence[str]) -> list[RiskItem]:
-    if matches(path, protected):
+    # Also as the path policy matches (a directory covers its contents): a protected path a
+    # phase was allowed to write must always be counted here, or it would pass unasked.
+    if matches(path, protected) or any(path_matches(path, glob) for glob in protected):
         return [RiskItem("protected_path", path, PROTECTED_POINTS, "protected path written")]
     if matches(path, sensitive):
         return [RiskItem("sensitive_path", path, SENSITIVE_POINTS, "sensitive path written")]
