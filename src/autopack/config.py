@@ -142,11 +142,18 @@ def _read_file(repo: Path) -> tuple[dict[str, Any], str]:
         if own.is_file():
             return tomllib.loads(own.read_text(encoding="utf-8")), str(own)
         if pyproject.is_file():
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            return dict(table.get("tool", {}).get("autopack", {})), str(pyproject)
+            table = autopack_table(pyproject.read_text(encoding="utf-8"))
+            return dict(table or {}), str(pyproject)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{own if own.is_file() else pyproject}: {exc}") from exc
     return {}, "defaults"
+
+
+def autopack_table(pyproject_text: str) -> dict[str, Any] | None:
+    """The ``[tool.autopack]`` table of a ``pyproject.toml`` (``None`` when it has none);
+    raises ``tomllib.TOMLDecodeError`` on text that is not TOML."""
+    table = tomllib.loads(pyproject_text).get("tool", {}).get("autopack")
+    return dict(table) if isinstance(table, dict) else None
 
 
 def render_default_config(test_command: str | None) -> str:

@@ -335,3 +335,37 @@ def test_the_proof_key_never_reaches_the_builder_or_the_evidence(
         assert leaked not in evidence
     code, out = autopack("verify-proof", "--all", "-C", str(repo))
     assert code == 0, out
+
+
+def test_settings_in_pyproject_are_protected_and_the_rest_of_it_is_not(tmp_path: Path) -> None:
+    """Without autopack.toml the settings live in pyproject.toml's [tool.autopack]: a
+    change to that table is refused like autopack.toml; the rest of the file is not."""
+    pyproject = f'[project]\nname = "calc"\n\n[tool.autopack]\n{CONFIG}'
+    repo = make_project(tmp_path, config="")
+    (repo / "autopack.toml").unlink()
+    (repo / "pyproject.toml").write_text(pyproject)
+    git.git(repo, "add", "-A")
+    git.git(repo, "commit", "-q", "-m", "settings in pyproject.toml")
+    weaken = run_tool("sed -i 's/python -m pytest.*/true\"/' pyproject.toml")
+    describe = run_tool(
+        'sed -i \'s/^name = "calc"/name = "calc"\\nversion = "1.0"/\' pyproject.toml'
+    )
+    scope = "{paths: [pyproject.toml]}"
+    code, out = autopack(
+        "run", str(plan(tmp_path, scope)), "-C", str(repo), "--model", script(tmp_path, weaken),
+    )  # fmt: skip
+    assert code == 1, out
+    assert_not_landed(repo, "pyproject.toml", pyproject.strip())
+
+    landed_plan = tmp_path / "landed.yaml"
+    landed_plan.write_text(plan(tmp_path, scope).read_text().replace("change the", "describe"))
+    code, out = autopack(
+        "run", str(landed_plan), "-C", str(repo), "--model", script(tmp_path, describe),
+    )  # fmt: skip
+    assert code == 0, out
+    rt = Runtime.open(repo)
+    second = next(
+        r for r in rt.store.list_runs() if rt.store.view(r.id).state is RunState.SUCCEEDED
+    )
+    shown = git.git(repo, "show", f"{rt.store.view(second.id).branch}:pyproject.toml")
+    assert 'version = "1.0"' in shown and "python -m pytest" in shown

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from autopack import gate, roles, verify
+from autopack.config import autopack_table
 from autopack.edits import PathPolicy, apply_edit_text
 from autopack.engine.decider import FailPhase, SkipPhase
 from autopack.engine.runtime import Runtime
@@ -183,6 +185,9 @@ worktree. Only steps that ran no command and wrote nothing put an entry here."""
 
 
 _CLAIMS = threading.Lock()
+
+PYPROJECT = "pyproject.toml"
+"""Holds the settings when a repository has no autopack.toml (``[tool.autopack]``)."""
 
 
 def _claim_worktree(ctx: StepContext) -> bool:
@@ -389,7 +394,7 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         _reset_to_base(ctx)
         feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
-    protected = _undeclared_protected(ctx, changed)
+    protected = _undeclared_protected(ctx, changed, tree)
     if protected:
         _reset_to_base(ctx)
         feedback = f"Refused: these paths are protected: {', '.join(protected)}"
@@ -399,16 +404,36 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
 
 
-def _undeclared_protected(ctx: StepContext, changed: list[str]) -> list[str]:
+def _undeclared_protected(ctx: StepContext, changed: list[str], tree: str) -> list[str]:
     """Changed paths the path policy would refuse as protected: a write through the
     ``run`` tool never passed the policy, so the tree is checked as well."""
-    policy = ctx.policy()
+    protected = _protected_globs(ctx, changed, tree)
     return [
         path
         for path in changed
-        if any(path_matches(path, glob) for glob in policy.protected)
-        and not any(path_matches(path, glob) for glob in policy.declared)
+        if any(path_matches(path, glob) for glob in protected)
+        and not any(path_matches(path, glob) for glob in ctx.phase.scope.protected)
     ]
+
+
+def _protected_globs(ctx: StepContext, changed: list[str], tree: str) -> tuple[str, ...]:
+    """The policy's protected globs, and ``pyproject.toml`` when the change edits the
+    settings it holds (``[tool.autopack]``): they are as protected as ``autopack.toml``."""
+    globs = ctx.gate_policy().protected_paths
+    if PYPROJECT in changed and _settings_table_changed(ctx, tree):
+        globs += (PYPROJECT,)
+    return globs
+
+
+def _settings_table_changed(ctx: StepContext, tree: str) -> bool:
+    texts = [
+        git.git(ctx.rt.repo, "show", f"{rev}:{PYPROJECT}", check=False) for rev in (ctx.base, tree)
+    ]
+    try:
+        before, after = (autopack_table(text) for text in texts)
+    except tomllib.TOMLDecodeError:
+        return True  # unreadable settings are changed settings
+    return before != after
 
 
 def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> None:
@@ -545,10 +570,9 @@ def base_checkout(ctx: StepContext, tree: str) -> Iterator[Path]:
 
 
 def _risk(ctx: StepContext, diff: str, changed: list[str]) -> gate.RiskReport:
-    policy = ctx.gate_policy()
-    return gate.score_risk(
-        diff, changed, protected=policy.protected_paths, sensitive=policy.sensitive_paths
-    )
+    protected = _protected_globs(ctx, changed, ctx.recorded("apply").get("tree", ""))
+    sensitive = ctx.gate_policy().sensitive_paths
+    return gate.score_risk(diff, changed, protected=protected, sensitive=sensitive)
 
 
 def audit(ctx: StepContext) -> dict[str, Any]:
