@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import yaml
 
 from autopack.engine.runtime import Runtime
 from autopack.projection import RunView
-from autopack.states import RunState
+from autopack.states import PhaseState, RunState
 from autopack.workspace import git
 
 F2P = "tests/test_stats.py::test_median_of_even_count"
@@ -542,3 +543,54 @@ def test_a_test_already_flaky_at_base_does_not_block(tmp_path: Path) -> None:
     repo = make_project(tmp_path, {"tests/test_load.py": flaky})
     view, out = run(repo, plan_text([F2P]), [fix()])
     assert_landed(repo, view, out)
+
+
+WAITING_CONFIG = """\
+test_command = "env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest"
+test_timeout_s = 120
+max_parallel = 1
+"""
+
+
+def test_an_edited_test_lands_only_after_a_person_approves(tmp_path: Path) -> None:
+    repo = make_project(tmp_path, {"autopack.toml": WAITING_CONFIG})
+    line = "    assert median([4, 1, 3, 2]) == 2.5"
+    tightened = edit("tests/test_stats.py", line, f"{line}\n    assert median([1.0, 2.0]) == 1.5")
+    plan_path, script_path = tmp_path / "plan.yaml", tmp_path / "script.yaml"
+    plan_path.write_text(yaml.safe_dump(plan_text([F2P])))
+    script_path.write_text(yaml.safe_dump(script([fix() + "\n" + tightened])))
+    command = [sys.executable, "-c", "from autopack.cli import main; main()", "run"]
+    command += [str(plan_path), "--repo", str(repo), "--model", f"scripted:{script_path}"]
+    running = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        view = _wait_for_a_decision(repo, running)
+        assert view.phases["median"].state is PhaseState.AWAITING_APPROVAL, gate_decisions(view)
+        assert landed(repo, view) == []
+        assert "tests/test_stats.py" in evidence_text(repo, view)
+        approved = autopack(repo, "approve", view.run_id, "median", "--note", "reviewed the test")
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        assert running.wait(timeout=300) == 0
+    finally:
+        if running.poll() is None:
+            running.kill()
+    view = Runtime.open(repo).store.view(view.run_id)
+    assert_landed(repo, view, "")
+    proof = autopack(repo, "verify-proof", view.run_id, "--repo", str(repo))
+    assert proof.returncode == 0, proof.stdout + proof.stderr
+
+
+def _wait_for_a_decision(repo: Path, running: subprocess.Popen[bytes]) -> RunView:
+    """The run once its phase waits for a person or has ended."""
+    settled = {PhaseState.AWAITING_APPROVAL, PhaseState.COMPLETE, PhaseState.FAILED}
+    for _ in range(600):
+        ended = running.poll() is not None
+        if (repo / ".autopack" / "autopack.db").exists():
+            runs = Runtime.open(repo).store.list_runs()
+            if runs:
+                view = Runtime.open(repo).store.view(runs[0].id)
+                if view.phases["median"].state in settled or ended:
+                    return view
+        if ended:
+            raise AssertionError(f"autopack run started no run: {running.communicate()[0]!r}")
+        time.sleep(0.5)
+    raise AssertionError("the run never reached a decision")
