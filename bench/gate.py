@@ -501,7 +501,12 @@ def plan_for(task: Task, bug: Bug, hidden_dir: Path) -> str:
     chosen = bug.caught if task.fail_to_pass is None else task.fail_to_pass
     tests: dict[str, Any] = {"fail_to_pass": list(chosen)}
     if task.hidden:
-        tests["hidden"] = [str(hidden_dir / name) for name in task.hidden]
+        # next to the visible test file in the verification copy, so its imports work
+        where = str(Path(bug.caught[0].split("::", 1)[0]).parent)
+        tests["hidden"] = [
+            {"source": str(hidden_dir / name), "target": f"{where}/{name}".removeprefix("./")}
+            for name in task.hidden
+        ]
     phase = {
         "id": "fix",
         "goal": "Fix the bug the failing tests show",

@@ -506,7 +506,8 @@ def test_special_casing_the_visible_input_is_caught_by_hidden_tests(tmp_path: Pa
     repo = make_project(tmp_path)
     special = "    if ordered == [1, 2, 3, 4]:\n        return 2.5\n    return ordered[middle]\n"
     cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", special)
-    plan = plan_text([F2P], tests={"fail_to_pass": [F2P], "hidden": [str(held_back)]})
+    hidden = {"source": str(held_back / "test_median_hidden.py")}
+    plan = plan_text([F2P], tests={"fail_to_pass": [F2P], "hidden": [hidden]})
     view, out = run(repo, plan, [cheat])
     assert_stopped(repo, view, out, "test_median_of_another_even_count")
 
@@ -553,12 +554,29 @@ max_parallel = 1
 
 
 def test_an_edited_test_lands_only_after_a_person_approves(tmp_path: Path) -> None:
-    repo = make_project(tmp_path, {"autopack.toml": WAITING_CONFIG})
     line = "    assert median([4, 1, 3, 2]) == 2.5"
     tightened = edit("tests/test_stats.py", line, f"{line}\n    assert median([1.0, 2.0]) == 1.5")
+    plan = plan_text([F2P])
+    lands_only_after_approval(tmp_path, plan, fix() + "\n" + tightened, "tests/test_stats.py")
+
+
+def test_a_declared_protected_path_lands_only_after_a_person_approves(tmp_path: Path) -> None:
+    workflow = "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n"
+    workflow += "      - uses: actions/checkout@v4\n      - run: python -m pytest\n"
+    change = fix() + "\n" + whole(".github/workflows/tests.yml", workflow)
+    scope = {"paths": ["src/**", ".github/**"], "protected": [".github/workflows/tests.yml"]}
+    plan = plan_text([F2P])
+    plan["tiers"][0]["phases"][0]["scope"] = scope
+    lands_only_after_approval(tmp_path, plan, change, ".github/workflows/tests.yml")
+
+
+def lands_only_after_approval(tmp_path: Path, plan: dict[str, Any], change: str, why: str) -> None:
+    """The phase waits for a person with nothing landed and ``why`` in the evidence; once
+    approved it lands, and ``verify-proof`` accepts the approved phase's commit."""
+    repo = make_project(tmp_path, {"autopack.toml": WAITING_CONFIG})
     plan_path, script_path = tmp_path / "plan.yaml", tmp_path / "script.yaml"
-    plan_path.write_text(yaml.safe_dump(plan_text([F2P])))
-    script_path.write_text(yaml.safe_dump(script([fix() + "\n" + tightened])))
+    plan_path.write_text(yaml.safe_dump(plan))
+    script_path.write_text(yaml.safe_dump(script([change])))
     command = [sys.executable, "-c", "from autopack.cli import main; main()", "run"]
     command += [str(plan_path), "--repo", str(repo), "--model", f"scripted:{script_path}"]
     running = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -566,8 +584,8 @@ def test_an_edited_test_lands_only_after_a_person_approves(tmp_path: Path) -> No
         view = _wait_for_a_decision(repo, running)
         assert view.phases["median"].state is PhaseState.AWAITING_APPROVAL, gate_decisions(view)
         assert landed(repo, view) == []
-        assert "tests/test_stats.py" in evidence_text(repo, view)
-        approved = autopack(repo, "approve", view.run_id, "median", "--note", "reviewed the test")
+        assert why in evidence_text(repo, view)
+        approved = autopack(repo, "approve", view.run_id, "median", "--note", "reviewed")
         assert approved.returncode == 0, approved.stdout + approved.stderr
         assert running.wait(timeout=300) == 0
     finally:
