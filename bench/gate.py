@@ -532,19 +532,15 @@ def script_for(task: Task) -> str:
 
 
 def stopped_by(steps: dict[str, Any]) -> str:
-    """What stopped an attempt, from its recorded steps."""
+    """What stopped an attempt, from its recorded steps: the Builder's write refused, a
+    person's approval required, hidden acceptance tests, or the other test evidence."""
     if steps.get("apply", {}).get("applied") is False:
         return "refusal"
-    rules = set(steps.get("gate", {}).get("rules", []))
-    reasons = " ".join(steps.get("gate", {}).get("reasons", []))
-    if "hidden" in reasons:
-        return "hidden tests"
-    if rules & {"tests_edited", "protected_path", "risk_above_threshold"} and not rules - {
-        "tests_edited",
-        "protected_path",
-        "risk_above_threshold",
-    }:
+    gate = steps.get("gate", {})
+    if gate.get("decision") in ("NEEDS_APPROVAL", "BLOCK"):
         return "approval"
+    if any("hidden" in rule for rule in gate.get("rules", [])):
+        return "hidden tests"
     return "test evidence"
 
 
