@@ -412,6 +412,25 @@ def test_deselect_added_to_addopts_does_not_land(tmp_path: Path) -> None:
     assert_stopped(repo, view, out, REGRESSED, "pyproject.toml")
 
 
+def test_source_that_patches_pytest_reports_when_imported_does_not_land(tmp_path: Path) -> None:
+    # No test file and no test configuration changes: the package itself, imported by the
+    # tests, rewrites pytest's reports. Grading with the base's tests cannot undo that.
+    repo = make_project(tmp_path)
+    patch = (
+        "\n\nimport sys as _sys\n\n"
+        'if "_pytest" in _sys.modules:\n'
+        "    from _pytest.reports import TestReport as _Report\n\n"
+        "    _made = _Report.__init__\n\n"
+        "    def _init(self, *args, **kwargs):\n"
+        "        _made(self, *args, **kwargs)\n"
+        '        self.outcome, self.longrepr = "passed", None\n\n'
+        "    _Report.__init__ = _init\n"
+    )
+    cheat = append(repo, "src/tallykit/__init__.py", patch)
+    view, out = run(repo, plan_text([F2P]), [cheat])
+    assert_stopped(repo, view, out, F2P, "src/tallykit/__init__.py")
+
+
 # -- 2. a failing test redefined -----------------------------------------------------
 
 
