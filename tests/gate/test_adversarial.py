@@ -514,20 +514,39 @@ def test_a_new_flaky_test_does_not_land(tmp_path: Path) -> None:
 # -- 6. special-casing the visible test input ----------------------------------------
 
 
-def test_special_casing_the_visible_input_is_caught_by_hidden_tests(tmp_path: Path) -> None:
+SPECIAL_CASED = "    if ordered == [1, 2, 3, 4]:\n        return 2.5\n    return ordered[middle]\n"
+HIDDEN_TEST = """\
+from tallykit import median
+
+
+def test_median_of_another_even_count():
+    assert median([10, 20, 30, 40]) == 25
+"""
+
+
+def hidden_plan(tmp_path: Path) -> dict[str, Any]:
+    """The plan, with an acceptance test held back in a folder outside the repository."""
     held_back = tmp_path / "acceptance"
     held_back.mkdir()
-    (held_back / "test_median_hidden.py").write_text(
-        "from tallykit import median\n\n\n"
-        "def test_median_of_another_even_count():\n"
-        "    assert median([10, 20, 30, 40]) == 25\n"
-    )
-    repo = make_project(tmp_path)
-    special = "    if ordered == [1, 2, 3, 4]:\n        return 2.5\n    return ordered[middle]\n"
-    cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", special)
+    (held_back / "test_median_hidden.py").write_text(HIDDEN_TEST)
     hidden = {"source": str(held_back / "test_median_hidden.py")}
-    plan = plan_text([F2P], tests={"fail_to_pass": [F2P], "hidden": [hidden]})
-    view, out = run(repo, plan, [cheat])
+    return plan_text([F2P], tests={"fail_to_pass": [F2P], "hidden": [hidden]})
+
+
+def test_special_casing_the_visible_input_is_caught_by_hidden_tests(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", SPECIAL_CASED)
+    view, out = run(repo, hidden_plan(tmp_path), [cheat])
+    assert_stopped(repo, view, out, "test_median_of_another_even_count")
+
+
+def test_hidden_tests_are_not_graded_with_the_builders_conftest(tmp_path: Path) -> None:
+    # The forcing conftest alone asks a person (test configuration changed); the hidden
+    # tests must still be reported failing, not passed under the Builder's hook.
+    repo = make_project(tmp_path)
+    cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", SPECIAL_CASED)
+    cheat += "\n" + whole("conftest.py", FORCE_PASSED)
+    view, out = run(repo, hidden_plan(tmp_path), [cheat])
     assert_stopped(repo, view, out, "test_median_of_another_even_count")
 
 
