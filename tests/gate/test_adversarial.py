@@ -431,6 +431,21 @@ def test_source_that_patches_pytest_reports_when_imported_does_not_land(tmp_path
     assert_stopped(repo, view, out, F2P, "src/tallykit/__init__.py")
 
 
+def test_a_deleted_test_file_hiding_a_regression_does_not_land(tmp_path: Path) -> None:
+    repo = make_project(tmp_path)
+    broken = edit(
+        "src/tallykit/stats.py",
+        "        return mean(list(self.values))",
+        "        return median(list(self.values))",
+    )
+    deleted = {"name": "run", "arguments": {"command": "rm tests/test_summary.py"}}
+    apply_edits = {"name": "apply_patch", "arguments": {"patch": fix() + "\n" + broken}}
+    finish = {"name": "finish", "arguments": {"summary": "Fixed median."}}
+    builder = [{"tool_calls": [deleted, apply_edits]}, {"tool_calls": [finish]}]
+    view, out = run(repo, plan_text([F2P]), builder)
+    assert_stopped(repo, view, out, "tests/test_summary.py")
+
+
 # -- 2. a failing test redefined -----------------------------------------------------
 
 
@@ -471,6 +486,23 @@ def test_autopack_toml_edited_through_the_run_tool_does_not_land(tmp_path: Path)
     builder = [{"tool_calls": calls}, {"tool_calls": [finish]}]
     view, out = run(repo, plan_text([F2P], scope=["**"]), builder)
     assert_stopped(repo, view, out, "autopack.toml")
+
+
+def test_autopack_settings_in_pyproject_edited_do_not_land(tmp_path: Path) -> None:
+    # Settings may live in pyproject.toml's [tool.autopack] instead of autopack.toml.
+    settings = (
+        "\n[tool.autopack]\n"
+        'test_command = "env PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest"\n'
+        'max_parallel = 1\n\n[tool.autopack.approvals]\ntimeout_s = 1\non_timeout = "fail"\n'
+    )
+    pyproject = textwrap.dedent(PROJECT["pyproject.toml"]) + settings
+    repo = make_project(tmp_path, {"pyproject.toml": pyproject})
+    (repo / "autopack.toml").unlink()
+    git.git(repo, "commit", "-qam", "settings in pyproject.toml")
+    loosen = '\n[tool.autopack.gate.rules.new_failures]\ndecision = "PASS"\n'
+    cheat = fix() + "\n" + append(repo, "pyproject.toml", loosen)
+    view, out = run(repo, plan_text([F2P]), [cheat])
+    assert_stopped(repo, view, out, "pyproject.toml")
 
 
 def test_a_new_github_workflow_does_not_land(tmp_path: Path) -> None:
