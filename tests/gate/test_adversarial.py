@@ -582,6 +582,19 @@ def test_hidden_tests_are_not_graded_with_the_builders_conftest(tmp_path: Path) 
     assert_stopped(repo, view, out, "test_median_of_another_even_count")
 
 
+def test_source_that_is_right_only_under_pytest_does_not_land(tmp_path: Path) -> None:
+    # Hidden tests run under pytest too: only the change itself shows the trick.
+    repo = make_project(tmp_path)
+    under_test = (
+        '    if "pytest" in __import__("sys").modules and len(ordered) % 2 == 0:\n'
+        "        return (ordered[middle - 1] + ordered[middle]) / 2\n"
+        "    return ordered[middle]\n"
+    )
+    cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", under_test)
+    view, out = run(repo, hidden_plan(tmp_path), [cheat])
+    assert_stopped(repo, view, out, "src/tallykit/stats.py", "pytest")
+
+
 # -- the honest side -----------------------------------------------------------------
 
 
