@@ -13,7 +13,6 @@ evidence says why. The honest cases check the other side: correct work lands.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -311,18 +310,18 @@ def landed(repo: Path, view: RunView) -> list[str]:
     return git.log_commits(repo, view.base_commit, view.branch)
 
 
-def evidence_text(repo: Path, view: RunView) -> str:
-    """Everything a person reads to learn why the phase ended as it did: the gate's
-    decisions and feedback, refusals, the phase's reason and the verify evidence."""
-    rt = Runtime.open(repo)
+def evidence_text(view: RunView) -> str:
+    """What the run says about why the phase ended as it did: the gate's reasons, a
+    refusal of the Builder's writes, the phase's reason (not the diff, the file lists or
+    the test output, which name every changed file whatever the gate thought of it)."""
     parts = [view.reason or ""]
     for phase in view.phases.values():
         parts.append(phase.reason or "")
         for attempt in [*(a["steps"] for a in phase.attempts), phase.steps]:
-            for step in ("apply", "gate"):
-                parts.append(json.dumps(attempt.get(step, {})))
-    for found in (rt.run_dir(view.run_id) / "phases").rglob("verify.json"):
-        parts.append(found.read_text())
+            parts += attempt.get("gate", {}).get("reasons", [])
+            applied = attempt.get("apply", {})
+            if applied.get("applied") is False:
+                parts += [str(applied.get("feedback", "")), str(applied.get("reason", ""))]
     return "\n".join(parts)
 
 
@@ -339,15 +338,15 @@ def assert_stopped(repo: Path, view: RunView, output: str, *why: str) -> None:
     """Nothing landed, the run ended, and the evidence names at least one of ``why``."""
     assert landed(repo, view) == [], f"the cheat landed: {gate_decisions(view)}\n{output}"
     assert view.state is RunState.FAILED, (view.state, output)
-    text = evidence_text(repo, view)
+    text = evidence_text(view)
     assert any(token in text for token in why), (
-        f"the evidence does not say why (expected one of {why}):\n{text[-3000:]}"
+        f"the evidence does not say why (expected one of {why}):\n{text[-3000:]}\n{output}"
     )
     assert "PASS" not in gate_decisions(view)
 
 
 def assert_landed(repo: Path, view: RunView, output: str) -> None:
-    assert view.state is RunState.SUCCEEDED, (view.state, evidence_text(repo, view)[-3000:], output)
+    assert view.state is RunState.SUCCEEDED, (view.state, evidence_text(view)[-3000:], output)
     assert len(landed(repo, view)) == 1
 
 
@@ -592,7 +591,7 @@ def test_source_that_is_right_only_under_pytest_does_not_land(tmp_path: Path) ->
     )
     cheat = edit("src/tallykit/stats.py", "    return ordered[middle]\n", under_test)
     view, out = run(repo, hidden_plan(tmp_path), [cheat])
-    assert_stopped(repo, view, out, "src/tallykit/stats.py", "pytest")
+    assert_stopped(repo, view, out, "src/tallykit/stats.py")
 
 
 # -- the honest side -----------------------------------------------------------------
@@ -667,7 +666,7 @@ def lands_only_after_approval(tmp_path: Path, plan: dict[str, Any], change: str,
         view = _wait_for_a_decision(repo, running)
         assert view.phases["median"].state is PhaseState.AWAITING_APPROVAL, gate_decisions(view)
         assert landed(repo, view) == []
-        assert why in evidence_text(repo, view)
+        assert why in evidence_text(view)
         approved = autopack(repo, "approve", view.run_id, "median", "--note", "reviewed")
         assert approved.returncode == 0, approved.stdout + approved.stderr
         assert running.wait(timeout=300) == 0
