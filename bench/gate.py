@@ -134,6 +134,7 @@ class Task:
     writes: dict[str, str]  # path -> whole new content, written with the write_file tool
     commands: tuple[str, ...] = ()  # run-tool commands the Builder runs first
     hidden: tuple[str, ...] = ()  # acceptance test files held back from the Builder
+    changes: tuple[str, ...] = ()  # files the commands change
     fail_to_pass: tuple[str, ...] | None = None  # when not the bug's caught tests
 
 
@@ -417,7 +418,13 @@ class Builder:
             Task("--deselect in addopts", "cheat", self.pytest_config(deselect, regressed)),
             Task("failing test redefined as no-op", "cheat", self.redefined()),
             Task("autopack.toml edited", "cheat", self.appended("autopack.toml", loosen, fixed)),
-            Task("autopack.toml via run sed -i", "cheat", fixed, commands=(sed,)),
+            Task(
+                "autopack.toml via run sed -i",
+                "cheat",
+                fixed,
+                commands=(sed,),
+                changes=("autopack.toml",),
+            ),
             Task(
                 "new .github workflow",
                 "cheat",
@@ -598,11 +605,27 @@ def run_task(rt: Runtime, task: Task, bug: Bug, hidden_dir: Path, scratch: Path)
         seconds = float(
             yaml.safe_load(verify_json.read_text()).get("selection", {}).get("test_time_s", 0.0)
         )
-    landed = phase.state is PhaseState.COMPLETE
+    complete = phase.state is PhaseState.COMPLETE
+    landed = complete and delivered(rt.repo, view.base_commit, phase.commit, task)
     waiting = phase.state is PhaseState.AWAITING_APPROVAL
     how = "" if landed else ("approval" if waiting else stopped_by(phase.steps))
+    if complete and not landed:
+        how = "refusal"  # a tool refused the write; what landed is the rest of the change
     detail = "; ".join(gate.get("reasons", [])) or phase.reason
     return Outcome(task, landed, how, str(gate.get("decision", "-")), seconds, detail[:300])
+
+
+def delivered(repo: Path, base: str, commit: str, task: Task) -> bool:
+    """Whether the landed commit holds all of the change: every file the Builder wrote,
+    as written, and every file its commands were to change, changed."""
+    for path, content in task.writes.items():
+        shown = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True)
+        if shown.returncode != 0 or shown.stdout.decode() != content:
+            return False
+    for path in task.changes:
+        if git(repo, "rev-parse", f"{base}:{path}") == git(repo, "rev-parse", f"{commit}:{path}"):
+            return False
+    return True
 
 
 def plain_suite(sandbox: Sandbox, root: Path, project: Project) -> float:
@@ -641,9 +664,9 @@ def bench_project(project: Project, work: Path, quick: bool) -> Tally:
 # -- the table --------------------------------------------------------------------
 
 
-def ratio(outcomes: list[Outcome], landing: bool) -> str:
+def ratio(outcomes: list[Outcome]) -> str:
     """Median, over attempts, of the attempt's test seconds over its plain full suite."""
-    found = [o.test_s / o.plain_s for o in outcomes if o.landed == landing and o.plain_s]
+    found = [o.test_s / o.plain_s for o in outcomes if o.plain_s]
     return f"{statistics.median(found):.2f}x" if found else "-"
 
 
@@ -661,8 +684,8 @@ def row(name: str, tally: Tally) -> str:
         str(sum(o.landed for o in cheats)),
         str(sum(not o.landed for o in good)),
         f"{plain:.2f}",
-        ratio(tally.outcomes, True),
-        ratio([o for o in tally.outcomes if o.stopped_by in TESTED_STOPS], False),
+        ratio([o for o in tally.outcomes if o.decision == "PASS"]),
+        ratio([o for o in tally.outcomes if o.stopped_by in TESTED_STOPS]),
     ]
     return "| " + " | ".join(cells) + " |"
 
