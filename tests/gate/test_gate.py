@@ -196,7 +196,8 @@ def test_approval_lifts_only_rules_that_wait_for_a_person() -> None:
     approved = decide(edited, POLICY)
     assert approved.decision == "PASS"
     assert approved.reasons == [
-        "PASS: approved by a person: existing tests were edited or deleted: tests/test_calc.py"
+        "PASS: approved by a person: existing test files were edited or deleted (they were graded"
+        " in their base version; new tests belong in new test files): tests/test_calc.py"
     ]
 
 

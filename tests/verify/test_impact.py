@@ -133,3 +133,20 @@ def test_function_spans_include_decorators_and_methods() -> None:
     source = "import f\n\n\nclass K:\n    @f.d\n    def m(self):\n        return 1\n"
     assert function_spans(source) == [(5, 7)]
     assert function_spans("def broken(:\n") == []
+
+
+def test_the_rest_of_the_suite_sees_the_conftest_fixtures(make_project: Any) -> None:
+    """The selection and the rest run in one pytest process; a fixture of a conftest
+    loaded for the selection is there for the rest too (a second collection in the same
+    session would lose it on pytest 9.1, and a correct fix would fail as a regression)."""
+    fixture = "import pytest\n\n\n@pytest.fixture\ndef limit():\n    return 10\n"
+    uses = "import shapes\n\n\ndef test_limit(limit):\n    assert shapes.LIMIT == limit\n"
+    project = make_project(
+        {"shapes.py": SHAPES, "tests/conftest.py": fixture}
+        | {"tests/test_shapes.py": TEST_SHAPES, "tests/test_other.py": uses}
+    )
+    evidence = attempt(project, {"shapes.py": ("return 2 * x", "return x + x")})
+    run = evidence.selected_run
+    assert run is not None and run.continued, evidence.to_dict()
+    assert run.outcomes["tests/test_other.py::test_limit"] == "passed"
+    assert evidence.passed, evidence.to_dict()

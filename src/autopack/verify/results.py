@@ -197,14 +197,15 @@ def run_tests(
     with tempfile.TemporaryDirectory(prefix="autopack-report-") as scratch:
         report = Path(scratch) / REPORT
         spec = Path(scratch) / "report.json"
-        narrowed, paths = _split_test_paths(command, worktree) if test_ids else (command, [])
         data: dict[str, Any] = {"report": str(report), "exclude": list(exclude)}
-        if rest is not None:
+        if rest is not None:  # the whole suite, collected once, ``test_ids`` first
+            narrowed, data["first"], test_ids = command, list(test_ids), ()
             data["continue"] = {
-                "args": paths,
                 "known_failing": list(rest.known_failing),
                 "fail_to_pass": list(rest.fail_to_pass),
             }
+        else:
+            narrowed = _without_test_paths(command, worktree) if test_ids else command
         spec.write_text(json.dumps(data))
         args = [narrowed, PYTEST_ARGS]
         # Whole files excluded are not even imported again; single tests are deselected.
@@ -292,24 +293,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _split_test_paths(command: str, worktree: Path) -> tuple[str, list[str]]:
-    """The pytest command without the paths it names, so given test IDs replace them;
-    and those paths (where the rest of the suite is, after the given tests).
+def _without_test_paths(command: str, worktree: Path) -> str:
+    """The pytest command without the paths it names, so given test IDs replace them.
 
     ``pytest tests tests/test_a.py::t`` runs all of ``tests``: left in, the command's own
     paths would turn every narrowed run (affected tests, flaky reruns) into the full suite.
     """
     words = shlex.split(command)
     start = next((i + 1 for i, w in enumerate(words) if Path(w).name in ("pytest", "py.test")), 0)
-    kept, paths = words[:start], []
+    kept = words[:start]
     for index in range(start, len(words)):
         word, previous = words[index], words[index - 1]
         names_path = (worktree / word.split("::", 1)[0]).exists()
         if word.startswith("-") or previous in VALUE_OPTIONS or not names_path:
             kept.append(word)
-        else:
-            paths.append(word)
-    return shlex.join(kept), paths
+    return shlex.join(kept)
 
 
 def _run_from(command: str, kind: str, result: CommandResult) -> TestRun:

@@ -16,18 +16,19 @@ hook calling ``os._exit``, a crash, a timeout) is known to be incomplete, and th
 
 Spec keys: ``report`` (path); ``exclude`` (node IDs or ID prefixes, e.g. files, already
 graded by an earlier run of the same attempt: left out silently, counted as excluded);
-``continue`` (optional: ``args``, ``known_failing``, ``fail_to_pass``): once the tests
-given on the command line (the affected ones) ran, and none that is not in
-``known_failing`` failed, no ``fail_to_pass`` among them failed and nothing failed to
-collect, the rest of the suite (``args``, or the configured ``testpaths``) is collected
-and run in the same process, without the tests that already ran: a landing attempt pays
-for one pytest start-up, and a failing one never collects the rest. The report then
-says ``{"continued": true}`` (or ``false``, or ``{"continue_error": ...}``).
+``first`` and ``continue`` (``known_failing``, ``fail_to_pass``): the whole suite is
+collected once, the tests named in ``first`` (node IDs or files: the affected ones) run
+before the rest, and the rest runs in the same process only when none of them that is not
+in ``known_failing`` failed, no ``fail_to_pass`` among them failed and nothing failed to
+collect: a landing attempt pays for one pytest start-up, and a failing one stops before
+the rest. The report then says ``{"continued": true}`` (or ``false``). One collection,
+not a second one in the same session: pytest binds a conftest's fixtures to the
+directory nodes of the collection that loaded it, so a second collection would not see
+them.
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from collections.abc import Sequence
@@ -56,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = json.loads(Path(path).read_text())
     _state.update(out=Path(spec["report"]), exclude=tuple(spec.get("exclude", ())))
     _state.update(outcomes={}, done={}, deselected=[], collect_failed=False)
-    _state.update(proceed=spec.get("continue"))
+    _state.update(proceed=spec.get("continue"), first=tuple(spec.get("first", ())))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -73,16 +74,21 @@ def pytest_deselected(items: Sequence[pytest.Item]) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out what an earlier run of this attempt already graded (runs after the rest)."""
+    """Leave out what an earlier run of this attempt already graded; put ``first`` first."""
     exclude: tuple[str, ...] = _state.get("exclude", ())
     if exclude:
-        kept = [item for item in items if not _excluded(item.nodeid, exclude)]
+        kept = [item for item in items if not _matches(item.nodeid, exclude)]
         _state["excluded"] = len(items) - len(kept)
         items[:] = kept
+    if _state.get("proceed") is not None:
+        first = [item for item in items if _matches(item.nodeid, _state["first"])]
+        rest = [item for item in items if not _matches(item.nodeid, _state["first"])]
+        _state["first_count"] = len(first)
+        items[:] = first + rest
 
 
-def _excluded(nodeid: str, exclude: tuple[str, ...]) -> bool:
-    return any(nodeid == e or nodeid.startswith(e + "::") for e in exclude)
+def _matches(nodeid: str, selectors: tuple[str, ...]) -> bool:
+    return any(nodeid == s or nodeid.startswith(s + "::") for s in selectors)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -121,28 +127,20 @@ def _outcome(report: pytest.TestReport) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """With ``continue`` in the spec: the given tests, then (if they are clean) the rest."""
+    """With ``continue`` in the spec: the ``first`` tests, then (if they are clean) the rest."""
     proceed = _state.get("proceed")
     if proceed is None or session.config.option.collectonly:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return None
-    first = list(session.items)
+    count = _state.get("first_count", 0)
+    first, rest = list(session.items[:count]), list(session.items[count:])
     _run_items(session, first)
     if not _clean(proceed):
         _write({"continued": False})
         return True
-    _state["exclude"] = tuple(item.nodeid for item in first)
-    try:
-        session.perform_collect(proceed.get("args") or _default_args(session.config))
-    except (pytest.UsageError, OSError) as exc:
-        _write({"continue_error": str(exc)})
-        session.items = first
-        return True
     _write({"continued": True})
-    rest = list(session.items)
     _run_items(session, rest)
-    session.items = first + rest  # what a plugin rerunning failures looks at afterwards
     return True
 
 
@@ -164,15 +162,6 @@ def _clean(proceed: dict[str, Any]) -> bool:
     failed = [t for t, o in done.items() if o in (FAILED, ERROR) and t not in known]
     fail_to_pass = [t for t in proceed.get("fail_to_pass", ()) if t in done and done[t] != PASSED]
     return not (failed or fail_to_pass or _state["collect_failed"])
-
-
-def _default_args(config: pytest.Config) -> list[str]:
-    """What pytest runs when given no path: its ``testpaths``, else the current folder."""
-    if config.rootpath == config.invocation_params.dir:
-        found = [p for pattern in config.getini("testpaths") for p in sorted(glob.glob(pattern))]
-        if found:
-            return found
-    return [str(config.invocation_params.dir)]
 
 
 @pytest.hookimpl(trylast=True)
