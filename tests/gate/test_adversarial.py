@@ -430,6 +430,26 @@ def test_source_that_patches_pytest_reports_when_imported_does_not_land(tmp_path
     assert_stopped(repo, view, out, F2P, "src/tallykit/__init__.py")
 
 
+def test_source_that_patches_pytest_without_naming_it_does_not_land(tmp_path: Path) -> None:
+    # The runner's name assembled at run time: nothing in the diff names it, so only the
+    # plugin's own check (what decides an outcome, compared by identity) can see it.
+    repo = make_project(tmp_path)
+    patch = (
+        "\n\nimport sys as _sys\n\n"
+        '_name = "_py" + "test.reports"\n'
+        "if _name.split('.')[0] in _sys.modules:\n"
+        "    _Report = __import__(_name, fromlist=['x']).TestReport\n"
+        "    _made = _Report.__init__\n\n"
+        "    def _init(self, *args, **kwargs):\n"
+        "        _made(self, *args, **kwargs)\n"
+        '        self.outcome, self.longrepr = "passed", None\n\n'
+        "    _Report.__init__ = _init\n"
+    )
+    cheat = append(repo, "src/tallykit/__init__.py", patch)
+    view, out = run(repo, plan_text([F2P]), [cheat])
+    assert_stopped(repo, view, out, "changed pytest itself")
+
+
 def test_a_deleted_test_file_hiding_a_regression_does_not_land(tmp_path: Path) -> None:
     repo = make_project(tmp_path)
     broken = edit(

@@ -62,6 +62,7 @@ def _verify_facts(evidence: VerifyEvidence | None) -> dict[str, list[str]]:
         "collection_errors": delta.collection_errors,
         "test_run_errors": delta.run_errors,
         "hidden_tests_failing": delta.hidden_failing,
+        "test_runner_tampered": delta.runner_tampered,
         "verification_incomplete": incomplete,
         "test_config_changed": delta.config_changed,
         "edited_tests_failing": delta.edited_failing,
@@ -102,6 +103,7 @@ def facts(evidence: GateEvidence, policy: Policy) -> dict[str, list[str]]:
         "checks_failed": [f"{c.name}: {c.detail}" for c in evidence.checks if not c.passed],
         "tests_edited": _tests_edited(evidence),
         "protected_path": risk.paths_of("protected_path"),
+        "source_refers_to_test_runner": risk.paths_of("runner_reference"),
         "risk_above_threshold": (
             [f"score {risk.score} > {policy.risk_threshold}"]
             if risk.score > policy.risk_threshold

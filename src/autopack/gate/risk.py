@@ -20,6 +20,7 @@ SENSITIVE_POINTS = 30
 TEST_EDITED_POINTS = 35
 TEST_DELETED_POINTS = 50
 NEW_DEPENDENCY_POINTS = 15
+RUNNER_REFERENCE_POINTS = 35
 DELETED_LINES_PER_POINT = 10
 DELETED_LINES_CAP = 30
 FREE_FILES = 3
@@ -27,6 +28,9 @@ POINTS_PER_EXTRA_FILE = 2
 FILES_CAP = 20
 
 MANIFESTS = ("requirements", "pyproject.toml", "setup.py", "setup.cfg", "package.json")
+# Code under test that names the test runner can behave one way under pytest and another
+# in use, or rewrite pytest's verdict when the tests import it: a person looks first.
+RUNNER_REFERENCE = re.compile(r"\b_?pytest\b|PYTEST_|\bunittest\b|\bsys\.(settrace|setprofile)\b")
 DEPENDENCY_LINE = re.compile(r"""^\+\s*["']?[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*[<>=~!]""")
 
 
@@ -132,6 +136,18 @@ def _test_items(change: FileDiff) -> list[RiskItem]:
     return []
 
 
+def _runner_items(change: FileDiff) -> list[RiskItem]:
+    """Source (not a test, not a conftest) whose added lines refer to the test runner."""
+    name = change.path.rsplit("/", 1)[-1]
+    if not name.endswith(".py") or is_test_path(change.path) or name == "conftest.py":
+        return []
+    found = [line[1:].strip() for line in change.added if RUNNER_REFERENCE.search(line[1:])]
+    if not found:
+        return []
+    detail = f"source refers to the test runner: {found[0][:80]}"
+    return [RiskItem("runner_reference", change.path, RUNNER_REFERENCE_POINTS, detail)]
+
+
 def _dependency_items(change: FileDiff) -> list[RiskItem]:
     name = change.path.rsplit("/", 1)[-1]
     if not name.startswith(MANIFESTS):
@@ -171,6 +187,6 @@ def score_risk(
     for path in sorted(files):
         items += _path_items(path, protected, sensitive)
     for change in changes:
-        items += _test_items(change) + _dependency_items(change)
+        items += _test_items(change) + _runner_items(change) + _dependency_items(change)
     items += _size_items(changes, files)
     return RiskReport(sum(item.points for item in items), items)

@@ -286,6 +286,7 @@ def _merged(selected: TestRun | None, rest: TestRun) -> TestRun:
         timed_out=rest.timed_out,
         warning=rest.warning,
         reruns={**selected.reruns, **rest.reruns},
+        tampered=sorted({*selected.tampered, *rest.tampered}),
     )
 
 

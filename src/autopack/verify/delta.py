@@ -60,6 +60,8 @@ class TestDelta:
     """Test configuration the attempt changed, added or shadowed (not used for grading)."""
     hidden_failing: list[str] = field(default_factory=list)
     """Hidden acceptance tests (``tests.hidden``) that did not pass, by name only."""
+    runner_tampered: list[str] = field(default_factory=list)
+    """What the code under test changed in pytest itself that the base did not."""
 
     @property
     def blocking(self) -> bool:
@@ -73,6 +75,7 @@ class TestDelta:
             or self.collection_errors
             or self.run_errors
             or self.hidden_failing
+            or self.runner_tampered
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +124,7 @@ def compute_delta(
     known_errors = set(baseline.collection_errors)
     delta.collection_errors = [e for e in current.collection_errors if e not in known_errors]
     delta.run_errors = run_errors(current)
+    delta.runner_tampered = [t for t in current.tampered if t not in baseline.tampered]
     return delta
 
 

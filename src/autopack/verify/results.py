@@ -92,6 +92,9 @@ class TestRun:
     """Outcomes of the in-process reruns of tests that failed, per round (see ``Rerun``)."""
     environment: dict[str, Any] = field(default_factory=dict)
     """The interpreter (path, version) and the pytest plugins that ran (``autopack_env``)."""
+    tampered: list[str] = field(default_factory=list)
+    """Parts of pytest the code under test replaced, or outcomes it rewrote (the plugin's
+    ``tampered`` lines); such a test counts as failed."""
 
     @property
     def passed(self) -> bool:
@@ -258,6 +261,8 @@ def read_report(text: str, run: TestRun) -> None:
         elif "continued" in entry:
             run.continued = bool(entry["continued"])
             run.before_rest = list(run.outcomes) if run.continued else []
+        elif "tampered" in entry:
+            run.tampered.append(entry["tampered"])
         elif "finished" in entry:
             run.finished = True
     run.collection_errors = sorted(set(run.collection_errors))

@@ -7,6 +7,9 @@ object per line to the spec's ``report`` file, flushed as it goes:
 - ``{"collect_error": nodeid}`` for each file that failed to collect;
 - ``{"collected": [nodeid, ...], "deselected": [...], "excluded": n}`` once collection ends;
 - ``{"start": nodeid}`` and ``{"test": nodeid, "outcome": ...}`` per test;
+- ``{"tampered": what}`` once for each part of pytest the code under test replaced (see
+  ``_guarded``), each plugin registered once collection began that is not a conftest,
+  and each test reported as passed although its call raised (recorded as failed);
 - ``{"finished": exitstatus}`` when the session ends.
 
 Test IDs are pytest's own node IDs, so inherited and parametrized tests keep the names
@@ -41,6 +44,57 @@ _state: dict[str, Any] = {}
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 ORDER = (PASSED, SKIPPED, FAILED, ERROR)
 
+# What decides and reports an outcome. Code under test runs in this process and could
+# replace any of it (patching ``TestReport`` when the tests import it, say); each is held
+# here when the plugin loads (before any conftest or test module) and compared by identity
+# after every report. Names that a pytest or pluggy version lacks are left out.
+GUARDED = (
+    "_pytest.reports.TestReport.__init__",
+    "_pytest.reports.TestReport.from_item_and_call",
+    "_pytest.reports.BaseReport.passed",
+    "_pytest.reports.BaseReport.failed",
+    "_pytest.reports.BaseReport.skipped",
+    "_pytest.runner.call_and_report",
+    "_pytest.runner.runtestprotocol",
+    "_pytest.runner.call_runtest_hook",
+    "_pytest.runner.CallInfo.from_call",
+    "_pytest.runner.pytest_runtest_makereport",
+    "_pytest.runner.check_interactive_exception",
+    "_pytest.python.Function.runtest",
+    "_pytest.python.pytest_pyfunc_call",
+    "_pytest.skipping.pytest_runtest_makereport",
+    "pluggy._hooks.HookCaller.__call__",
+    "pluggy._callers._multicall",
+    "pluggy._manager.PluginManager._hookexec",
+)
+
+
+def _guarded() -> dict[str, Any]:
+    """The objects named in ``GUARDED`` (class attributes as stored, properties included)."""
+    import importlib
+
+    found: dict[str, Any] = {}
+    for name in GUARDED:
+        parts = name.split(".")
+        for split in range(len(parts) - 1, 0, -1):
+            try:
+                owner: Any = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            try:
+                for attribute in parts[split:-1]:
+                    owner = getattr(owner, attribute)
+                space = vars(owner) if isinstance(owner, type) else None
+                last = parts[-1]
+                found[name] = space[last] if space is not None else getattr(owner, last)
+            except (AttributeError, KeyError, TypeError):
+                pass
+            break
+    return found
+
+
+_ORIGINAL = _guarded()
+
 
 def _write(line: dict[str, Any]) -> None:
     """Append one line, closed at once: what was written survives an ``os._exit``."""
@@ -58,6 +112,47 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.update(out=Path(spec["report"]), exclude=tuple(spec.get("exclude", ())))
     _state.update(outcomes={}, done={}, deselected=[], collect_failed=False)
     _state.update(proceed=spec.get("continue"), first=tuple(spec.get("first", ())))
+    _state.update(raised=set(), tampered=set(), collecting=False)
+    _state["own"] = {name: globals()[name] for name in OWN}
+
+
+OWN = ("pytest_runtest_logreport", "pytest_runtest_call", "_outcome", "_write", "_check")
+
+
+def _check() -> None:
+    """Report each guarded object that is no longer the one held when the plugin loaded."""
+    now = _guarded()
+    changed = [name for name, obj in _ORIGINAL.items() if now.get(name) is not obj]
+    changed += [name for name, obj in _state["own"].items() if globals().get(name) is not obj]
+    for name in changed:
+        _tampered(f"{name} was replaced")
+
+
+def _tampered(what: str) -> None:
+    if what not in _state["tampered"]:
+        _state["tampered"].add(what)
+        _write({"tampered": what})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    _state["collecting"] = True
+
+
+def pytest_plugin_registered(plugin: object, plugin_name: str) -> None:
+    """A plugin registered from inside the run (not a conftest: those are graded in their
+    base version) can rewrite any report."""
+    if _state.get("collecting") and not str(plugin_name).endswith("conftest.py"):
+        _tampered(f"a plugin was registered during the run: {plugin_name}")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Remember a test whose call raised something other than a skip or an xfail."""
+    outcome = yield
+    error = outcome.excinfo
+    if error is not None and not issubclass(error[0], _NOT_FAILURES):
+        _state["raised"].add(item.nodeid)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -108,13 +203,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """The worst of a test's setup, call and teardown; written once its teardown is logged."""
     if "out" not in _state:
         return
+    _check()
     outcomes: dict[str, str] = _state["outcomes"]
     outcome = _outcome(report)
+    if report.when == "call" and outcome == PASSED and report.nodeid in _state["raised"]:
+        _tampered(f"{report.nodeid} raised but was reported as passed")
+        outcome = FAILED
     worst = max(outcomes.get(report.nodeid, PASSED), outcome, key=ORDER.index)
     outcomes[report.nodeid] = worst
     if report.when == "teardown":
         _state["done"][report.nodeid] = outcomes.pop(report.nodeid)
         _write({"test": report.nodeid, "outcome": _state["done"][report.nodeid]})
+
+
+_NOT_FAILURES: tuple[type[BaseException], ...] = (
+    pytest.skip.Exception,
+    pytest.xfail.Exception,
+    pytest.exit.Exception,
+)
 
 
 def _outcome(report: pytest.TestReport) -> str:
