@@ -76,7 +76,8 @@ BAD = [
     (
         "dependency cycle",
         GOOD.replace(
-            "          paths: [src/b.py]", "          paths: [src/b.py]\n        depends_on: [b]"
+            "        deliverables: [src/a.py]\n",
+            "        deliverables: [src/a.py]\n        depends_on: [b]\n",
         ).replace("        goal: Do b\n", "        goal: Do b\n        depends_on: [a]\n", 1),
         None,
         "depends_on",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 CONFIG_FILE = "autopack.toml"
 STATE_DIR = ".autopack"
@@ -74,13 +74,39 @@ class GateSettings(_Section):
         return data
 
 
+class ApprovalSettings(_Section):
+    """``[approvals]``: what happens while a phase waits for a person."""
+
+    timeout_s: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="Longest wait; unset = forever."
+    )
+    on_timeout: Literal["fail", "wait"] = Field(default="fail", description="fail or wait.")
+    webhook_url: str = Field(default="", description="Where pending approvals are POSTed.")
+    webhook_secret_env: str = Field(default="", description="Env var of the HMAC key.")
+
+
+def _checked(model: type[BaseModel]) -> Any:
+    """A validator that checks a table against ``model`` and keeps it as the plain table
+    its consumer reads (so a wrong type is a config error, not a crash mid-run)."""
+
+    def check(table: dict[str, Any]) -> dict[str, Any]:
+        model.model_validate(table)
+        return table
+
+    return AfterValidator(check)
+
+
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
     db_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in .autopack/.")
     test_command: str | None = Field(default=None, description="Command that runs the tests.")
-    test_timeout_s: float = Field(default=900, gt=0, description="Timeout of one test command.")
-    sandbox: str = Field(default="auto", description="auto, bwrap or subprocess.")
+    test_timeout_s: float = Field(
+        default=900, gt=0, allow_inf_nan=False, description="Timeout of one test command."
+    )
+    sandbox: Literal["auto", "bwrap", "subprocess"] = Field(
+        default="auto", description="auto, bwrap or subprocess."
+    )
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
@@ -100,9 +126,16 @@ class Settings(_Section):
     enable_sot_memory_indexing: bool = Field(default=False, description="Index the ledgers.")
     sot_retrieval_enabled: bool = Field(default=False, description="Give the Builder lessons.")
     memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
-    approvals: dict[str, Any] = Field(
+    approvals: Annotated[dict[str, Any], _checked(ApprovalSettings)] = Field(
         default_factory=dict, description="Approval timeout policy and webhook."
     )
+
+    _source: str = PrivateAttr(default="defaults")
+
+    @property
+    def source(self) -> str:
+        """The file these settings were read from (``defaults`` when none)."""
+        return self._source
 
     def database_url(self, repo: Path) -> str:
         return self.db_url or f"sqlite:///{repo / STATE_DIR / 'autopack.db'}"
@@ -128,25 +161,33 @@ def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings
         if value is not None:
             data[field] = value
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+    settings._source = source
+    return settings
 
 
 def _read_file(repo: Path) -> tuple[dict[str, Any], str]:
+    """The raw table and the file it came from; any unreadable file is a ConfigError."""
     own = repo / CONFIG_FILE
     pyproject = repo / "pyproject.toml"
+    path = own if own.is_file() else pyproject if pyproject.is_file() else None
+    if path is None:
+        return {}, "defaults"
     try:
-        if own.is_file():
-            return tomllib.loads(own.read_text(encoding="utf-8")), str(own)
-        if pyproject.is_file():
-            table = autopack_table(pyproject.read_text(encoding="utf-8"))
-            return dict(table or {}), str(pyproject)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{own if own.is_file() else pyproject}: {exc}") from exc
-    return {}, "defaults"
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if path == own:
+        return table, str(path)
+    found: Any = table.get("tool", {})
+    found = found.get("autopack", {}) if isinstance(found, dict) else None
+    if not isinstance(found, dict):
+        raise ConfigError(f"{path}: tool.autopack: must be a table")
+    return dict(found), str(path)
 
 
 def autopack_table(pyproject_text: str) -> dict[str, Any] | None:

@@ -109,6 +109,9 @@ class ModelCalled(Payload):
     output_tokens: int
     cost_usd: float
     duration_ms: int = 0
+    usage_fault: str = ""
+    """How the provider's reported usage broke the request's limits (then the call is
+    charged within its reservation); empty when the report was plausible."""
 
 
 class PhaseFailed(Payload):

@@ -18,7 +18,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autopack.safeyaml import MAX_BYTES, Loc, YamlRefused, field_name, load_yaml
+
 Risk = Literal["low", "medium", "high"]
+MAX_PHASES = 500
+"""Most phases a plan may have; with :data:`autopack.safeyaml.MAX_BYTES` and
+:data:`~autopack.safeyaml.MAX_DEPTH` this bounds what checking a plan costs."""
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 
 
@@ -174,14 +179,13 @@ class PlanError(ValueError):
         super().__init__("\n".join(str(issue) for issue in issues))
 
 
-Loc = tuple[str | int, ...]
-
-
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; raise :class:`PlanError` on any problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)  # never more, whatever the file is
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError([PlanIssue(file=str(path), line=0, field="-", message=str(exc))]) from exc
     return parse_plan_text(text, source=str(path), base_dir=path.resolve().parent)
@@ -191,10 +195,19 @@ def parse_plan_text(text: str, source: str = "<plan>", base_dir: Path | None = N
     """Validate plan text (YAML or JSON); raise :class:`PlanError` listing every problem.
 
     ``base_dir`` is the plan file's folder, which relative hidden test sources start
-    from; a plan without a file (sent to the API) must name them absolutely."""
+    from; a plan without a file (sent to the API) must name them absolutely.
+
+    The text is read by :func:`autopack.safeyaml.load_yaml` (no aliases, no repeated
+    keys, bounded size and depth), and a plan has at most :data:`MAX_PHASES` phases, so
+    checking one costs bounded time and memory whoever wrote it.
+    """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, root = load_yaml(text, source)
+    except YamlRefused as exc:
+        issue = PlanIssue(
+            file=source, line=exc.line, field=field_name(exc.loc), message=exc.message
+        )
+        raise PlanError([issue]) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -205,6 +218,10 @@ def parse_plan_text(text: str, source: str = "<plan>", base_dir: Path | None = N
     locate = _Locator(source, lines)
     if not isinstance(data, dict):
         raise PlanError([locate((), "the plan must be a mapping with 'run' and 'tiers'")])
+    phases = _phase_count(data)
+    if phases > MAX_PHASES:
+        message = f"{phases} phases; a plan may have at most {MAX_PHASES} (split it into runs)"
+        raise PlanError([locate(("tiers",), message)])
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
@@ -213,6 +230,18 @@ def parse_plan_text(text: str, source: str = "<plan>", base_dir: Path | None = N
     if issues:
         raise PlanError(issues)
     return plan
+
+
+def _phase_count(data: dict[str, Any]) -> int:
+    """Phases in the raw data, counted before validation (whose cost grows with them)."""
+    tiers = data.get("tiers")
+    if not isinstance(tiers, list):
+        return 0
+    return sum(
+        len(tier["phases"])
+        for tier in tiers
+        if isinstance(tier, dict) and isinstance(tier.get("phases"), list)
+    )
 
 
 class _Locator:
@@ -227,15 +256,8 @@ class _Locator:
         while probe and probe not in self.lines:
             probe = probe[:-1]
         return PlanIssue(
-            file=self.source, line=self.lines.get(probe, 1), field=_field_name(loc), message=message
+            file=self.source, line=self.lines.get(probe, 1), field=field_name(loc), message=message
         )
-
-
-def _field_name(loc: Loc) -> str:
-    name = ""
-    for part in loc:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name or "-"
 
 
 def _line_map(node: yaml.Node, loc: Loc = ()) -> dict[Loc, int]:

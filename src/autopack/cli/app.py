@@ -20,6 +20,7 @@ from autopack.config import (
     CONFIG_FILE,
     STATE_DIR,
     ConfigError,
+    Settings,
     load_settings,
     render_default_config,
 )
@@ -145,6 +146,17 @@ def _check_model(spec: str | None, root: Path) -> None:
         raise ConfigError(f"--model {spec}: {exc}") from exc
 
 
+def _check_gate(settings: Settings) -> None:
+    """The gate's overrides are checked against its policy before a run starts (an unknown
+    rule or decision), not at the run's first gate."""
+    from autopack.gate import PolicyError
+
+    try:
+        policy_for(settings)
+    except PolicyError as exc:
+        raise ConfigError(f"{settings.source}: gate: {exc}") from exc
+
+
 @plan_app.command("check")
 @fails_cleanly
 def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> None:
@@ -183,7 +195,7 @@ def run(
     """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
     parsed = load_plan(plan)
     root = _repo(repo)
-    policy_for(load_settings(root))  # a bad [gate] table exits 2 before the run starts
+    _check_gate(load_settings(root))
     _check_model(model, root)
     _preflight(root, parsed, model)
     rt = Runtime.open(root, model_override=model)
@@ -200,6 +212,7 @@ def resume(
 ) -> None:
     """Continue a stored run where it stopped; recorded steps are not redone."""
     root = _repo(repo)
+    _check_gate(load_settings(root))
     _check_model(model, root)
     rt = Runtime.open(root, model_override=model)
     view = rt.store.view(run_id)
@@ -231,11 +244,34 @@ def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
         executor.cancel.set()
         err.print("interrupted")
         return 130
+    except LeaseHeld:
+        raise  # another executor has the run: nothing was recorded here
+    except Exception as exc:
+        return _stopped(rt, run_id, exc)
     view = rt.store.view(run_id)
     if not console.is_terminal:
         console.print(run_table(view))
     console.print(f"branch: {view.branch}   details: autopack status {run_id}")
     return EXIT.get(state, 1)
+
+
+def _stopped(rt: Runtime, run_id: str, exc: Exception) -> int:
+    """The executor stopped on an exception (it recorded the run PAUSED with the reason):
+    say why and how to go on, with the documented exit code."""
+    if isinstance(exc, ConfigError):
+        code, label = 2, "error"
+    elif isinstance(exc, EnvironmentProblem | git.GitError | ModelError):
+        code, label = 3, "environment"
+    else:
+        code, label = 1, f"internal error ({type(exc).__name__})"
+    err.print(f"{label}: {exc}", markup=False, highlight=False)
+    state = rt.store.view(run_id).state.value
+    err.print(
+        f"run {run_id} is {state}; fix the cause, then `autopack resume {run_id}`",
+        markup=False,
+        highlight=False,
+    )
+    return code
 
 
 @app.command()

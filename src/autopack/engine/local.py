@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,8 @@ class LeaseHeld(RuntimeError):
     """Another live executor holds the run; this one refuses to work on it."""
 
 
+EXECUTOR_ERROR_FILE = "executor-error.txt"
+"""In the run's folder: the traceback of the exception that stopped its executor."""
 LEASE_TTL_S = 30.0
 """An executor renews its lease every third of this; one silent for longer is presumed dead."""
 
@@ -90,10 +93,8 @@ class LocalExecutor:
             max_parallel = int(self.rt.store.view(run_id).settings.get("max_parallel", 1))
             with ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="phase") as pool:
                 return self._loop(run_id, door, pool, max_parallel, wait_for_approvals)
-        except EnvironmentProblem as exc:
-            # The run stops for something outside it; it must not look alive afterwards.
-            if self.rt.store.view(run_id).state is RunState.RUNNING:
-                self.rt.store.append(run_id, RunPaused(reason=str(exc)))
+        except Exception as exc:
+            self._pause_after(run_id, exc)
             raise
         finally:
             stop_heartbeat.set()
@@ -115,6 +116,19 @@ class LocalExecutor:
 
         threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True).start()
         return stop
+
+    def _pause_after(self, run_id: str, exc: Exception) -> None:
+        """The executor stopped on an exception: record the run PAUSED with the reason (its
+        worktrees and branch stay, for ``autopack resume``) and keep the traceback."""
+        if self.rt.store.view(run_id).state is not RunState.RUNNING:
+            return
+        kind = "environment" if isinstance(exc, EnvironmentProblem) else type(exc).__name__
+        reason = f"{kind}: {exc}".strip()
+        run_dir = self.rt.run_dir(run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trace = "".join(traceback.format_exception(exc))
+        (run_dir / EXECUTOR_ERROR_FILE).write_text(trace, encoding="utf-8")
+        self.rt.store.append(run_id, RunPaused(reason=reason))
 
     def _write_lost_summary(self, view: RunView) -> None:
         """A crash right after the run's last event lost its summary; write it now."""

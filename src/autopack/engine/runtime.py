@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autopack.config import STATE_DIR, Settings, load_settings
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from autopack.config import STATE_DIR, ConfigError, Settings, load_settings
 from autopack.store import Store
 from autopack.workspace.runner import Sandbox, make_sandbox
 
@@ -42,7 +44,11 @@ class Runtime:
         repo = repo.resolve()
         settings = settings or load_settings(repo)
         url = db_url or settings.database_url(repo)
-        store = Store(url, runs_dir=repo / STATE_DIR / "runs")
+        try:
+            store = Store(url, runs_dir=repo / STATE_DIR / "runs")
+        except ArgumentError as exc:  # not a URL (its text may hold a password), or no driver
+            said = str(exc) if isinstance(exc, NoSuchModuleError) else "not a database URL"
+            raise ConfigError(f"{settings.source}: db_url: {said}") from exc
         sandbox = make_sandbox(settings.sandbox)
         return cls(repo, settings, store, sandbox, model_override)
 

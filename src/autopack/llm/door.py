@@ -13,6 +13,8 @@ any other way.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from typing import Any
 import jsonschema
 
 from autopack.events import ModelCalled
-from autopack.llm.base import Message, Model, ModelRequest, ModelResponse
+from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, Usage
 from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
 from autopack.llm.cassette import Cassette
 from autopack.llm.errors import ContextTooLong, MalformedReply, ModelError
@@ -43,6 +45,7 @@ __all__ = [
     "shrink_request",
 ]
 
+log = logging.getLogger(__name__)
 _ELIDED = "\n[... {n} characters elided to fit the model's context ...]\n"
 _MIN_SHRINKABLE = 256
 
@@ -68,7 +71,7 @@ class RetryPolicy:
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
-        if retry_after is not None:
+        if retry_after is not None and math.isfinite(retry_after):
             return min(max(retry_after, 0.0), self.max_retry_after)
         backoff = min(self.max_delay, self.base_delay * 2.0**retry)
         return backoff * (1 - self.jitter) + backoff * self.jitter * random.random()
@@ -181,9 +184,10 @@ class ModelDoor:
             self.ledger.release(reservation)
             self._record(model, request, None, error)
             return
-        usage = response.usage
-        cost = price.cost(usage.input_tokens, usage.output_tokens)
-        self.ledger.reconcile(reservation, usage.input_tokens, usage.output_tokens, cost)
+        charge = charge_for(response.usage, request, reservation, price)
+        if charge.fault:
+            log.warning("%s: %s", model.spec, charge.fault)
+        self.ledger.reconcile(reservation, charge.input_tokens, charge.output_tokens, charge.cost)
         self._record(model, request, response, error)
         self.on_call(
             ModelCalled(
@@ -191,10 +195,11 @@ class ModelDoor:
                 attempt=request.attempt,
                 role=request.role,
                 model=model.spec,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cost_usd=cost,
+                input_tokens=charge.input_tokens,
+                output_tokens=charge.output_tokens,
+                cost_usd=charge.cost,
                 duration_ms=int((time.monotonic() - started) * 1000),
+                usage_fault=charge.fault,
             )
         )
 
@@ -207,6 +212,48 @@ class ModelDoor:
     ) -> None:
         if self.cassette is not None:
             self.cassette.record(request, response, model=model.spec, error=error)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one call counts as spent; ``fault`` says how the reported usage was wrong."""
+
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    fault: str = ""
+
+
+def charge_for(
+    usage: Usage, request: ModelRequest, reservation: Reservation, price: Price
+) -> Charge:
+    """The reported usage, held to what the request allowed.
+
+    A provider's report is what a call costs only within the call's worst case, which the
+    reservation fitted under the caps: a negative count is unknown usage and is charged
+    at the worst case, output above ``max_tokens`` at ``max_tokens``, and the whole never
+    above the reservation, so no report can take the spend past a cap (nor below zero).
+    """
+    most = request.max_tokens
+    prompt = max(reservation.tokens - most, 0)
+    faults = []
+    given_in, given_out = usage.input_tokens, usage.output_tokens
+    if given_in < 0:
+        faults.append(f"input_tokens {given_in} is negative")
+    if given_out < 0:
+        faults.append(f"output_tokens {given_out} is negative")
+    elif given_out > most:
+        faults.append(f"output_tokens {given_out} is above max_tokens {most}")
+    output = min(given_out, most) if given_out >= 0 else most
+    input_tokens = given_in if given_in >= 0 else prompt
+    if input_tokens + output > reservation.tokens:
+        faults.append(f"input_tokens {input_tokens} is above the {prompt} reserved")
+        input_tokens = reservation.tokens - output
+    cost = min(price.cost(input_tokens, output), reservation.cost_usd)
+    fault = "; ".join(faults)
+    if fault:
+        fault = f"reported usage outside the request ({fault}); charged within its reservation"
+    return Charge(input_tokens, output, cost, fault)
 
 
 def _check_schema(request: ModelRequest, response: ModelResponse) -> None:

@@ -110,8 +110,8 @@ class OpenAIModel:
         for call in choice.message.tool_calls or []:
             name = call.function.name
             try:
-                arguments = json.loads(call.function.arguments or "{}")
-            except json.JSONDecodeError as exc:
+                arguments = json.loads(call.function.arguments or "{}", parse_constant=_finite)
+            except ValueError as exc:  # JSONDecodeError, or NaN / Infinity
                 bad.append(f"tool call {name!r} has arguments that are not JSON ({exc})")
                 continue
             if not isinstance(arguments, dict):
@@ -131,6 +131,11 @@ class OpenAIModel:
         if bad:
             raise MalformedReply(f"{self.info.provider}: {'; '.join(bad)}", response=response)
         return response
+
+
+def _finite(constant: str) -> float:
+    """Python's JSON parser accepts NaN and Infinity, which JSON does not: refuse them."""
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _with_usage(response: ModelResponse, request: ModelRequest, usage: Any) -> ModelResponse:

@@ -29,7 +29,8 @@ from typing import Any
 import yaml
 
 from autopack.llm.base import ModelRequest, ModelResponse, ToolCall, Usage
-from autopack.llm.errors import ScriptError, ScriptExhausted
+from autopack.llm.errors import MalformedReply, ScriptError, ScriptExhausted
+from autopack.safeyaml import YamlRefused, load_yaml
 
 ROLES = ("planner", "builder", "auditor")
 
@@ -55,12 +56,12 @@ class Script:
             key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
             found = _LOADED.get(key)
             if found is None:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                data, _ = load_yaml(path.read_text(encoding="utf-8"), str(path))
                 found = cls.from_data(data, source=str(path))
                 if len(_LOADED) >= SCRIPTS_KEPT:
                     _LOADED.clear()
                 _LOADED[key] = found
-        except (OSError, yaml.YAMLError) as exc:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, YamlRefused) as exc:
             raise ScriptError(f"cannot read script {path}: {exc}") from exc
         return found
 
@@ -80,8 +81,12 @@ class Script:
             for role, items in roles.items():
                 if not isinstance(items, list):
                     raise ScriptError(f"{source}: replies.{phase}.{role} must be a list")
-        latency = float(data.get("latency_seconds", 0) or 0)
-        return cls(replies=replies, latency_seconds=latency, source=source)
+        latency = data.get("latency_seconds", 0) or 0
+        if isinstance(latency, bool) or not isinstance(latency, int | float):
+            raise ScriptError(f"{source}: latency_seconds must be a number of seconds")
+        if not 0 <= latency <= MAX_LATENCY_S:
+            raise ScriptError(f"{source}: latency_seconds must be from 0 to {MAX_LATENCY_S:g}")
+        return cls(replies=replies, latency_seconds=float(latency), source=source)
 
     def reply(self, role: str, phase: str | None, index: int) -> Any:
         for key in (phase or "*", "*"):
@@ -96,6 +101,8 @@ class Script:
         raise ScriptExhausted(f"script {self.source} has no {role} replies for phase {phase!r}")
 
 
+MAX_LATENCY_S = 600.0
+"""Longest wait before a reply a script may ask for (NaN and infinity are refused too)."""
 SCRIPTS_KEPT = 8
 """Parsed scripts kept (a run uses one or a few: one per role at most)."""
 _LOADED: dict[tuple[str, int, int], Script] = {}
@@ -129,13 +136,26 @@ def _render(reply: Any, index: int) -> tuple[str, tuple[ToolCall, ...]]:
     if isinstance(reply, dict) and "verdict" in reply:
         return json.dumps(reply, sort_keys=True), ()
     if isinstance(reply, dict):
-        calls = tuple(
-            ToolCall(
-                id=f"call_{index}_{n}",
-                name=str(c["name"]),
-                arguments=dict(c.get("arguments", {})),
-            )
-            for n, c in enumerate(reply.get("tool_calls", []))
-        )
-        return str(reply.get("text", "")), calls
+        text = str(reply.get("text", ""))
+        return text, _tool_calls(reply.get("tool_calls", []), index, text)
     raise ScriptError(f"a reply must be text or a mapping, not {type(reply).__name__}")
+
+
+def _tool_calls(raw: Any, index: int, text: str) -> tuple[ToolCall, ...]:
+    """The reply's tool calls; a malformed one is what a model's malformed call is, a
+    :class:`MalformedReply` (repaired once, then the attempt fails), never a crash."""
+    problem = ""
+    if not isinstance(raw, list):
+        problem = "tool_calls must be a list"
+    calls = []
+    for n, call in enumerate(raw if isinstance(raw, list) else []):
+        name = call.get("name") if isinstance(call, dict) else None
+        arguments = call.get("arguments", {}) if isinstance(call, dict) else None
+        if not isinstance(name, str) or not isinstance(arguments, dict):
+            problem = f"tool call #{n + 1} needs a name (text) and arguments (a mapping)"
+            break
+        calls.append(ToolCall(id=f"call_{index}_{n}", name=name, arguments=arguments))
+    if problem:
+        response = ModelResponse(text=text, usage=Usage(1, max(1, len(text) // 4)))
+        raise MalformedReply(f"scripted reply #{index + 1}: {problem}", response=response)
+    return tuple(calls)

@@ -9,6 +9,7 @@ switched off by the providers: the door retries, with the backoff policy of the 
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,21 +113,26 @@ def from_status(
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """The wait a provider asked for: ``retry-after-ms``, or ``retry-after`` (seconds or date)."""
-    millis = headers.get("retry-after-ms")
+    millis = _seconds(headers.get("retry-after-ms"))
     if millis is not None:
-        try:
-            return float(millis) / 1000
-        except ValueError:
-            pass
+        return millis / 1000
     value = headers.get("retry-after")
     if value is None:
         return None
-    try:
-        return float(value)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
+    except (TypeError, ValueError, OverflowError):
+        return None  # garbage: the door's own backoff applies
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(value: str | None) -> float | None:
+    """A header's number of seconds; ``None`` unless it is a finite number, at least 0."""
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None

@@ -10,11 +10,16 @@ model can act on, so a bad call costs a step, not the phase.
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import regex as _regex
 
 from autopack.edits import (
     EditReport,
@@ -35,6 +40,9 @@ if TYPE_CHECKING:
 
 MAX_SEARCH_HITS = 50
 MAX_SEARCH_LINE = 2_000
+SEARCH_SECONDS = 10.0
+"""Longest one ``search`` may take: a regular expression that backtracks without end is
+stopped here (by the ``regex`` engine's timeout), not by the phase's wall time."""
 _TIMING = re.compile(r"\b\d+\.\d+\s?(?:s|ms|sec|seconds)\b")
 
 
@@ -130,6 +138,9 @@ class Toolbox:
         handler = self.handlers.get(call.name)
         if handler is None:
             return f"error: unknown tool {call.name!r}; tools: {', '.join(self.handlers)}, finish"
+        problem = argument_problem(call.name, call.arguments)
+        if problem:
+            return f"error: bad arguments for {call.name}: {problem}; nothing was done"
         try:
             result = handler(**call.arguments)
         except PathRefused as exc:
@@ -164,17 +175,31 @@ class Toolbox:
 
     def search(self, pattern: str, path: str = ".", regex: bool = False) -> str:
         base = self._directory(path)
-        matcher = re.compile(pattern) if regex else None
+        try:
+            matcher = _compile(pattern) if regex else None
+        except _regex.error as exc:
+            return f"error: not a regular expression: {exc}"
+        deadline = time.monotonic() + SEARCH_SECONDS
         hits: list[str] = []
         roots = list_files(base) if base.is_dir() else ["."]
-        for rel in roots:
-            shown = (base / rel).relative_to(self.worktree.resolve()).as_posix()
-            hits.extend(self._search_file(shown, pattern, matcher))
-            if len(hits) >= MAX_SEARCH_HITS:
-                return "\n".join([*hits[:MAX_SEARCH_HITS], f"... stopped at {MAX_SEARCH_HITS}"])
+        try:
+            for rel in roots:
+                shown = (base / rel).relative_to(self.worktree.resolve()).as_posix()
+                hits.extend(self._search_file(shown, pattern, matcher, deadline))
+                if len(hits) >= MAX_SEARCH_HITS:
+                    stop = f"... stopped at {MAX_SEARCH_HITS}"
+                    return "\n".join([*hits[:MAX_SEARCH_HITS], stop])
+        except TimeoutError:
+            return (
+                f"error: the search took longer than {SEARCH_SECONDS:g} s and was stopped; "
+                "use a simpler pattern or a narrower path"
+            )
         return "\n".join(hits) or f"no match for {pattern!r}"
 
-    def _search_file(self, shown: str, pattern: str, matcher: re.Pattern[str] | None) -> list[str]:
+    def _search_file(
+        self, shown: str, pattern: str, matcher: _regex.Pattern[str] | None, deadline: float
+    ) -> list[str]:
+        """Matching lines of one file; raises ``TimeoutError`` once ``deadline`` passed."""
         try:
             text = self.policy.resolve_read(shown).read_text(encoding="utf-8")
         except (PathRefused, OSError, UnicodeDecodeError):
@@ -182,7 +207,13 @@ class Toolbox:
         hits = []
         for number, line in enumerate(text.splitlines(), start=1):
             probe = line[:MAX_SEARCH_LINE]
-            found = matcher.search(probe) is not None if matcher else pattern in probe
+            if matcher is None:
+                found = pattern in probe
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("search deadline")
+                found = matcher.search(probe, timeout=left) is not None
             if found:
                 hits.append(f"{shown}:{number}: {line.strip()[:200]}")
         return hits
@@ -218,6 +249,52 @@ class Toolbox:
         else:
             status = f"exit code {result.exit_code}"
         return f"{status}\n{result.output}"
+
+
+_VALIDATORS = {
+    spec.name: jsonschema.Draft202012Validator({**spec.parameters, "additionalProperties": False})
+    for spec in TOOL_SPECS
+}
+"""Each tool's schema as sent to the model, plus: no arguments it does not declare."""
+
+
+def argument_problem(tool: str, arguments: Any) -> str:
+    """What is wrong with a tool call's arguments against the tool's schema, or ``""``.
+
+    Checked before anything runs, so a handler only ever sees the types it declares.
+    JSON Schema lets NaN and infinity through ``minimum`` (every comparison with NaN is
+    false), and JSON parsers accept them, so numbers must also be finite.
+    """
+    error = jsonschema.exceptions.best_match(_VALIDATORS[tool].iter_errors(arguments))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path)
+        return f"{where}: {error.message}" if where else error.message
+    bad = _non_finite(arguments)
+    return f"{bad}: numbers must be finite" if bad is not None else ""
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The place of the first NaN or infinity inside ``value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where or "the arguments"
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _compile(pattern: str) -> _regex.Pattern[str]:
+    """A Python regular expression, compiled by the ``regex`` engine, whose searches take a
+    timeout (the standard ``re`` cannot be interrupted)."""
+    return _regex.compile(pattern, flags=_regex.VERSION0)
 
 
 def portable(text: str, worktree: Path) -> str:
