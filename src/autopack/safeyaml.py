@@ -121,9 +121,9 @@ class _StrictComposer(Composer):
                 )
             key = self.compose_node(node, None)
             name = str(key.value)
+            self._path.append(name)
             if key.tag == "tag:yaml.org,2002:merge":
                 raise self._refuse(key.start_mark, "merge keys (<<) are not allowed")
-            self._path.append(name)
             if name in seen:
                 raise self._refuse(
                     key.start_mark, f"key {name!r} repeats (first on line {seen[name]})"

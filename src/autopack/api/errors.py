@@ -70,11 +70,12 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 DESCRIPTIONS: dict[int, str] = {
-    400: "The body is not valid JSON.",
+    400: "The body or a header is malformed (e.g. not JSON, a bad Last-Event-ID).",
     401: "No valid API key.",
     403: "The key's scope does not allow this.",
     404: "No such run, phase or entry.",
     409: "The run or phase is not in a state that allows this.",
+    413: "The body is larger than the route accepts.",
     422: "The request or the plan is invalid; details locate each problem.",
     429: "Too many requests for this key; retry after the given seconds.",
     503: "A part this route needs is not available in this process.",
@@ -87,6 +88,7 @@ _CODES: dict[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "too_large",
     422: "invalid",
     429: "rate_limited",
     503: "unavailable",

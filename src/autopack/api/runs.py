@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -41,10 +41,15 @@ from autopack.engine.local import LeaseHeld
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
+from autopack.safeyaml import MAX_BYTES
 from autopack.states import IllegalTransition, PhaseState, RunState
 from autopack.store import RunExists, tables
 
-PLAN_BYTES_CAP = 1_000_000
+PLAN_BYTES_CAP = MAX_BYTES
+"""A plan sent to ``/runs/start`` is held to the same size as a plan file."""
+PARSES_AT_ONCE = 2
+MAX_EVENT_ID = 2**63 - 1
+"""Largest sequence number a store can hold (a signed 64-bit integer)."""
 router = APIRouter(tags=["runs"], responses=documented(400, 401, 403, 429))
 _actions = threading.Lock()
 """Check-then-append for approvals is one step, so two clicks cannot both land."""
@@ -80,21 +85,19 @@ PLAN_BODY = {
     "/runs/start",
     status_code=201,
     response_model=RunAction,
-    responses=documented(409, 422, 503),
+    responses=documented(409, 413, 422, 503),
     openapi_extra=PLAN_BODY,
 )
 async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
     """Validate a plan as a plan file is validated and queue a run for it."""
-    raw = await request.body()
-    if len(raw) > PLAN_BYTES_CAP:
-        issue = PlanIssue(file="request", line=0, field="-", message="the plan is over 1 MB")
-        raise PlanError([issue])
+    raw = await _capped_body(request, PLAN_BYTES_CAP)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         issue = PlanIssue(file="request", line=0, field="-", message="the body is not UTF-8")
         raise PlanError([issue]) from exc
-    plan = parse_plan_text(text, source="request")
+    async with _parsing(request.app):  # seconds of CPU for a large plan: not on the loop
+        plan = await anyio.to_thread.run_sync(parse_plan_text, text, "request")
     source = f"api ({caller.name})"
     found = executor(request)
     try:
@@ -108,6 +111,31 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
     except RepoProblem as exc:
         raise ApiError(503, "repo_unavailable", str(exc)) from exc
     return RunAction(run_id=run_id, state=RunState.QUEUED.value)
+
+
+async def _capped_body(request: Request, cap: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to pass ``cap`` bytes: from its
+    declared length, else while it streams in (it is never buffered past the cap)."""
+    too_large = ApiError(413, "too_large", f"the body is over the limit of {cap:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parsing(app: Any) -> anyio.CapacityLimiter:
+    """At most :data:`PARSES_AT_ONCE` plans parsed at a time, so large plans cannot take
+    every worker thread the API's other routes run in."""
+    limiter: anyio.CapacityLimiter | None = getattr(app.state, "plan_parsing", None)
+    if limiter is None:
+        limiter = app.state.plan_parsing = anyio.CapacityLimiter(PARSES_AT_ONCE)
+    return limiter
 
 
 @router.get("/runs", response_model=RunList, responses=documented(422))
@@ -250,19 +278,32 @@ def stream_events(
     request: Request,
     ctx: Ctx,
     _: Reader,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int, Query(ge=0, description="Like Last-Event-ID, for plain clients.")] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_EVENT_ID, description="Like Last-Event-ID, for plain clients.")
+    ] = 0,
 ) -> StreamingResponse:
     """The run's events, then live ones; reconnect with Last-Event-ID to resume exactly."""
     ctx.rt.store.run(run_id)
     hub: EventHub = request.app.state.hub
     hub.attach(ctx.rt.store)
-    start = last_event_id if last_event_id is not None else after
+    start = _event_id(last_event_id) if last_event_id is not None else after
     return StreamingResponse(
         run_events(hub, ctx.rt.store, run_id, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _event_id(header: str) -> int:
+    """A ``Last-Event-ID``: the sequence number of an event, so 0 to 2^63-1; anything else
+    is refused here, before the stream starts, instead of ending it from the store."""
+    value = header.strip()
+    if not value.isdecimal() or not value.isascii() or int(value) > MAX_EVENT_ID:
+        raise ApiError(
+            400, "bad_event_id", f"Last-Event-ID must be a whole number from 0 to {MAX_EVENT_ID}"
+        )
+    return int(value)
 
 
 @router.get("/approvals", response_model=list[Approval], tags=["approvals"])
