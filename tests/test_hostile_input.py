@@ -107,7 +107,9 @@ def assert_untouched(repo: Path) -> None:
     assert git.git(repo, "branch", "--list", "autopack/*") == ""
 
 
-@pytest.mark.parametrize(("name", "text", "line", "field", "words"), PLANS, ids=[p[0] for p in PLANS])
+@pytest.mark.parametrize(
+    ("name", "text", "line", "field", "words"), PLANS, ids=[p[0] for p in PLANS]
+)
 def test_hostile_plans_are_refused_by_plan_check_and_run(
     tmp_path: Path, name: str, text: str, line: int, field: str, words: str
 ) -> None:

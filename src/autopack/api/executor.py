@@ -19,7 +19,7 @@ import threading
 from typing import Protocol
 
 from autopack.engine import create_run
-from autopack.engine.local import LocalExecutor
+from autopack.engine.local import LocalExecutor, cancel_orphan
 from autopack.engine.runtime import Runtime
 from autopack.events import (
     CancelRequested,
@@ -131,7 +131,11 @@ class EmbeddedExecutor:
     def cancel(self, run_id: str, reason: str) -> RunState:
         """Ask a run to stop; a run nobody executes is cancelled at once. Returns its state."""
         with self._lock:
-            return request_cancel(self.rt.store, run_id, reason, run_id in self._running)
+            executing = run_id in self._running
+            state = request_cancel(self.rt.store, run_id, reason, executing)
+            if not executing and cancel_orphan(self.rt, run_id, reason):
+                return RunState.CANCELLED  # RUNNING, but its executor is gone
+            return state
 
     def answered(self, run_id: str) -> None:
         """Nothing to do: the executing :class:`LocalExecutor` polls the log."""

@@ -37,7 +37,7 @@ from autopack.api.views import (
     run_summary,
 )
 from autopack.engine import RepoProblem, create_run
-from autopack.engine.local import LeaseHeld
+from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
@@ -191,6 +191,8 @@ def cancel_run(
         else:
             with _actions:
                 state = request_cancel(ctx.rt.store, run_id, reason, executing_here=False)
+                if cancel_orphan(ctx.rt, run_id, reason):
+                    state = RunState.CANCELLED  # RUNNING, but its executor is gone
     except (RunBusy, IllegalTransition) as exc:
         raise ApiError(409, "run_ended", str(exc)) from exc
     return RunAction(run_id=run_id, state=state.value)

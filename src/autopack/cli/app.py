@@ -26,7 +26,7 @@ from autopack.config import (
 )
 from autopack.engine import RepoProblem, create_run
 from autopack.engine.attempts import EnvironmentProblem
-from autopack.engine.local import LeaseHeld, LocalExecutor
+from autopack.engine.local import LeaseHeld, LocalExecutor, cancel_orphan
 from autopack.engine.runtime import Runtime
 from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
 from autopack.gate import policy_for
@@ -343,8 +343,12 @@ def cancel(run_id: str, repo: RepoOption = Path(".")) -> None:
     rt = Runtime.open(_repo(repo))
     if rt.store.view(run_id).state in RUN_TERMINAL:
         raise RepoProblem(f"run {run_id} has already ended")
-    rt.store.append(run_id, CancelRequested(reason=f"cancelled by {_who()}"))
-    console.print(f"cancel requested for {run_id}")
+    reason = f"cancelled by {_who()}"
+    rt.store.append(run_id, CancelRequested(reason=reason))
+    if cancel_orphan(rt, run_id, reason):
+        console.print(f"cancelled {run_id} (no executor was running it)")
+    else:
+        console.print(f"cancel requested for {run_id}")
 
 
 def _who() -> str:

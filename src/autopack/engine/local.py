@@ -269,6 +269,39 @@ class LocalExecutor:
         )
 
 
+def cancel_orphan(rt: Runtime, run_id: str, reason: str) -> bool:
+    """End a run nobody executes as CANCELLED at once; ``False`` when an executor may be
+    carrying it (it stops at its next safe point, having read the cancel request).
+
+    A queued or paused run has no executor. A RUNNING one has none when it was last
+    started by a local executor whose lease is free now (expired, or its process is gone);
+    the lease is held while the run is ended, so no executor can take it meanwhile. A run
+    started elsewhere (a Temporal worker) is left to its workflow.
+    """
+    view = rt.store.view(run_id)
+    if view.state in RUN_TERMINAL:
+        return False
+    owner = f"cancel:{socket.gethostname()}:{os.getpid()}"
+    if view.state is RunState.RUNNING and not _started_locally(rt, run_id):
+        return False
+    holder = rt.store.acquire_lease(run_id, owner, LEASE_TTL_S, time.time())
+    if holder is not None and _dead_here(holder):
+        rt.store.release_lease(run_id, holder)
+        holder = rt.store.acquire_lease(run_id, owner, LEASE_TTL_S, time.time())
+    if holder is not None:
+        return False
+    try:
+        rt.store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
+    finally:
+        rt.store.release_lease(run_id, owner)
+    return True
+
+
+def _started_locally(rt: Runtime, run_id: str) -> bool:
+    starts = [e for e in rt.store.events(run_id) if e.type == RunStarted.TYPE]
+    return bool(starts) and str(starts[-1].data.get("executor", "")).startswith("local:")
+
+
 def _dead_here(holder: str) -> bool:
     """Whether a lease holder is an executor of this machine whose process is gone."""
     kind, _, rest = holder.partition(":")
