@@ -206,16 +206,50 @@ def test_configured_price_and_dated_snapshots() -> None:
     assert table.price_for("scripted:demo.yaml").cost(10**9, 10**9) == 0
 
 
-def test_usage_above_the_estimate_is_counted_truthfully_and_stops_the_next_call() -> None:
-    ledger = BudgetLedger(Caps(tokens=2_000), {}, Spent(), {})
-    door = door_with(ledger)
+def test_usage_above_the_reservation_is_a_fault_charged_at_the_reservation() -> None:
+    """A report above the call's worst case (here: three times the prompt estimate) cannot
+    take the spend past what was reserved under the cap; the event says what was reported."""
+    ledger, events = BudgetLedger(Caps(tokens=2_000), {}, Spent(), {}), list[ModelCalled]()
+    door = door_with(ledger, events)
     overshooting = FlakyModel(iter([Outcome(None, 3.0, 1.0)]))
-    door.complete(overshooting, priced_request(None, chars=1_500, max_tokens=100))
-    assert ledger.spent().tokens == sum(
-        u.input_tokens + u.output_tokens for u in overshooting.reported[None]
-    )
-    with pytest.raises(BudgetExceeded):
-        door.complete(overshooting, priced_request(None, chars=1_500, max_tokens=100))
+    request = priced_request(None, chars=1_500, max_tokens=100)
+    door.complete(overshooting, request)
+    worst_case = estimate_prompt_tokens(request) + request.max_tokens
+    assert ledger.spent().tokens == worst_case
+    (event,) = events
+    reported = overshooting.reported[None][0].input_tokens
+    assert f"input_tokens {reported} is above the {worst_case - 100} reserved" in event.usage_fault
+
+
+@pytest.mark.parametrize(
+    ("usage", "fault"),
+    [
+        (Usage(10, 200_000), "output_tokens 200000 is above max_tokens 100"),
+        (Usage(-1_900_000, 5), "input_tokens -1900000 is negative"),
+        (Usage(10, -5), "output_tokens -5 is negative"),
+    ],
+)
+def test_usage_outside_the_request_is_a_fault_and_never_passes_the_cap(
+    usage: Usage, fault: str
+) -> None:
+    ledger, events = BudgetLedger(Caps(tokens=2_000, cost_usd=1.0), {}, Spent(), {}), []
+    door = door_with(ledger, events)
+
+    class Lying:
+        spec = "openai:gpt-4.1"
+
+        def complete(self, request: ModelRequest) -> ModelResponse:
+            return ModelResponse(text="ok", usage=usage)
+
+    request = priced_request(None, chars=300, max_tokens=100)
+    door.complete(Lying(), request)
+    worst_case = estimate_prompt_tokens(request) + request.max_tokens
+    spent = ledger.spent()
+    assert 0 < spent.tokens <= worst_case
+    assert spent.cost_usd > 0
+    (event,) = events
+    assert fault in event.usage_fault
+    assert event.input_tokens >= 0 and event.output_tokens >= 0
 
 
 def test_resumed_ledger_counts_the_calls_already_recorded() -> None:
