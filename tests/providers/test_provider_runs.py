@@ -322,6 +322,13 @@ def test_replay_of_a_tampered_request_stops_with_the_diff(provider_run: Provider
     assert "--- recorded" in result.output and "+++ requested" in result.output
     assert re.search(r"^-.*TAMPERED: this line was never asked", result.output, re.MULTILINE)
     assert "every phase's tree hash equals" not in result.output
+    replays = [
+        row
+        for row in Runtime.open(run.repo).store.list_runs()
+        if row.id.startswith(f"{run.run_id}-replay-")
+    ]
+    assert replays and all(row.state != RunState.RUNNING.value for row in replays)
+    assert any(row.state == RunState.PAUSED.value for row in replays)  # the diverged one
 
 
 ONE_PHASE_PLAN = """\

@@ -6,6 +6,7 @@ read as a person would."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,24 @@ def test_a_malformed_retry_after_is_a_bounded_backoff(
     assert code == 0, output
     assert view.state is RunState.SUCCEEDED
     assert git.git(repo, "show", f"{view.branch}:a.py") == "A = 2"
+
+
+def test_nan_in_an_openai_tool_call_is_a_malformed_reply_and_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    verdict = '{"verdict": "approve", "summary": "ok", "issues": []}'
+    nan_call = ("run", '{"command": "touch nan-ran", "timeout_s": NaN}')
+    with FakeServer(api_key=KEY) as server:
+        server.enqueue(
+            "openai", Reply(tool_calls=[nan_call]), Reply(text=EDIT), Reply(text=verdict)
+        )
+        repo = make_repo(tmp_path, openai_config(server))
+        code, output, view = run(tmp_path, repo, "openai:gpt-4.1")
+        repair = json.dumps(server.requests[1].body["messages"])
+    assert code == 0, output
+    assert view.state is RunState.SUCCEEDED
+    assert "NaN is not a JSON number" in repair
+    tree = git.git(repo, "ls-tree", "-r", "--name-only", view.branch).split()
+    assert "nan-ran" not in tree
+    assert not list((repo / ".autopack").rglob("nan-ran"))
