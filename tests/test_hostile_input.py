@@ -219,3 +219,12 @@ def test_pyproject_tool_autopack_not_a_table_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["runs", "-C", str(repo)])
     assert result.exit_code == 2, result.output
     assert "pyproject.toml: tool.autopack: must be a table" in result.output
+
+
+def test_serve_with_a_malformed_config_exits_2_before_it_listens(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    (repo / "autopack.toml").write_text("[approvals]\ntimeout_s = nan\n")
+    result = CliRunner().invoke(app, ["serve", "-C", str(repo), "--no-auth", "--port", "1"])
+    assert result.exit_code == 2, result.output
+    assert "approvals.timeout_s" in result.output
+    assert "dashboard" not in result.output

@@ -17,6 +17,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from autopack.api.context import ApiConfig, ConfigProblem
+from autopack.config import ConfigError, load_settings
 from autopack.engine.worker import DEFAULT_TASK_QUEUE
 from autopack.store.keys import SCOPES, KeyNotFound, create_key, list_keys, revoke_key
 
@@ -95,6 +96,7 @@ def serve(
     from autopack.api import create_app
 
     try:
+        load_settings(repo.resolve())  # a bad autopack.toml: exit 2 now, not at startup
         config = ApiConfig(
             repo=repo.resolve(),
             host=host,
@@ -105,7 +107,7 @@ def serve(
             task_queue=task_queue,
             repo_url=repo_url,
         )
-    except ConfigProblem as exc:
+    except (ConfigProblem, ConfigError) as exc:
         _error(str(exc))
         raise typer.Exit(2) from exc
     if engine == "temporal" and temporal:
