@@ -76,42 +76,43 @@ def openai_config(server: FakeServer) -> str:
     return f'[models.providers.openai]\nbase_url = "{server.openai_url}"\ntimeout_seconds = 5\n'
 
 
-def test_a_model_with_no_price_pauses_the_run_with_the_reason(
+def test_a_model_with_no_price_is_refused_before_a_run_exists(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    repo = make_repo(tmp_path)
-    code, output, view = run(tmp_path, repo, "openai:gpt-unpriced-9")
-    assert code == 3, output
-    assert view.state is RunState.PAUSED
-    assert "no price" in view.reason.lower() or "price" in view.reason
-    assert f"autopack resume {view.run_id}" in output
-    shown = status(repo, view.run_id)
-    assert "PAUSED" in shown and "price" in shown
-    assert git.rev_parse(repo, f"refs/heads/{view.branch}") is not None
-
-    again = CliRunner().invoke(app, ["resume", view.run_id, "-C", str(repo)])
-    assert again.exit_code == 3, again.output
-    assert "price" in again.output
-    assert Runtime.open(repo).store.view(view.run_id).state is RunState.PAUSED
-
-    cancelled = CliRunner().invoke(app, ["cancel", view.run_id, "-C", str(repo)])
-    assert cancelled.exit_code == 0, cancelled.output
-    assert Runtime.open(repo).store.view(view.run_id).state is RunState.CANCELLED
+    with FakeServer(api_key=KEY) as server:
+        repo = make_repo(tmp_path, openai_config(server))
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(PLAN % "")
+        args = ["run", str(plan), "-C", str(repo), "--model", "openai:gpt-unpriced-9"]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    assert "price" in result.output
+    assert "Traceback" not in result.output
+    assert Runtime.open(repo).store.list_runs() == []
 
 
-def test_a_refused_key_pauses_the_run_with_the_reason(
+def test_a_key_refused_mid_run_pauses_the_run_and_cancel_ends_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-for-the-fake-server-0000")
+    """The key passed the preflight, then the provider refused it on the first call."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with FakeServer(api_key=KEY) as server:
+        server.enqueue("openai", Fault(401, message="the key was revoked"))
         repo = make_repo(tmp_path, openai_config(server))
         code, output, view = run(tmp_path, repo, "openai:gpt-4.1")
     assert code == 3, output
     assert view.state is RunState.PAUSED
     assert "credentials were refused" in view.reason
-    assert "sk-wrong-key" not in output + view.reason
-    assert "PAUSED" in status(repo, view.run_id)
+    assert KEY not in output + view.reason
+    assert f"autopack resume {view.run_id}" in output
+    shown = status(repo, view.run_id)
+    assert "PAUSED" in shown and "credentials were refused" in shown
+    assert git.rev_parse(repo, f"refs/heads/{view.branch}") is not None
+
+    cancelled = CliRunner().invoke(app, ["cancel", view.run_id, "-C", str(repo)])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert Runtime.open(repo).store.view(view.run_id).state is RunState.CANCELLED
 
 
 def test_an_exception_in_the_executor_pauses_the_run_and_resume_finishes_it(
