@@ -10,6 +10,7 @@ is never on the run branch, even when the Builder goes looking for it.
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 from pathlib import Path
@@ -90,7 +91,8 @@ def _script(tmp_path: Path, sources: list[str], *bodies: str) -> Path:
         ]
         replies += [{"tool_calls": search}, {"tool_calls": write}]
     approve = {"verdict": "approve", "summary": "looks right", "issues": []}
-    script = {"version": 1, "replies": {"leap": {"builder": replies, "auditor": [approve] * 3}}}
+    verdicts = [copy.deepcopy(approve) for _ in range(3)]  # shared objects dump as aliases
+    script = {"version": 1, "replies": {"leap": {"builder": replies, "auditor": verdicts}}}
     path = tmp_path / "script.yaml"
     path.write_text(yaml.safe_dump(script))
     return path
