@@ -165,7 +165,10 @@ def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{source}: {where}: {first['msg']}") from exc
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":  # most often a typo
+            message = "unknown setting (docs/config-reference.md lists them)"
+        raise ConfigError(f"{source}: {where}: {message}") from exc
     settings._source = source
     return settings
 

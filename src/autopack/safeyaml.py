@@ -185,7 +185,19 @@ def load_yaml(text: str, source: str) -> tuple[Any, Node | None]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise YamlRefused(source, 1, (), f"{size:,} bytes; the limit is {MAX_BYTES:,}")
-    loader = _Loader(text)
+    try:
+        return _load(_Loader, text, source)
+    except yaml.YAMLError as error:
+        # libyaml (from 0.2.6) stops at 1000 nested flow collections while its scanner
+        # looks ahead, before this composer sees the 33rd level; the pure-Python parser
+        # has no such limit, so it reaches the composer's refusal and names the field.
+        if _Loader is _PyLoader or "maximum nesting depth" not in str(error):
+            raise
+        return _load(_PyLoader, text, source)
+
+
+def _load(loader_class: type, text: str, source: str) -> tuple[Any, Node | None]:
+    loader = loader_class(text)
     loader.source = source
     try:
         node = loader.get_single_node()

@@ -292,11 +292,22 @@ def autopack(repo: Path, *args: str, timeout: float = 300) -> subprocess.Complet
     )
 
 
+class _NoAliases(yaml.SafeDumper):
+    """Writes a shared object out each time: Autopack's YAML loader refuses anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_NoAliases, sort_keys=False)
+
+
 def run(repo: Path, plan: dict[str, Any], builder: list[Any]) -> tuple[RunView, str]:
     """``autopack run`` of a one-phase plan with a scripted Builder and approving Auditor."""
     plan_path, script_path = repo.parent / "plan.yaml", repo.parent / "script.yaml"
-    plan_path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    script_path.write_text(yaml.safe_dump(script(builder), sort_keys=False))
+    plan_path.write_text(dump(plan))
+    script_path.write_text(dump(script(builder)))
     done = autopack(
         repo, "run", str(plan_path), "--repo", str(repo), "--model", f"scripted:{script_path}"
     )
@@ -677,8 +688,8 @@ def lands_only_after_approval(tmp_path: Path, plan: dict[str, Any], change: str,
     approved it lands, and ``verify-proof`` accepts the approved phase's commit."""
     repo = make_project(tmp_path, {"autopack.toml": WAITING_CONFIG})
     plan_path, script_path = tmp_path / "plan.yaml", tmp_path / "script.yaml"
-    plan_path.write_text(yaml.safe_dump(plan))
-    script_path.write_text(yaml.safe_dump(script([change])))
+    plan_path.write_text(dump(plan))
+    script_path.write_text(dump(script([change])))
     command = [sys.executable, "-c", "from autopack.cli import main; main()", "run"]
     command += [str(plan_path), "--repo", str(repo), "--model", f"scripted:{script_path}"]
     running = subprocess.Popen(command, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
