@@ -48,8 +48,7 @@ class StoreBudgetLedger(BudgetLedger):
             self._lock_run(conn)
             now = time.time()
             for scope, label, caps in self._db_scopes(phase_id):
-                spent = self._sum(conn, scope, settled=True, now=now)
-                held = self._sum(conn, scope, settled=False, now=now)
+                spent, held = self._totals(conn, scope, now=now)
                 check_caps(label, "phase" if scope else "run", caps, spent, held, tokens, cost_usd)
             values = {
                 "run_id": self.run_id,
@@ -107,6 +106,32 @@ class StoreBudgetLedger(BudgetLedger):
     def _lock_run(self, conn: Connection) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": self.run_id})
+
+    def _totals(self, conn: Connection, phase_id: str | None, *, now: float) -> tuple[Spent, Spent]:
+        """What is spent and what is held, read in ONE statement.
+
+        Two statements would each see their own snapshot (PostgreSQL's READ COMMITTED),
+        and a hold settled by another worker between them would be in neither sum:
+        ``reconcile`` takes no lock, so the reservation would overshoot the cap.
+        """
+        where = [
+            budget_holds.c.run_id == self.run_id,
+            budget_holds.c.settled.is_(True) | (budget_holds.c.created_at >= now - self.hold_ttl_s),
+        ]
+        if phase_id is not None:
+            where.append(budget_holds.c.phase_id == phase_id)
+        rows = conn.execute(
+            select(
+                budget_holds.c.settled,
+                func.coalesce(func.sum(budget_holds.c.tokens), 0),
+                func.coalesce(func.sum(budget_holds.c.cost_usd), 0.0),
+                func.count(),
+            )
+            .where(*where)
+            .group_by(budget_holds.c.settled)
+        ).all()
+        totals = {bool(row[0]): Spent(int(row[1]), float(row[2]), int(row[3])) for row in rows}
+        return totals.get(True, Spent()), totals.get(False, Spent())
 
     def _sum(self, conn: Connection, phase_id: str | None, *, settled: bool, now: float) -> Spent:
         where = [budget_holds.c.run_id == self.run_id, budget_holds.c.settled.is_(settled)]
