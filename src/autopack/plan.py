@@ -45,12 +45,21 @@ class Scope(_Strict):
     which protected paths it must write (``protected``: each attempt then waits for a person)."""
 
     paths: list[str] = Field(min_length=1, description="Files or globs the Builder may write.")
-    read_only: list[str] = Field(default_factory=list, description="Context the Builder reads.")
+    read_only: list[str] = Field(
+        default_factory=list, description="Context the Builder reads; never written."
+    )
     protected: list[str] = Field(
         default_factory=list,
         description="Protected paths (CI config, autopack.toml, ...) the phase may write, "
         "inside scope.paths; a person approves every attempt that writes one.",
     )
+
+    def allows_write(self, path: str) -> bool:
+        """Whether the phase may change ``path``: ``paths`` covers it and ``read_only``
+        does not (read-only wins, so an overlap can never open a file for writing)."""
+        return any(path_matches(path, glob) for glob in self.paths) and not any(
+            path_matches(path, glob) for glob in self.read_only
+        )
 
 
 class HiddenTests(_Strict):
@@ -307,6 +316,14 @@ def _phase_issues(
     for i, pattern in enumerate(phase.scope.protected):
         if not any(path_matches(pattern, allowed) for allowed in phase.scope.paths):
             yield locate((*loc, "scope", "protected", i), f"{pattern!r} is outside scope.paths")
+    for i, pattern in enumerate(phase.scope.read_only):
+        clash = next((p for p in phase.scope.paths if globs_overlap(p, pattern)), None)
+        if clash is not None:
+            message = (
+                f"read_only {pattern!r} overlaps paths {clash!r}: read-only wins, so the "
+                "phase could not write what both cover; narrow one of them"
+            )
+            yield locate((*loc, "scope", "read_only", i), message)
     for i, dep in enumerate(phase.depends_on):
         dep_loc = (*loc, "depends_on", i)
         if dep == phase.id:

@@ -24,6 +24,7 @@ REASONS = (
     "symlink_escape",
     "protected",
     "out_of_scope",
+    "read_only",
 )
 
 
@@ -61,6 +62,8 @@ class PathPolicy:
     declared: tuple[str, ...] = ()
     """Protected globs the phase's plan declares (``scope.protected``): writable, and the
     gate then asks a person to approve."""
+    read_only: tuple[str, ...] = ()
+    """The phase's read-only globs: refused even when in scope."""
 
     def resolve_write(self, rel_path: str) -> Path:
         """The absolute path to write for ``rel_path``, or raise :class:`PathRefused`."""
@@ -73,6 +76,9 @@ class PathPolicy:
             if not any(path_matches(name, glob) for glob in self.scope):
                 scope = ", ".join(self.scope)
                 raise PathRefused(rel_path, "out_of_scope", f"{name!r} is outside scope {scope}")
+            hit = next((glob for glob in self.read_only if path_matches(name, glob)), None)
+            if hit is not None:
+                raise PathRefused(rel_path, "read_only", f"{name!r} matches read_only {hit!r}")
         return Path(self.real_root, real_rel)
 
     def resolve_read(self, rel_path: str) -> Path:

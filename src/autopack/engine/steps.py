@@ -36,7 +36,7 @@ from autopack.projection import PhaseView, RunView
 from autopack.states import PHASE_TERMINAL
 from autopack.store import Store
 from autopack.verify import hidden
-from autopack.workspace import git
+from autopack.workspace import git, landing, seal
 from autopack.workspace.runner import CommandResult, Sandbox
 
 
@@ -73,7 +73,7 @@ class StepContext:
 
     @property
     def sandbox(self) -> Sandbox:
-        return cast(Sandbox, CancellableSandbox(self.rt.sandbox, self.cancel))
+        return cast(Sandbox, CancellableSandbox(self.rt.sandbox, self.cancel, self))
 
     @property
     def pview(self) -> PhaseView:
@@ -103,6 +103,7 @@ class StepContext:
             scope=tuple(self.phase.scope.paths),
             protected=self.gate_policy().protected_paths,
             declared=tuple(self.phase.scope.protected),
+            read_only=tuple(self.phase.scope.read_only),
         )
 
     def model(self, role: str) -> Any:
@@ -143,16 +144,29 @@ def lessons_for(ctx: StepContext) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 class CancellableSandbox:
-    """The runtime's sandbox, with every command killed as soon as the run is cancelled."""
+    """The runtime's sandbox, with every command killed as soon as the run is cancelled,
+    and the worktree's link to git checked after it: a command that moved it fails the
+    phase (the worktree is put back first), whatever ran it (a ``run`` tool, a test)."""
 
-    def __init__(self, inner: Sandbox, cancel: threading.Event) -> None:
+    def __init__(self, inner: Sandbox, cancel: threading.Event, ctx: StepContext) -> None:
         self.inner = inner
         self.cancel = cancel
+        self.ctx = ctx
         self.name = inner.name
 
     def run(self, command: str, cwd: Path, **options: Any) -> CommandResult:
         options.setdefault("cancel", self.cancel)
-        return self.inner.run(command, cwd, **options)
+        try:
+            sealed = seal.take(self.ctx.worktree)
+        except seal.WorktreeTampered as exc:
+            raise PhaseFailure(f"refused: {exc}") from exc
+        result = self.inner.run(command, cwd, **options)
+        problem = seal.broken(sealed)
+        if problem is not None:
+            seal.restore(sealed)
+            _reset_to_base(self.ctx)
+            raise PhaseFailure(f"refused: a sandboxed command tampered with git: {problem}")
+        return result
 
 
 def previous_feedback(phase: PhaseView) -> str:
@@ -197,7 +211,7 @@ def _claim_worktree(ctx: StepContext) -> bool:
     with _CLAIMS:
         for phase in ctx.view.phases.values():
             idle = ctx.rt.worktree(ctx.run_id, phase.id)
-            if phase.state in PHASE_TERMINAL and (idle / ".git").exists():
+            if phase.state in PHASE_TERMINAL and git.is_worktree(idle):
                 _PRISTINE.pop(idle, None)
                 _KNOWN_TREES.pop(idle, None)
                 git.move_worktree(ctx.rt.repo, idle, ctx.worktree)
@@ -224,7 +238,7 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
         stamp = git.index_stamp(worktree) if tree is None and pristine else None
         if stamp is not None and pristine == (ctx.base, stamp):
             return worktree
-        fresh = not (worktree / ".git").exists() and _claim_worktree(ctx)
+        fresh = not git.is_worktree(worktree) and _claim_worktree(ctx)
         if not fresh:
             git.reset_worktree(worktree, ctx.base)
     if tree is not None:
@@ -292,11 +306,13 @@ def build(ctx: StepContext) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
     _write(ctx.artifacts / "prompt.txt", result.prompt)
     edits_sha = _write(ctx.artifacts / "edits.txt", result.edits_text)
+    special: list[str] = []
     if _used_no_tools(result):
         tool_diff = ""
         _still_pristine(ctx)
     else:
-        tool_diff = git.diff_against(worktree, ctx.base)
+        special = landing.special_files(worktree)  # git cannot stage them: none may land
+        tool_diff = "" if special else git.diff_against(worktree, ctx.base)
     _write(ctx.artifacts / "build.diff", tool_diff)
     return {
         "summary": result.summary,
@@ -307,6 +323,7 @@ def build(ctx: StepContext) -> dict[str, Any]:
         "wrote_through_tools": bool(tool_diff.strip()),
         "lessons": len(lessons),
         "rule_injections": injections,
+        **({"special_files": special} if special else {}),
     }
 
 
@@ -371,6 +388,9 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     if ctx.recorded("build").get("error"):
         _still_pristine(ctx)
         return {"applied": False, "reason": "the Builder produced no change"}
+    special = ctx.recorded("build").get("special_files")
+    if special:
+        return _refused(ctx, {}, [f"{p}: not a file, folder or symbolic link" for p in special])
     # read as bytes: read_text would turn the CRLF lines of a diff or an edit into LF
     tool_diff = (ctx.artifacts / "build.diff").read_bytes().decode("utf-8")
     git.apply_diff(worktree, tool_diff)
@@ -389,16 +409,21 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     _stage_change(worktree, written, tools_wrote=bool(tool_diff.strip()))
     tree = git.tree_hash(worktree, staged=True)
     changed = git.changed_between(worktree, ctx.base, tree)
-    outside = [p for p in changed if not any(path_matches(p, s) for s in ctx.phase.scope.paths)]
+    outside = [p for p in changed if not ctx.phase.scope.allows_write(p)]
     if outside:
         _reset_to_base(ctx)
-        feedback = f"Refused: these paths are outside the phase's scope: {', '.join(outside)}"
+        feedback = "Refused: these paths are outside the phase's scope or read-only: " + ", ".join(
+            outside
+        )
         return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
     protected = _undeclared_protected(ctx, changed, tree)
     if protected:
         _reset_to_base(ctx)
         feedback = f"Refused: these paths are protected: {', '.join(protected)}"
         return {"applied": False, "report": report, "protected": protected, "feedback": feedback}
+    refused = landing.refusals(worktree, ctx.base, tree)
+    if refused:
+        return _refused(ctx, report, refused)
     _write(ctx.artifacts / "changes.diff", git.diff_between(worktree, ctx.base, tree))
     _KNOWN_TREES[worktree] = tree
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
@@ -434,6 +459,13 @@ def _settings_table_changed(ctx: StepContext, tree: str) -> bool:
     except tomllib.TOMLDecodeError:
         return True  # unreadable settings are changed settings
     return before != after
+
+
+def _refused(ctx: StepContext, report: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The change may not land, whatever wrote it; the worktree goes back to its base."""
+    _reset_to_base(ctx)
+    feedback = "Refused: this change may not land: " + "; ".join(problems)
+    return {"applied": False, "report": report, "refused": problems, "feedback": feedback}
 
 
 def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from autopack.gate.decide import GateDecision, GateEvidence
 from autopack.gate.signing import TRAILER, ProofKey
+from autopack.workspace import git
 
 NOTES_REF = "refs/notes/autopack"
 PROOF_VERSION = 1
@@ -140,7 +141,7 @@ def render_feedback(proof: Mapping[str, Any]) -> str:
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    return git.run_git(repo, *args)
 
 
 def _trailer(repo: Path, commit: str, key: str) -> str:

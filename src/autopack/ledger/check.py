@@ -10,7 +10,6 @@ write from the ledgers as they are: a stale block is a problem, not a cosmetic.
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from autopack.ledger.tidy import (
     read_ledgers,
     render_docs,
 )
+from autopack.workspace import git
 
 
 def check_ledgers(repo: Path, against: str | None = None) -> list[str]:
@@ -103,16 +103,10 @@ def append_only_problems(old: Ledger, new: Ledger | None, ref: str) -> list[str]
 def _show(repo: Path, ref: str, name: str) -> str | None:
     """The file's text at ``ref``; ``None`` when it did not exist there."""
     try:
-        subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-            capture_output=True,
-            check=True,
-        )
+        found = git.run_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except FileNotFoundError as exc:
         raise TidyError("git is not installed") from exc
-    except subprocess.CalledProcessError as exc:
-        raise ValueError(f"unknown reference {ref!r} in {repo}") from exc
-    done = subprocess.run(
-        ["git", "-C", str(repo), "show", f"{ref}:./{name}"], capture_output=True, text=True
-    )
+    if found.returncode != 0:
+        raise ValueError(f"unknown reference {ref!r} in {repo}")
+    done = git.run_git(repo, "show", "--no-textconv", f"{ref}:./{name}")
     return done.stdout if done.returncode == 0 else None

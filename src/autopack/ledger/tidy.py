@@ -8,7 +8,6 @@ would not change is not written, so a second tidy finds nothing to do.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from autopack.ledger.entries import (
     render_ledger,
 )
 from autopack.ledger.summary import AttemptSummary, PhaseSummary, RunSummary
+from autopack.workspace import git
 
 DOCS = Path("docs")
 README = Path("README.md")
@@ -258,11 +258,9 @@ def commit_message(new_entries: Sequence[str]) -> str:
 
 def _git(repo: Path, *args: str) -> str:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-        )
+        done = git.run_git(repo, *args)
     except FileNotFoundError as exc:
         raise TidyError("git is not installed") from exc
-    except subprocess.CalledProcessError as exc:
-        raise TidyError(f"git {' '.join(args)}: {exc.stderr.strip()}") from exc
+    if done.returncode != 0:
+        raise TidyError(f"git {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout.strip()

@@ -18,7 +18,6 @@ are rerun even when they pass, and must pass every time.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from autopack.verify.delta import EXIT_STATUS_ID, TestDelta, compute_delta, outc
 from autopack.verify.grading import GradingReport, grading_tree, is_test_file
 from autopack.verify.impact import changed_base_lines, function_spans, select_tests
 from autopack.verify.results import PASSED, Rerun, Rest, TestRun, run_tests
+from autopack.workspace import git
 from autopack.workspace.runner import Sandbox
 
 LISTED_IDS = 50
@@ -407,15 +407,8 @@ def _new_test_files(changed_files: Sequence[str], base_files: set[str]) -> set[s
 
 def _base_source(worktree: Path, base_tree: str, path: str) -> str | None:
     """A file's text in the base tree; ``None`` when the base has no such file."""
-    shown = subprocess.run(
-        ["git", "cat-file", "blob", f"{base_tree}:{path}"],
-        cwd=worktree,
-        capture_output=True,
-        check=False,
-    )
-    if shown.returncode != 0:
-        return None
-    return shown.stdout.decode("utf-8", errors="replace")
+    shown = git.read_blob(worktree, f"{base_tree}:{path}")
+    return None if shown is None else shown.decode("utf-8", errors="replace")
 
 
 def _changed_lines(target: Path, base: str | None) -> set[int] | None:

@@ -3,6 +3,14 @@
 Everything shells out to the real ``git``; commits use a fixed identity so that a run
 works on machines with no git configuration. Ref updates are compare-and-swap
 (``update-ref NEW OLD``): a phase lands only on the head it was checked against.
+
+A worktree is written by sandboxed commands, and git outside the sandbox must not
+trust anything they could have written. So every command here names its git
+directory and work tree explicitly (:func:`locate`): a worktree's git directory comes
+from the repository's own list of worktrees, never from the worktree's ``.git`` file.
+And no configuration may make git run a command for us: fsmonitor, hooks, filter
+drivers, external diff and textconv drivers are switched off on the command line,
+which outranks every configuration file.
 """
 
 from __future__ import annotations
@@ -14,14 +22,106 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from autopack.config import STATE_DIR
 
 IDENTITY = ("-c", "user.name=Autopack", "-c", "user.email=autopack@localhost")
 NOTES_REF = "refs/notes/autopack"
+SAFE_CONFIG = (
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "protocol.ext.allow=never",
+)
+"""Settings no configuration file can override: no fsmonitor command, no hooks (a
+``core.hooksPath`` may name a folder of the worktree), no recursion into nested
+repositories (their configuration is the sandbox's), no ``ext::`` remote commands."""
+INHERITED_LOCATION = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+"""Where-to-look variables a parent process (a git hook running Autopack) may have set:
+dropped, the location is always our own."""
+CREATES_REPOSITORY = frozenset({"init", "clone"})
+"""Commands that make a repository rather than work in one: they get no location."""
 
 
 class GitError(RuntimeError):
     """A git command failed; the message carries its stderr."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a git command works, named explicitly (``GIT_DIR``, ``GIT_WORK_TREE``)."""
+
+    git_dir: Path
+    work_tree: Path | None
+    """``None`` for a bare repository."""
+    linked: bool = False
+    """A worktree Autopack added: ``git_dir`` is its folder under ``.git/worktrees/``."""
+
+
+_LOCATIONS: dict[Path, Location] = {}
+_NEUTRAL_DRIVERS: dict[Path, tuple[str, ...]] = {}
+
+
+def run_git(
+    cwd: Path,
+    *args: str,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``git args`` for ``cwd`` at its trusted location, with nothing configured able
+    to run a command; the caller reads the exit code.
+
+    Bytes are decoded without newline translation: a diff of a CRLF file keeps its
+    ``\r\n`` and applies again.
+    """
+    argv, full_env = _prepared(cwd, args)
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        input=None if input_text is None else input_text.encode("utf-8"),
+        capture_output=True,
+        env={**full_env, **(env or {})},
+        check=False,
+    )
+    stdout = proc.stdout.decode("utf-8")
+    stderr = proc.stderr.decode("utf-8", errors="replace")
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def _prepared(cwd: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``git args`` run for ``cwd``."""
+    env = _base_env()
+    guard: tuple[str, ...] = ()
+    if not args or args[0] not in CREATES_REPOSITORY:
+        where = locate(cwd)
+        if where is not None:
+            env["GIT_DIR"] = str(where.git_dir)
+            if where.work_tree is not None:
+                env["GIT_WORK_TREE"] = str(where.work_tree)
+            guard = _neutral_drivers(where)
+    return ["git", *SAFE_CONFIG, *guard, *IDENTITY, *args], env
+
+
+def read_blob(repo: Path, spec: str) -> bytes | None:
+    """The bytes of the blob ``spec`` (``TREE:path``), or ``None`` when there is none."""
+    argv, env = _prepared(repo, ("cat-file", "blob", spec))
+    done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
 
 
 def git(
@@ -31,24 +131,145 @@ def git(
     env: Mapping[str, str] | None = None,
     check: bool = True,
 ) -> str:
-    """Run ``git args`` in ``cwd`` and return its stdout (stripped of the final newline).
+    """Run ``git args`` in ``cwd`` and return its stdout (stripped of the final newline)."""
+    proc = run_git(cwd, *args, input_text=input_text, env=env)
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip()}")
+    return proc.stdout.rstrip("\n")
 
-    Bytes are decoded without newline translation: a diff of a CRLF file keeps its
-    ``\r\n`` and applies again.
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_LOCATION}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    return env
+
+
+def locate(path: Path) -> Location | None:
+    """The trusted location of the repository or worktree at ``path``; ``None`` outside
+    any repository.
+
+    A folder inside a repository (the nearest folder above ``path`` with a ``.git``) is
+    a worktree when that repository lists it, by the ``gitdir`` files under
+    ``.git/worktrees/`` that git wrote when Autopack added it. An unlisted folder under
+    the repository's ``.autopack/`` is refused: its ``.git`` file is the sandbox's to
+    write. Anything else is found as git finds it (the user's own checkout).
     """
-    full_env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", **(env or {})}
+    key = Path(os.path.abspath(path))
+    found = _LOCATIONS.get(key)
+    if found is None:
+        found = _as_listed_worktree(key) or _discover(key)
+        if found is not None:
+            _LOCATIONS[key] = found
+    return found
+
+
+def _as_listed_worktree(path: Path) -> Location | None:
+    enclosing_dir = next((p for p in path.parents if (p / ".git").exists()), None)
+    enclosing = locate(enclosing_dir) if enclosing_dir is not None else None
+    if enclosing is None:
+        return None
+    admin = _listed_admin(_common_of(enclosing), path)
+    if admin is not None:
+        return Location(admin, path, linked=True)
+    if enclosing.linked or (
+        enclosing.work_tree is not None and path.is_relative_to(enclosing.work_tree / STATE_DIR)
+    ):
+        raise GitError(f"{path} is no worktree git lists: its .git file is not trusted")
+    return None
+
+
+def _common_of(where: Location) -> Path:
+    commondir = where.git_dir / "commondir"
+    if not commondir.is_file():
+        return where.git_dir
+    return Path(os.path.normpath(where.git_dir / commondir.read_text().strip()))
+
+
+def _listed_admin(common: Path, worktree: Path) -> Path | None:
+    """The folder under ``.git/worktrees/`` whose ``gitdir`` names ``worktree``."""
+    wanted = os.path.join(os.path.realpath(worktree), ".git")
+    try:
+        admins = list((common / "worktrees").iterdir())
+    except OSError:
+        return None
+    for admin in admins:
+        try:
+            named = (admin / "gitdir").read_text().strip()
+        except OSError:
+            continue
+        if os.path.normpath(named) == wanted:
+            return admin
+    return None
+
+
+def _discover(path: Path) -> Location | None:
+    """Ask git where the repository at ``path`` is (its own discovery, no command run)."""
+    if not path.is_dir():
+        return None
     proc = subprocess.run(
-        ["git", *IDENTITY, *args],
-        cwd=cwd,
-        input=None if input_text is None else input_text.encode("utf-8"),
+        ["git", *SAFE_CONFIG, "rev-parse", "--absolute-git-dir", "--is-bare-repository"],
+        cwd=path,
         capture_output=True,
-        env=full_env,
+        text=True,
+        env=_base_env(),
         check=False,
     )
-    if check and proc.returncode != 0:
-        stderr = proc.stderr.decode("utf-8", errors="replace").strip()
-        raise GitError(f"git {' '.join(args)} failed in {cwd}: {stderr}")
-    return proc.stdout.decode("utf-8").rstrip("\n")
+    lines = proc.stdout.splitlines()
+    if proc.returncode != 0 or len(lines) != 2:
+        return None
+    git_dir = Path(lines[0])
+    if lines[1] == "true":
+        return Location(git_dir, None)
+    top = subprocess.run(
+        ["git", *SAFE_CONFIG, "rev-parse", "--show-toplevel"],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        env=_base_env(),
+        check=False,
+    )
+    return Location(git_dir, Path(top.stdout.strip())) if top.returncode == 0 else None
+
+
+def _neutral_drivers(where: Location) -> tuple[str, ...]:
+    """``-c`` settings that empty every configured filter driver: a driver's command
+    may name a script of the worktree, and attributes (``.gitattributes``, written in
+    the worktree) choose which driver a file gets. Content is stored as it is."""
+    common = _common_of(where)
+    found = _NEUTRAL_DRIVERS.get(common)
+    if found is None:
+        proc = subprocess.run(
+            ["git", *SAFE_CONFIG, "config", "--name-only", "--get-regexp", r"^filter\."],
+            cwd=where.work_tree or where.git_dir,
+            capture_output=True,
+            text=True,
+            env={**_base_env(), "GIT_DIR": str(where.git_dir)},
+            check=False,
+        )
+        drivers = sorted({name.rsplit(".", 1)[0] for name in proc.stdout.split()})
+        found = tuple(
+            setting
+            for driver in drivers
+            for key in ("clean=", "smudge=", "process=", "required=false")
+            for setting in ("-c", f"{driver}.{key}")
+        )
+        _NEUTRAL_DRIVERS[common] = found
+    return found
+
+
+def _remember_worktree(repo: Path, path: Path) -> None:
+    """Record where the worktree just added (or moved) at ``path`` keeps its git data:
+    the folder the repository lists for it, wherever ``path`` lies."""
+    where = locate(repo)
+    admin = _listed_admin(_common_of(where), path) if where is not None else None
+    if admin is None:
+        raise GitError(f"git lists no worktree at {path}")
+    _LOCATIONS[Path(os.path.abspath(path))] = Location(admin, path, linked=True)
+
+
+def forget_location(path: Path) -> None:
+    """Drop what :func:`locate` remembers of ``path`` (a worktree added, moved, removed)."""
+    _LOCATIONS.pop(Path(os.path.abspath(path)), None)
 
 
 def is_repo(path: Path) -> bool:
@@ -109,12 +330,15 @@ def add_worktree(repo: Path, path: Path, commit: str) -> None:
         remove_worktree(repo, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with worktree_admin(repo):
+        forget_location(path)
         git(repo, "worktree", "add", "--detach", "--force", "--force", str(path), commit)
+        _remember_worktree(repo, path)
 
 
 def remove_worktree(repo: Path, path: Path) -> None:
     """Remove a worktree; a half-removed one (crash, manual rm) is cleaned up too."""
     with worktree_admin(repo):
+        forget_location(path)
         git(repo, "worktree", "remove", "--force", "--force", str(path), check=False)
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
@@ -136,25 +360,37 @@ def index_stamp(worktree: Path) -> tuple[int, int, int] | None:
 
 
 def admin_dir(worktree: Path) -> Path | None:
-    """A linked worktree's own folder under ``.git/worktrees/`` (its index, its HEAD)."""
-    pointer = worktree / ".git"
-    if not pointer.is_file():
+    """A linked worktree's own folder under ``.git/worktrees/`` (its index, its HEAD), as
+    the repository lists it; ``None`` for a folder that is no listed worktree."""
+    try:
+        where = locate(worktree)
+    except GitError:
         return None
-    admin = Path(pointer.read_text().removeprefix("gitdir:").strip())
-    return admin if admin.is_absolute() else worktree / admin
+    return where.git_dir if where is not None and where.linked else None
+
+
+def is_worktree(worktree: Path) -> bool:
+    """Whether ``worktree`` is a worktree its repository lists (whatever its ``.git`` says)."""
+    return worktree.is_dir() and admin_dir(worktree) is not None
 
 
 def move_worktree(repo: Path, source: Path, target: Path) -> None:
+    if target.exists():
+        remove_worktree(repo, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with worktree_admin(repo):
+        forget_location(source)
+        forget_location(target)
         git(repo, "worktree", "move", str(source), str(target))
+        _remember_worktree(repo, target)
 
 
 def reset_worktree(worktree: Path, commit: str) -> None:
-    """Make the (detached) worktree exactly ``commit``: changes and untracked files go.
-    Only files that differ are rewritten, but both commands look at every file."""
+    """Make the (detached) worktree exactly ``commit``: changes and untracked files go,
+    nested repositories too (``-ff``). Only files that differ are rewritten, but both
+    commands look at every file."""
     git(worktree, "reset", "-q", "--hard", commit)
-    git(worktree, "clean", "-fdxq")
+    git(worktree, "clean", "-ffdxq")
 
 
 def stage_all(worktree: Path) -> None:
@@ -173,21 +409,14 @@ def stage_paths(worktree: Path, paths: Sequence[str]) -> None:
     """
     if not paths:
         return
-    proc = subprocess.run(
-        [
-            "git",
-            "--literal-pathspecs",
-            "add",
-            "-A",
-            "--pathspec-from-file=-",
-            "--pathspec-file-nul",
-        ],
-        cwd=worktree,
-        input="\0".join(paths),
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-        check=False,
+    proc = run_git(
+        worktree,
+        "--literal-pathspecs",
+        "add",
+        "-A",
+        "--pathspec-from-file=-",
+        "--pathspec-file-nul",
+        input_text="\0".join(paths),
     )
     if proc.returncode == 0 or (proc.returncode == 1 and _IGNORED_ONLY in proc.stderr):
         return
@@ -219,22 +448,40 @@ def _is_object_id(name: str) -> bool:
     return len(name) == 40 and all(c in "0123456789abcdef" for c in name)
 
 
+PLAIN_DIFF = ("--binary", "--no-color", "--no-textconv", "--no-ext-diff")
+"""A diff of the stored bytes, never a configured driver's rendering of them."""
+
+
 def diff_against(worktree: Path, base: str) -> str:
     """Binary-safe diff of the worktree's content against ``base`` (stages everything)."""
     stage_all(worktree)
-    return git(worktree, "diff", "--cached", "--binary", "--no-color", base) + "\n"
+    return git(worktree, "diff", "--cached", *PLAIN_DIFF, base) + "\n"
 
 
 def diff_between(repo: Path, base: str, tree: str) -> str:
     """What :func:`diff_against` gives for a worktree whose staged tree is ``tree``; it
     reads two trees instead of the whole index."""
-    return git(repo, "diff", "--binary", "--no-color", base, tree) + "\n"
+    return git(repo, "diff", *PLAIN_DIFF, base, tree) + "\n"
 
 
 def changed_between(repo: Path, base: str, tree: str) -> list[str]:
     """Paths that differ between ``base`` and ``tree`` (a rename is two paths)."""
     out = git(repo, "diff-tree", "-r", "--name-only", "--no-renames", "-z", base, tree)
     return [name for name in out.split("\0") if name]
+
+
+def changed_entries(repo: Path, base: str, tree: str) -> list[tuple[str, str, str]]:
+    """What ``tree`` holds at each path it adds or changes against ``base``: the path,
+    its mode (``100644``, ``120000`` for a symbolic link, ``160000`` for a nested
+    repository) and its object id."""
+    out = git(repo, "diff-tree", "-r", "--no-renames", "-z", base, tree)
+    fields = out.split("\0")
+    entries = []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        _, new_mode, _, new_id, status = meta.lstrip(":").split(" ")
+        if status != "D":
+            entries.append((path, new_mode, new_id))
+    return entries
 
 
 def apply_diff(worktree: Path, diff: str) -> None:
@@ -254,13 +501,8 @@ def merge_onto(repo: Path, base: str, tree: str, head: str) -> tuple[str | None,
     """Three-way merge of the change ``base -> tree`` onto ``head`` (which descends from
     ``base``): the merged tree, or ``None`` and the conflicting paths. Touches no worktree."""
     candidate = commit_tree_object(repo, tree, base, "autopack: change to merge")
-    proc = subprocess.run(
-        ["git", "merge-tree", "--write-tree", "--name-only", "--no-messages", head, candidate],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LC_ALL": "C"},
-        check=False,
+    proc = run_git(
+        repo, "merge-tree", "--write-tree", "--name-only", "--no-messages", head, candidate
     )
     lines = [line for line in proc.stdout.splitlines() if line]
     if proc.returncode == 0:
