@@ -38,10 +38,15 @@ SAFE_CONFIG = (
     "submodule.recurse=false",
     "-c",
     "protocol.ext.allow=never",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "tag.gpgSign=false",
 )
 """Settings no configuration file can override: no fsmonitor command, no hooks (a
 ``core.hooksPath`` may name a folder of the worktree), no recursion into nested
-repositories (their configuration is the sandbox's), no ``ext::`` remote commands."""
+repositories (their configuration is the sandbox's), no ``ext::`` remote commands, no
+signing program (``commit-tree`` would run ``gpg.program``)."""
 INHERITED_LOCATION = (
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -228,7 +233,12 @@ def _discover(path: Path) -> Location | None:
         env=_base_env(),
         check=False,
     )
-    return Location(git_dir, Path(top.stdout.strip())) if top.returncode == 0 else None
+    if top.returncode != 0:
+        return None
+    work_tree = Path(top.stdout.strip())
+    if git_dir.is_relative_to(work_tree) and git_dir != work_tree / ".git":
+        raise GitError(f"{work_tree}/.git leads to {git_dir}, inside the work tree: not trusted")
+    return Location(git_dir, work_tree)
 
 
 def _neutral_drivers(where: Location) -> tuple[str, ...]:
