@@ -193,8 +193,7 @@ def _assert_refused_tampering(tmp_path: Path, repo: Path, markers: list[Path], c
     events = (rt.run_dir(run_id) / "events.jsonl").read_text()
     recorded = [json.loads(line) for line in events.splitlines()]
     assert any(
-        e["type"] == "phase_failed" and "tampered with git" in e["data"]["reason"]
-        for e in recorded
+        e["type"] == "phase_failed" and "tampered with git" in e["data"]["reason"] for e in recorded
     )
     assert_nothing_landed(repo, rt, run_id)
     assert not any("build/" in path for path in branch_files(repo, view.branch))
@@ -220,16 +219,22 @@ def test_a_run_command_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
     _assert_refused_tampering(tmp_path, repo, markers, code)
 
 
+@pytest.mark.parametrize("run_by", ["run tool", "test command"])
 def test_a_conftest_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
-    tmp_path: Path, markers: list[Path]
+    tmp_path: Path, markers: list[Path], run_by: str
 ) -> None:
+    """The Builder's conftest plants the git dir when the tests run: in the build (the
+    Builder runs them; before this fix the build's ``git add`` then ran the planted
+    command) or in verification (the test command)."""
     repo = make_repo(tmp_path)
     plan = write_plan(tmp_path, [phase("hostile", ["pkg.py", "tests/**"])])
     conftest = f"import subprocess\n\nsubprocess.run(['sh', '-c', {plant(markers)!r}])\n"
+    run_tests = [("run", {"command": TEST_COMMAND})] if run_by == "run tool" else []
     builder = [
         tools(
             ("write_file", {"path": "tests/conftest.py", "content": conftest}),
             ("write_file", {"path": "pkg.py", "content": "VALUE = 2\n"}),
+            *run_tests,
             ("finish", {"summary": "done"}),
         )
     ]
