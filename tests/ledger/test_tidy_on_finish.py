@@ -10,10 +10,11 @@ from ledger_helpers import git
 from sqlalchemy import select
 
 from autopack.cli.demo import demo_files, prepare_demo_repo
-from autopack.engine import create_run
+from autopack.engine import create_run, summary
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.ledger.sync import sot_rows, sync_sot
+from autopack.ledger.tidy import TidyError
 from autopack.plan import load_plan
 from autopack.states import RunState
 from autopack.store.sot import sot_entries
@@ -75,9 +76,11 @@ def test_a_failed_tidy_does_not_change_how_the_run_ended(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt, run_id = _demo_run(tmp_path, monkeypatch)
-    hook = rt.repo / ".git" / "hooks" / "pre-commit"
-    hook.write_text("#!/bin/sh\necho 'docs are frozen' >&2\nexit 1\n")
-    hook.chmod(0o755)
+
+    def frozen(*_: object) -> None:
+        raise TidyError("docs are frozen")
+
+    monkeypatch.setattr(summary, "tidy", frozen)
     assert LocalExecutor(rt).execute(run_id) is RunState.SUCCEEDED
 
     branch = rt.store.view(run_id).branch
@@ -86,3 +89,20 @@ def test_a_failed_tidy_does_not_change_how_the_run_ended(
     assert (rt.run_dir(run_id) / "summary.json").is_file()
     assert "tidy" not in git(rt.repo, "log", "-1", "--format=%s", branch)
     assert len(git(rt.repo, "worktree", "list").splitlines()) == 1  # the tidy one is gone
+
+
+def test_the_repository_hooks_never_run_for_autopacks_own_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hook would run, outside the sandbox, whatever the landed tree tells it to (a
+    pre-commit configuration the Builder wrote): the tidy commit runs none."""
+    rt, run_id = _demo_run(tmp_path, monkeypatch)
+    marker = tmp_path / "hook-ran"
+    for name in ("pre-commit", "commit-msg", "post-commit", "reference-transaction"):
+        hook = rt.repo / ".git" / "hooks" / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\nexit 1\n")
+        hook.chmod(0o755)
+    assert LocalExecutor(rt).execute(run_id) is RunState.SUCCEEDED
+    record = json.loads((rt.run_dir(run_id) / "tidy.json").read_text())
+    assert record["ok"], record
+    assert not marker.exists()

@@ -202,7 +202,7 @@ def _listed_admin(common: Path, worktree: Path) -> Path | None:
             named = (admin / "gitdir").read_text().strip()
         except OSError:
             continue
-        if os.path.normpath(named) == wanted:
+        if os.path.normpath(os.path.join(admin, named)) == wanted:
             return admin
     return None
 
@@ -274,7 +274,8 @@ def _remember_worktree(repo: Path, path: Path) -> None:
     admin = _listed_admin(_common_of(where), path) if where is not None else None
     if admin is None:
         raise GitError(f"git lists no worktree at {path}")
-    _LOCATIONS[Path(os.path.abspath(path))] = Location(admin, path, linked=True)
+    key = Path(os.path.abspath(path))
+    _LOCATIONS[key] = Location(admin, key, linked=True)
 
 
 def forget_location(path: Path) -> None:

@@ -43,7 +43,7 @@ def take(worktree: Path) -> Seal:
         raise WorktreeTampered(f"{worktree} is no worktree its repository lists")
     pointer = _pointer_bytes(worktree)
     named = (pointer or b"").decode(errors="replace").strip().removeprefix("gitdir:").strip()
-    if pointer is None or os.path.realpath(named) != os.path.realpath(admin):
+    if pointer is None or os.path.realpath(worktree / named) != os.path.realpath(admin):
         raise WorktreeTampered(f"{worktree}/.git does not name {admin}")
     return Seal(worktree, admin, pointer, _entries(admin))
 
