@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ printf 'gitdir: %s\\n' "$evil" > .git
 
 
 @pytest.fixture
-def markers(tmp_path: Path) -> list[Path]:
+def markers(tmp_path: Path) -> Iterator[list[Path]]:
     """Where the planted command would write: outside the sandbox's view (the host's
     temporary folder, hidden by the sandbox's private /tmp, and the home folder)."""
     token = uuid.uuid4().hex
@@ -105,7 +106,7 @@ def write_plan(tmp_path: Path, phases: list[dict[str, object]]) -> Path:
     return path
 
 
-def phase(phase_id: str, paths: list[str], read_only: list[str] = ()) -> dict[str, object]:
+def phase(phase_id: str, paths: list[str], read_only: tuple[str, ...] = ()) -> dict[str, object]:
     return {
         "id": phase_id,
         "goal": f"Work on {', '.join(paths)}",
@@ -305,7 +306,7 @@ def test_a_read_only_file_also_in_paths_cannot_be_changed(tmp_path: Path) -> Non
     repo = make_repo(tmp_path)
     data = {
         "run": {"goal": "overlap", "max_attempts": 1},
-        "tiers": [{"id": "only", "phases": [phase("hostile", ["**"], ["ro.py"])]}],
+        "tiers": [{"id": "only", "phases": [phase("hostile", ["**"], ("ro.py",))]}],
     }
     builder = [
         tools(("edit", {"path": "ro.py", "old": "KEEP = 1", "new": "KEEP = 2"})),
@@ -332,7 +333,7 @@ def test_a_read_only_file_also_in_paths_cannot_be_changed(tmp_path: Path) -> Non
 
 
 def test_plan_check_reports_read_only_overlapping_paths(tmp_path: Path) -> None:
-    plan = write_plan(tmp_path, [phase("p", ["src/**"], ["README.md", "src/config.py"])])
+    plan = write_plan(tmp_path, [phase("p", ["src/**"], ("README.md", "src/config.py"))])
     result = CliRunner().invoke(app, ["plan", "check", str(plan)])
     assert result.exit_code == 2, result.output
     flat = " ".join(result.output.split())
@@ -352,3 +353,38 @@ def test_autopack_git_never_follows_an_unlisted_worktree_under_autopack(tmp_path
         git.git(stray, "status")
     assert not git.is_worktree(stray)
     assert os.listdir(stray) == [".git"]
+
+
+def test_repository_filters_and_hooks_naming_worktree_scripts_run_nothing(
+    tmp_path: Path, markers: list[Path]
+) -> None:
+    """The user's own configuration names scripts of the repository (a clean filter,
+    ``core.hooksPath=.githooks``); in a worktree those scripts are the Builder's to
+    write, and ``.gitattributes`` chooses which files the filter gets. Autopack's
+    ``git add`` of the change runs neither: the content lands as it was written."""
+    repo = make_repo(tmp_path)
+    git.git(repo, "config", "filter.lint.clean", "sh scripts/clean.sh")
+    git.git(repo, "config", "core.hooksPath", ".githooks")
+    write = "; ".join(f"echo pwned >> {marker}" for marker in markers)
+    plan = write_plan(tmp_path, [phase("hostile", ["**"])])
+    hooks = " && ".join(
+        f"printf '#!/bin/sh\\n{write}\\n' > .githooks/{name} && chmod +x .githooks/{name}"
+        for name in ("post-index-change", "reference-transaction", "post-checkout")
+    )
+    builder = [
+        tools(
+            ("write_file", {"path": ".gitattributes", "content": "*.py filter=lint\n"}),
+            ("write_file", {"path": "scripts/clean.sh", "content": f"{write}\ncat\n"}),
+            ("run", {"command": f"mkdir -p .githooks && {hooks}"}),
+            ("write_file", {"path": "pkg.py", "content": "VALUE = 2\n"}),
+            ("finish", {"summary": "done"}),
+        )
+    ]
+    script = write_script(tmp_path, {"hostile": builder})
+    code = autopack("run", str(plan), "--repo", str(repo), "--model", f"scripted:{script}")
+    assert code == 0
+    assert not any(marker.exists() for marker in markers)
+    rt, run_id = ended_run(repo)
+    view = rt.store.view(run_id)
+    assert view.state is RunState.SUCCEEDED
+    assert git.git(repo, "show", f"{view.branch}:pkg.py") == "VALUE = 2"

@@ -79,7 +79,7 @@ class Location:
 
 
 _LOCATIONS: dict[Path, Location] = {}
-_NEUTRAL_DRIVERS: dict[Path, tuple[str, ...]] = {}
+_NEUTRAL_DRIVERS: dict[tuple[Path, tuple[object, ...]], tuple[str, ...]] = {}
 
 
 def run_git(
@@ -244,9 +244,10 @@ def _discover(path: Path) -> Location | None:
 def _neutral_drivers(where: Location) -> tuple[str, ...]:
     """``-c`` settings that empty every configured filter driver: a driver's command
     may name a script of the worktree, and attributes (``.gitattributes``, written in
-    the worktree) choose which driver a file gets. Content is stored as it is."""
-    common = _common_of(where)
-    found = _NEUTRAL_DRIVERS.get(common)
+    the worktree) choose which driver a file gets. Content is stored as it is.
+    Remembered until a configuration file changes."""
+    key = (where.git_dir, _config_stamp(where))
+    found = _NEUTRAL_DRIVERS.get(key)
     if found is None:
         proc = subprocess.run(
             ["git", *SAFE_CONFIG, "config", "--name-only", "--get-regexp", r"^filter\."],
@@ -263,8 +264,31 @@ def _neutral_drivers(where: Location) -> tuple[str, ...]:
             for key in ("clean=", "smudge=", "process=", "required=false")
             for setting in ("-c", f"{driver}.{key}")
         )
-        _NEUTRAL_DRIVERS[common] = found
+        _NEUTRAL_DRIVERS[key] = found
     return found
+
+
+def _config_stamp(where: Location) -> tuple[object, ...]:
+    """Identity of every configuration file git reads for ``where`` (files it includes
+    aside): the system, global, repository and worktree ones."""
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    files = [
+        os.environ.get("GIT_CONFIG_SYSTEM", "/etc/gitconfig"),
+        os.environ.get("GIT_CONFIG_GLOBAL", home / ".gitconfig"),
+        xdg / "git" / "config",
+        _common_of(where) / "config",
+        where.git_dir / "config.worktree",
+    ]
+    stamp: list[object] = []
+    for name in files:
+        try:
+            info = os.stat(name)
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append((info.st_ino, info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _remember_worktree(repo: Path, path: Path) -> None:
