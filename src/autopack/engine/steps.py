@@ -232,7 +232,7 @@ def ensure_worktree(ctx: StepContext, tree: str | None = None, *, at_base: bool 
     if not at_base:
         if tree is not None and _KNOWN_TREES.get(worktree) == tree and worktree.exists():
             return worktree
-        if worktree.exists() and tree is not None and git.tree_hash(worktree) == tree:
+        if tree is not None and git.is_worktree(worktree) and git.tree_hash(worktree) == tree:
             return worktree
         _KNOWN_TREES.pop(worktree, None)
         stamp = git.index_stamp(worktree) if tree is None and pristine else None
