@@ -42,7 +42,11 @@ class Budget(_Strict):
 
 class Scope(_Strict):
     """What a phase may write (``paths``), what it may read as context (``read_only``), and
-    which protected paths it must write (``protected``: each attempt then waits for a person)."""
+    which protected paths it must write (``protected``: each attempt then waits for a person).
+
+    A ``read_only`` glob may not overlap ``paths`` (``plan check`` says where); should a
+    stored plan have the overlap, read-only wins.
+    """
 
     paths: list[str] = Field(min_length=1, description="Files or globs the Builder may write.")
     read_only: list[str] = Field(
