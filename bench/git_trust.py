@@ -3,7 +3,8 @@
 Plain git finds the repository through the worktree's ``.git`` file; Autopack's names
 the git directory and work tree and switches off what could run a command. The seal
 is taken before and checked after every sandboxed command. Both are measured in the
-same process on the same worktree (the median of ``--repeat`` runs). Prints one table.
+same process on the same worktree (the median of ``--repeat`` runs), and so is the walk
+that finds special files after the Builder's tools ran. Prints one table.
 
     python bench/git_trust.py              # a 2,000-file repository
     python bench/git_trust.py --files 50   # a small one
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from autopack.workspace import git, seal
+from autopack.workspace import git, landing, seal
 
 COMMANDS = (("status", "--porcelain"), ("add", "-A"), ("write-tree",), ("rev-parse", "HEAD"))
 
@@ -66,12 +67,14 @@ def main() -> None:
             rows.append((f"git {' '.join(command)}", plain, ours))
         cold = _median_ms(lambda: (git.forget_location(worktree), git.locate(worktree)), 10)
         sealed = _median_ms(lambda: seal.broken(seal.take(worktree)), args.repeat)
+        walk = _median_ms(lambda: landing.special_files(worktree), args.repeat)
     print(f"{args.files} files, median of {args.repeat} runs")
     print(f"{'operation':<24} {'plain git ms':>13} {'autopack ms':>12} {'added ms':>9}")
     for name, plain, ours in rows:
         print(f"{name:<24} {plain:>13.2f} {ours:>12.2f} {ours - plain:>9.2f}")
     print(f"{'locate (not remembered)':<24} {'':>13} {cold:>12.2f} {cold:>9.2f}")
     print(f"{'seal take + check':<24} {'':>13} {sealed:>12.2f} {sealed:>9.2f}")
+    print(f"{'special-file walk':<24} {'':>13} {walk:>12.2f} {walk:>9.2f}")
 
 
 if __name__ == "__main__":
