@@ -343,8 +343,8 @@ def test_plan_check_reports_read_only_overlapping_paths(tmp_path: Path) -> None:
 
 
 def test_autopack_git_never_follows_an_unlisted_worktree_under_autopack(tmp_path: Path) -> None:
-    """A folder under ``.autopack/`` that the repository does not list (its ``.git``
-    file written by someone else) is refused, not followed."""
+    """A folder under ``.autopack/worktrees/`` that the repository does not list (its
+    ``.git`` file written by someone else) is refused, not followed."""
     repo = make_repo(tmp_path)
     stray = repo / ".autopack" / "worktrees" / "run" / "stray"
     stray.mkdir(parents=True)

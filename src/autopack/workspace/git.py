@@ -60,6 +60,9 @@ INHERITED_LOCATION = (
 """Where-to-look variables a parent process (a git hook running Autopack) may have set:
 dropped, the location is always our own."""
 CREATES_REPOSITORY = frozenset({"init", "clone"})
+WORKTREES_DIR = f"{STATE_DIR}/worktrees"
+"""Where a repository's phase worktrees live (``Runtime.worktree``): the folders there
+are written by sandboxed commands."""
 """Commands that make a repository rather than work in one: they get no location."""
 
 
@@ -156,8 +159,9 @@ def locate(path: Path) -> Location | None:
     A folder inside a repository (the nearest folder above ``path`` with a ``.git``) is
     a worktree when that repository lists it, by the ``gitdir`` files under
     ``.git/worktrees/`` that git wrote when Autopack added it. An unlisted folder under
-    the repository's ``.autopack/`` is refused: its ``.git`` file is the sandbox's to
-    write. Anything else is found as git finds it (the user's own checkout).
+    the repository's ``.autopack/worktrees/`` is refused: its ``.git`` file is the
+    sandbox's to write. Anything else is found as git finds it (the user's own
+    checkout, Autopack's clones).
     """
     key = Path(os.path.abspath(path))
     found = _LOCATIONS.get(key)
@@ -177,7 +181,7 @@ def _as_listed_worktree(path: Path) -> Location | None:
     if admin is not None:
         return Location(admin, path, linked=True)
     if enclosing.linked or (
-        enclosing.work_tree is not None and path.is_relative_to(enclosing.work_tree / STATE_DIR)
+        enclosing.work_tree is not None and path.is_relative_to(enclosing.work_tree / WORKTREES_DIR)
     ):
         raise GitError(f"{path} is no worktree git lists: its .git file is not trusted")
     return None
