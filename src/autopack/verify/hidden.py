@@ -170,9 +170,8 @@ def with_hidden(evidence: Mapping[str, Any], hidden: HiddenRun) -> dict[str, Any
 def _export_tree(repo: Path, tree: str, target: Path) -> None:
     """Write ``tree``'s files into ``target``: exactly what would land, nothing untracked."""
     target.mkdir(parents=True)
-    archive = subprocess.Popen(
-        ["git", "archive", "--format=tar", tree], cwd=repo, stdout=subprocess.PIPE
-    )
+    argv, env = git.command_line(repo, ("archive", "--format=tar", tree))
+    archive = subprocess.Popen(argv, cwd=repo, env=env, stdout=subprocess.PIPE)
     assert archive.stdout is not None
     with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
         tar.extractall(target, filter="tar")

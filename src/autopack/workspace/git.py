@@ -97,7 +97,7 @@ def run_git(
     Bytes are decoded without newline translation: a diff of a CRLF file keeps its
     ``\r\n`` and applies again.
     """
-    argv, full_env = _prepared(cwd, args)
+    argv, full_env = command_line(cwd, args)
     proc = subprocess.run(
         argv,
         cwd=cwd,
@@ -111,8 +111,9 @@ def run_git(
     return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
-def _prepared(cwd: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of ``git args`` run for ``cwd``."""
+def command_line(cwd: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``git args`` run for ``cwd``: for a caller
+    that streams git's output itself."""
     env = _base_env()
     guard: tuple[str, ...] = ()
     if not args or args[0] not in CREATES_REPOSITORY:
@@ -127,7 +128,7 @@ def _prepared(cwd: Path, args: Sequence[str]) -> tuple[list[str], dict[str, str]
 
 def read_blob(repo: Path, spec: str) -> bytes | None:
     """The bytes of the blob ``spec`` (``TREE:path``), or ``None`` when there is none."""
-    argv, env = _prepared(repo, ("cat-file", "blob", spec))
+    argv, env = command_line(repo, ("cat-file", "blob", spec))
     done = subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=False)
     return done.stdout if done.returncode == 0 else None
 
