@@ -116,8 +116,10 @@ def phase(phase_id: str, paths: list[str], read_only: tuple[str, ...] = ()) -> d
 
 
 def write_script(tmp_path: Path, builder: dict[str, list[object]]) -> Path:
-    approve = {"verdict": "approve", "summary": "fine", "issues": []}
-    replies = {pid: {"builder": calls, "auditor": [approve]} for pid, calls in builder.items()}
+    def approve() -> dict[str, object]:  # a fresh object each time: no YAML aliases
+        return {"verdict": "approve", "summary": "fine", "issues": []}
+
+    replies = {pid: {"builder": calls, "auditor": [approve()]} for pid, calls in builder.items()}
     path = tmp_path / "script.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "replies": replies}, sort_keys=False))
     return path

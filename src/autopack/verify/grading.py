@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from autopack.verify.results import PLUGIN_MODULES
+from autopack.workspace import git
 
 TEST_DIRS = frozenset({"tests", "test", "testing"})
 TEST_FILE_PATTERNS = ("test_*.py", "*_test.py")
@@ -141,12 +142,9 @@ def _graded_content(
         return None
     if not (is_test_config(path) or is_test_file(path, base_test_files)):
         return None
-    base = subprocess.run(
-        ["git", "cat-file", "blob", f"{base_tree}:{path}"],
-        cwd=objects,
-        capture_output=True,
-        check=True,
-    ).stdout
+    base = git.read_blob(objects, f"{base_tree}:{path}")
+    if base is None:
+        raise git.GitError(f"{base_tree}:{path} is listed in the base tree but cannot be read")
     if current == base:
         return None
     if current is None and path in base_test_files:
@@ -214,5 +212,7 @@ def _put(path: Path, content: bytes | None) -> None:
 
 
 def _git(worktree: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=worktree, capture_output=True, check=True)
+    """Autopack's trusted git (a Builder may have written the worktree's ``.git``)."""
+    argv, env = git.command_line(worktree, args)
+    done = subprocess.run(argv, cwd=worktree, env=env, capture_output=True, check=True)
     return done.stdout.decode("utf-8", errors="replace")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autopack.workspace import git
 from autopack.workspace.runner import CommandResult, Sandbox
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
@@ -166,7 +167,9 @@ class _TreeFiles:
 
 
 def _git(repo: Path, *args: str) -> bytes:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, check=True).stdout
+    """Autopack's trusted git (a Builder may have written the worktree's ``.git``)."""
+    argv, env = git.command_line(repo, args)
+    return subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=True).stdout
 
 
 def is_pytest(command: str) -> bool:

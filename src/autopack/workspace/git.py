@@ -60,10 +60,10 @@ INHERITED_LOCATION = (
 """Where-to-look variables a parent process (a git hook running Autopack) may have set:
 dropped, the location is always our own."""
 CREATES_REPOSITORY = frozenset({"init", "clone"})
+"""Commands that make a repository rather than work in one: they get no location."""
 WORKTREES_DIR = f"{STATE_DIR}/worktrees"
 """Where a repository's phase worktrees live (``Runtime.worktree``): the folders there
 are written by sandboxed commands."""
-"""Commands that make a repository rather than work in one: they get no location."""
 
 
 class GitError(RuntimeError):
