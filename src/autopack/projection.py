@@ -199,6 +199,7 @@ def _cancel_requested(view: RunView, cancel: CancelRequested) -> None:
 
 def _phase_started(view: RunView, started: PhaseStarted) -> None:
     phase = view.phases[started.phase_id]
+    carried = _carried_approval(phase) if started.rebase_tree else None
     if phase.steps:
         phase.attempts.append({"attempt": phase.attempt, "steps": phase.steps})
     phase.move(PhaseState.BUILDING)
@@ -209,7 +210,25 @@ def _phase_started(view: RunView, started: PhaseStarted) -> None:
         phase.attempt_floor += 1  # re-landing a passed change costs no attempt
     phase.steps = {}
     phase.step = None
-    phase.approval = None
+    phase.approval = carried
+
+
+def _carried_approval(phase: PhaseView) -> dict[str, Any] | None:
+    """A person's approval of a change that is now merged onto a moved run branch: it
+    stays with the change, with the reasons it answered (see :func:`_still_approved`)."""
+    if phase.approval is None:
+        return None
+    reasons = phase.approval.get("reasons") or phase.steps.get("gate", {}).get("reasons", [])
+    carried_from = phase.approval.get("carried_from", phase.attempt)
+    return {**phase.approval, "carried_from": carried_from, "reasons": list(reasons)}
+
+
+def _still_approved(phase: PhaseView, reasons: list[str]) -> bool:
+    """Whether an approval carried onto this attempt answers every reason its gate asks a
+    person for: the same change asks nothing new, so nobody is asked twice for it."""
+    if phase.approval is None or "carried_from" not in phase.approval:
+        return False
+    return set(reasons) <= set(phase.approval.get("reasons", []))
 
 
 def _step_started(view: RunView, started: StepStarted) -> None:
@@ -226,7 +245,10 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
     if done.step == "gate":
         view.last_proof_hash = str(done.result.get("proof_hash", view.last_proof_hash))
         decision = done.result.get("decision")
-        if decision == "NEEDS_APPROVAL":
+        if decision == "NEEDS_APPROVAL" and _still_approved(phase, done.result.get("reasons", [])):
+            pass  # approved already: the decider lands it
+        elif decision == "NEEDS_APPROVAL":
+            phase.approval = None
             phase.move(PhaseState.AWAITING_APPROVAL)
             phase.awaiting_since = view.updated_at
         elif decision == "BLOCK":
