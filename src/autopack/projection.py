@@ -30,6 +30,7 @@ from autopack.events import (
 )
 from autopack.plan import Plan
 from autopack.states import (
+    PHASE_ACTIVE,
     PhaseState,
     RunState,
     check_phase_transition,
@@ -90,6 +91,8 @@ class PhaseView:
     """(role, attempt) of every recorded model call, in order."""
     rejection: dict[str, Any] | None = None
     spend: Spend = field(default_factory=Spend)
+    stopped_in: PhaseState | None = None
+    """Where a CANCELLED phase's attempt stood; a resume puts it back there."""
 
     def move(self, new: PhaseState) -> None:
         if new != self.state:
@@ -173,6 +176,10 @@ def _run_started(view: RunView, started: Any) -> None:
                 phase.move(PhaseState.QUEUED)
                 phase.attempt_floor = phase.attempt
                 phase.reason = ""
+    for phase in view.phases.values():
+        if phase.state is PhaseState.CANCELLED and phase.stopped_in is not None:
+            phase.move(phase.stopped_in)
+            phase.stopped_in = None
     view.cancel_requested = False
     view.reason = ""
     view.move(RunState.RUNNING)
@@ -183,6 +190,10 @@ def _run_finished(view: RunView, finished: RunFinished) -> None:
     view.reason = finished.reason
     for phase in view.phases.values():
         phase.step = None
+        stopped = phase.state in PHASE_ACTIVE or phase.state is PhaseState.AWAITING_APPROVAL
+        if view.state is RunState.CANCELLED and stopped:
+            phase.stopped_in = phase.state
+            phase.move(PhaseState.CANCELLED)
 
 
 def _run_paused(view: RunView, paused: RunPaused) -> None:
