@@ -123,14 +123,28 @@ def runs_table(rows: list[RunRow]) -> RenderableType:
 def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
     """Show the run updating in place on a terminal; one line per phase change otherwise."""
     if console.is_terminal:
+        retrying: dict[str, str] = {}
+        """Per phase, the retry its model call waits for (until a call goes through)."""
+
+        def frame() -> RenderableType:
+            table = run_table(store.view(run_id))
+            if not retrying:
+                return table
+            return Group(table, Text("\n".join(retrying.values()), style="yellow"))
+
         with Live(console=console, refresh_per_second=4, transient=False) as live:
 
             def redraw(event: Event) -> None:
-                if event.run_id == run_id:
-                    live.update(run_table(store.view(run_id)))
+                if event.run_id != run_id:
+                    return
+                if event.type == "model_retrying":
+                    retrying[event.phase_id or ""] = _retry_line(event.data)
+                elif event.type in ("model_called", "phase_failed", "run_finished"):
+                    retrying.pop(event.phase_id or "", None)
+                live.update(frame())
 
             store.subscribe(redraw)
-            live.update(run_table(store.view(run_id)))
+            live.update(frame())
             yield
         return
 
@@ -139,7 +153,7 @@ def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
             return
         text = _event_line(event)
         if text:
-            console.print(text)
+            console.print(text, soft_wrap=True)  # one greppable line per event
 
     store.subscribe(line)
     yield
@@ -159,4 +173,15 @@ def _event_line(event: Event) -> str:
         return f"[{event.seq:>4}] {phase}: {event.type.split('_')[1]}: {data['reason']}"
     if event.type == "run_finished":
         return f"[{event.seq:>4}] run {data['state']}: {data['reason']}"
+    if event.type == "model_retrying":
+        return f"[{event.seq:>4}] {_retry_line(data)}"
     return ""
+
+
+def _retry_line(data: dict[str, object]) -> str:
+    """Which call failed and why, which retry this is and how long it waits first."""
+    phase = f"{data['phase_id']}: " if data.get("phase_id") else ""
+    return (
+        f"{phase}{data['role']} call to {data['model']} failed ({data['reason']}); "
+        f"retry {data['retry']}/{data['max_retries']} in {float(str(data['delay_s'])):.3g} s"
+    )
