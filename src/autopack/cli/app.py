@@ -545,8 +545,13 @@ def show(
     phase_id: str,
     repo: RepoOption = Path("."),
     attempt: Annotated[int | None, typer.Option(help="Default: the latest.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="All the recorded evidence, as one JSON document.")
+    ] = False,
 ) -> None:
-    """A phase's evidence: the diff, the test result, the audit and the gate's decision."""
+    """A phase's evidence: the gate's decision, the tests, the audit and the diff stat."""
+    from autopack.cli.evidence import attempt_evidence, attempt_summary
+
     rt = _open(_repo(repo))
     view = rt.store.view(run_id)
     if phase_id not in view.phases:
@@ -558,25 +563,11 @@ def show(
     if steps is None:
         _problem(f"phase {phase_id} has no attempt {number}")
     folder = rt.run_dir(run_id) / "phases" / phase_id / str(number)
-    console.rule(f"{phase_id} attempt {number}: {phase.state.value}")
-    _show_file(folder / "changes.diff", "diff")
-    _show_file(folder / "verify.json", "json")
-    refused = steps.get("apply", {}).get("feedback")
-    if refused:  # the edits engine's per-hunk report, as the Builder was told it
-        console.print("edits refused", style="bold")
-        console.print(refused)
-    for step in ("audit", "gate", "commit"):
-        if step in steps:
-            console.print(step, style="bold")
-            console.print_json(json.dumps(steps[step]))
-
-
-def _show_file(path: Path, lexer: str) -> None:
-    from rich.syntax import Syntax
-
-    if path.exists():
-        console.print(path.name, style="bold")
-        console.print(Syntax(path.read_text(encoding="utf-8"), lexer, word_wrap=True))
+    evidence = attempt_evidence(folder, steps, run_id, phase_id, number, phase.state.value)
+    if as_json:
+        typer.echo(json.dumps(evidence, indent=2))
+    else:
+        console.print(attempt_summary(evidence))
 
 
 @app.command()
