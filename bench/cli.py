@@ -3,7 +3,8 @@
 Each command runs as a fresh subprocess (``python -c "from autopack.cli import main;
 main()" ARGS``, what the installed script does), interleaved with ``python -c pass``
 in the same invocation; the table shows the median of N runs of each and the
-difference. The target is at most 0.25 s above the interpreter for every command.
+difference. The target is at most 0.25 s above the interpreter for every command. The
+first row, a Typer app that does nothing, is what the command line library costs alone.
 
     python bench/cli.py            # 15 runs of each
     python bench/cli.py --quick    # 3 runs of each (CI smoke run)
@@ -24,6 +25,19 @@ from autopack.cli.demo import demo_files, prepare_demo_repo
 
 TARGET_S = 0.25
 ENTRY = "from autopack.cli import main; main()"
+TYPER_FLOOR = """\
+from pathlib import Path
+import typer
+app = typer.Typer()
+@app.command()
+def runs(repo: Path = Path("."), state: str = "", limit: int = 20) -> None:
+    print(repo, state, limit)
+@app.command()
+def other() -> None:
+    pass
+app()
+"""
+"""A Typer app of two commands doing nothing: what the command line library costs."""
 EDIT = "a.py\n<<<<<<< SEARCH\nA = 1\n=======\nA = 2\n>>>>>>> REPLACE\n"
 
 
@@ -65,6 +79,7 @@ def main() -> None:
         repo, run_id, edits = prepare(Path(tmp))
         cli = [sys.executable, "-c", ENTRY]
         commands = {
+            "(a bare Typer app)": ([sys.executable, "-c", TYPER_FLOOR, "runs"], repo, None),
             "autopack --help": ([*cli, "--help"], repo, None),
             "autopack runs": ([*cli, "runs"], repo, None),
             "autopack status RUN": ([*cli, "status", run_id], repo, None),

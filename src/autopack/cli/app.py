@@ -219,10 +219,12 @@ def _options(
 
 
 def _repo(repo: Path) -> Path:
+    """The top of the work tree ``repo`` is in (one git call: every command starts here)."""
     repo = repo.resolve()
-    if not repo.is_dir() or not git.is_repo(repo):
+    top = git.git(repo, "rev-parse", "--show-toplevel", check=False) if repo.is_dir() else ""
+    if not top:
         _problem(f"{repo} is not a git repository")
-    return git.toplevel(repo)
+    return Path(top)
 
 
 def _problem(message: str) -> NoReturn:
