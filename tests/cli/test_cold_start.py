@@ -1,6 +1,7 @@
 """The ``autopack`` command starts without what only some commands need: importing it,
-``--help``, ``runs`` and ``status`` load neither FastAPI, Alembic, SQLAlchemy nor the
-engine (checked in a fresh interpreter's ``sys.modules``). ``runs`` and ``status`` read
+``--help``, ``runs`` and ``status`` load neither FastAPI, Alembic, SQLAlchemy, the
+engine nor the settings and plan models (checked in a fresh interpreter's
+``sys.modules``). ``runs`` and ``status`` read
 the rows directly and print what the store would have printed; the rooms' commands,
 loaded on use, are listed with the start of their own help."""
 
@@ -18,7 +19,16 @@ from typer.testing import CliRunner
 from autopack.cli import app
 from autopack.cli.app import ROOM_COMMANDS, room_command
 
-HEAVY = ("fastapi", "alembic", "sqlalchemy", "autopack.engine", "autopack.store", "uvicorn")
+HEAVY = (
+    "fastapi",
+    "alembic",
+    "sqlalchemy",
+    "uvicorn",
+    "autopack.engine",
+    "autopack.store",
+    "autopack.config",
+    "autopack.plan",
+)
 PLAN = """\
 run: {goal: Edit a}
 tiers:

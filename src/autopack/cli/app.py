@@ -16,7 +16,6 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from autopack.cli.output import console, err, labelled
-from autopack.cli.view import RunLines, live_run, run_table, runs_table
 from autopack.states import RUN_TERMINAL, PhaseState, RunState
 from autopack.workspace import git
 
@@ -219,12 +218,12 @@ def _options(
 
 
 def _repo(repo: Path) -> Path:
-    """The top of the work tree ``repo`` is in (one git call: every command starts here)."""
+    """The top of the work tree ``repo`` is in, as git's trusted discovery finds it."""
     repo = repo.resolve()
-    top = git.git(repo, "rev-parse", "--show-toplevel", check=False) if repo.is_dir() else ""
-    if not top:
+    where = git.locate(repo)
+    if where is None or where.work_tree is None:
         _problem(f"{repo} is not a git repository")
-    return Path(top)
+    return where.work_tree
 
 
 def _problem(message: str) -> NoReturn:
@@ -358,6 +357,7 @@ def _preflight(root: Path, plan: Plan, model: str | None) -> None:
 
 
 def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
+    from autopack.cli.view import live_run, run_table
     from autopack.engine.local import LeaseHeld, LocalExecutor
 
     console.print(labelled(f"run {run_id}:", plan.run.goal, "bold"))
@@ -497,6 +497,7 @@ def runs(
 ) -> None:
     """List runs, newest first, with progress, spend and pending approvals."""
     from autopack import rows
+    from autopack.cli.view import runs_table
 
     root = _repo(repo)
     wanted = RunState(state.upper()) if state else None
@@ -512,18 +513,19 @@ def runs(
 def status(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Show a run: tiers, phases, attempts, steps, spend and why it ended."""
     from autopack import rows
+    from autopack.cli import view as views
 
     root = _repo(repo)
     db = _default_db(root)
     found = rows.run_status(db, run_id) if db else None
     if found is None:  # another database, or no such run: the store says which
         view = _open(root).store.view(run_id)
-        lines, reason = RunLines.of_view(view), view.reason
+        lines, reason = views.RunLines.of_view(view), view.reason
         branch, base = view.branch, view.base_commit
     else:
-        lines, reason = RunLines.of_status(found), found.run.reason
+        lines, reason = views.RunLines.of_status(found), found.run.reason
         branch, base = found.run.branch, found.base_commit
-    console.print(run_table(lines))
+    console.print(views.run_table(lines))
     if reason:
         console.print(f"reason: {reason}")
     console.print(f"branch: {branch}  base: {base[:12]}")
