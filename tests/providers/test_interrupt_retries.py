@@ -13,7 +13,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from fakeserver import FakeServer, Fault
+from fakeserver import FakeServer, Fault, Reply
 from test_run_ends import KEY, PLAN, make_repo, openai_config
 
 from autopack.engine.runtime import Runtime
@@ -73,3 +73,30 @@ def test_ctrl_c_during_retries_ends_the_run_and_the_retries_are_shown(tmp_path: 
     view = Runtime.open(repo).store.view(row.id)
     assert view.state is RunState.CANCELLED, (view.state, view.reason)
     assert "interrupted" in view.reason
+
+
+def test_autopack_plan_shows_the_retries_of_its_planner(tmp_path: Path) -> None:
+    """``autopack plan GOAL`` has no live view: each retry is a line of its own."""
+    draft = PLAN % ""
+    with FakeServer(api_key=KEY) as server:
+        server.enqueue(
+            "openai",
+            Fault(529, retry_after="0", message="overloaded"),
+            Reply(text=f"```yaml\n{draft}```"),
+        )
+        repo = make_repo(tmp_path, openai_config(server))
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "COLUMNS": "80"}
+        done = subprocess.run(
+            [AUTOPACK, "plan", "Edit a", "-C", str(repo), "--model", "openai:gpt-4.1"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "planner call to openai:gpt-4.1 failed" in output and "HTTP 529" in output
+    assert "retry 1/6 in 0 s" in output
+    assert (repo / "plan.yaml").is_file()

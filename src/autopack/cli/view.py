@@ -202,7 +202,7 @@ def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
                 if event.run_id != run_id:
                     return
                 if event.type == "model_retrying":
-                    retrying[event.phase_id or ""] = _retry_line(event.data)
+                    retrying[event.phase_id or ""] = retry_line(event.data)
                 elif event.type in ("model_called", "phase_failed", "run_finished"):
                     retrying.pop(event.phase_id or "", None)
                 live.update(frame())
@@ -238,11 +238,11 @@ def _event_line(event: Event) -> str:
     if event.type == "run_finished":
         return f"[{event.seq:>4}] run {data['state']}: {data['reason']}"
     if event.type == "model_retrying":
-        return f"[{event.seq:>4}] {_retry_line(data)}"
+        return f"[{event.seq:>4}] {retry_line(data)}"
     return ""
 
 
-def _retry_line(data: dict[str, object]) -> str:
+def retry_line(data: dict[str, object]) -> str:
     """Which call failed and why, which retry this is and how long it waits first."""
     phase = f"{data['phase_id']}: " if data.get("phase_id") else ""
     return (
