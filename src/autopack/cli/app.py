@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import typer.main
-from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
-from autopack.cli.output import console, err, labelled
+from autopack.cli import output
 from autopack.states import RUN_TERMINAL, PhaseState, RunState
 from autopack.workspace import git
 
@@ -44,14 +43,14 @@ def fails_cleanly(func: F) -> F:
         except Exception as exc:
             if _is(exc, "autopack.plan", "PlanError"):
                 issues = exc.issues  # type: ignore[attr-defined]
-                err.print(labelled("invalid plan", f"({len(issues)} problem(s)):"))
+                output.err.print(output.labelled("invalid plan", f"({len(issues)} problem(s)):"))
                 for issue in issues:
-                    err.print(f"  {issue}")
+                    output.err.print(f"  {issue}")
                 raise typer.Exit(2) from exc
             code, label = _failure(exc)
             if code is None:
                 raise
-            err.print(labelled(label, _message(exc)))
+            output.err.print(output.labelled(label, _message(exc)))
             raise typer.Exit(code) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -201,7 +200,7 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        console.print(f"autopack {version('autopack')}")
+        output.console.print(f"autopack {version('autopack')}")
         raise typer.Exit(0)
 
 
@@ -276,7 +275,8 @@ def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> 
 
     parsed = load_plan(plan)
     count = sum(1 for _ in parsed.phases())
-    console.print(labelled("ok", f"{plan}: {len(parsed.tiers)} tiers, {count} phases", "green"))
+    summary = f"{plan}: {len(parsed.tiers)} tiers, {count} phases"
+    output.console.print(output.labelled("ok", summary, "green"))
 
 
 @app.command()
@@ -291,11 +291,11 @@ def init(repo: RepoOption = Path(".")) -> None:
     git.exclude_state_dir(root)
     config = root / CONFIG_FILE
     if config.exists():
-        console.print(f"{config} exists; left as it is")
+        output.console.print(f"{config} exists; left as it is")
     else:
         command = detect_test_command(root)
         config.write_text(render_default_config(command), encoding="utf-8")
-        console.print(f"wrote {config} (test command: {command or 'none detected'})")
+        output.console.print(f"wrote {config} (test command: {command or 'none detected'})")
     load_settings(root)
 
 
@@ -360,23 +360,23 @@ def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
     from autopack.cli.view import live_run, run_table
     from autopack.engine.local import LeaseHeld, LocalExecutor
 
-    console.print(labelled(f"run {run_id}:", plan.run.goal, "bold"))
+    output.console.print(output.labelled(f"run {run_id}:", plan.run.goal, "bold"))
     executor = LocalExecutor(rt)
     try:
-        with live_run(console, rt.store, run_id):
+        with live_run(output.console, rt.store, run_id):
             state = executor.execute(run_id)
     except KeyboardInterrupt:
         executor.cancel.set()
-        err.print("interrupted")
+        output.err.print("interrupted")
         return 130
     except LeaseHeld:
         raise  # another executor has the run: nothing was recorded here
     except Exception as exc:
         return _stopped(rt, run_id, exc)
     view = rt.store.view(run_id)
-    if not console.is_terminal:
-        console.print(run_table(view))
-    console.print(f"branch: {view.branch}   details: autopack status {run_id}")
+    if not output.console.is_terminal:
+        output.console.print(run_table(view))
+    output.console.print(f"branch: {view.branch}   details: autopack status {run_id}")
     return EXIT.get(state, 1)
 
 
@@ -390,9 +390,9 @@ def _stopped(rt: Runtime, run_id: str, exc: Exception) -> int:
         code, label = 3, "environment"
     else:
         code, label = 1, f"internal error ({type(exc).__name__})"
-    err.print(f"{label}: {exc}", markup=False, highlight=False)
+    output.err.print(f"{label}: {exc}", markup=False, highlight=False)
     state = rt.store.view(run_id).state.value
-    err.print(
+    output.err.print(
         f"run {run_id} is {state}; fix the cause, then `autopack resume {run_id}`",
         markup=False,
         highlight=False,
@@ -404,6 +404,8 @@ def _stopped(rt: Runtime, run_id: str, exc: Exception) -> int:
 @fails_cleanly
 def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Re-run a recorded run offline from its cassette; check every phase lands the same tree."""
+    from rich.text import Text
+
     from autopack.engine.replay import replay as replay_run
 
     rt = _open(_repo(repo))
@@ -411,11 +413,12 @@ def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     for phase in result.phases:
         trees = f"{phase.phase_id}: {phase.original_tree[:12]} -> {phase.replay_tree[:12]}"
         mark = Text("same", "green") if phase.same else Text("differs", "red")
-        console.print(Text.assemble(trees, " ", mark))
+        output.console.print(Text.assemble(trees, " ", mark))
     if result.identical:
-        console.print(f"replay {result.run_id}: every phase's tree hash equals the original's")
+        same = "every phase's tree hash equals the original's"
+        output.console.print(f"replay {result.run_id}: {same}")
         raise typer.Exit(0)
-    console.print(f"replay {result.run_id} {result.state.value}: trees differ", style="red")
+    output.console.print(f"replay {result.run_id} {result.state.value}: trees differ", style="red")
     raise typer.Exit(1)
 
 
@@ -444,7 +447,7 @@ def approve(
     attempt = _waiting(rt, run_id, phase_id)
     granted = ApprovalGranted(phase_id=phase_id, attempt=attempt, note=note, by=_who())
     rt.store.append(run_id, granted)
-    console.print(f"approved {phase_id} attempt {attempt}")
+    output.console.print(f"approved {phase_id} attempt {attempt}")
 
 
 @app.command()
@@ -463,7 +466,7 @@ def reject(
     attempt = _waiting(rt, run_id, phase_id)
     rejected = ApprovalRejected(phase_id=phase_id, attempt=attempt, note=note, by=_who(), fail=fail)
     rt.store.append(run_id, rejected)
-    console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
+    output.console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
 
 
 @app.command()
@@ -479,9 +482,9 @@ def cancel(run_id: str, repo: RepoOption = Path(".")) -> None:
     reason = f"cancelled by {_who()}"
     rt.store.append(run_id, CancelRequested(reason=reason))
     if cancel_orphan(rt, run_id, reason):
-        console.print(f"cancelled {run_id} (no executor was running it)")
+        output.console.print(f"cancelled {run_id} (no executor was running it)")
     else:
-        console.print(f"cancel requested for {run_id}")
+        output.console.print(f"cancel requested for {run_id}")
 
 
 def _who() -> str:
@@ -505,7 +508,7 @@ def runs(
     listed = rows.list_runs(db, wanted and wanted.value, limit) if db else None
     if listed is None:
         listed = _open(root).store.list_runs(wanted, limit=limit)
-    console.print(runs_table(listed))
+    output.console.print(runs_table(listed))
 
 
 @app.command()
@@ -525,10 +528,10 @@ def status(run_id: str, repo: RepoOption = Path(".")) -> None:
     else:
         lines, reason = views.RunLines.of_status(found), found.run.reason
         branch, base = found.run.branch, found.base_commit
-    console.print(views.run_table(lines))
+    output.console.print(views.run_table(lines))
     if reason:
-        console.print(f"reason: {reason}")
-    console.print(f"branch: {branch}  base: {base[:12]}")
+        output.console.print(f"reason: {reason}")
+    output.console.print(f"branch: {branch}  base: {base[:12]}")
 
 
 def _default_db(root: Path) -> Path | None:
@@ -571,7 +574,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(evidence, indent=2))
     else:
-        console.print(attempt_summary(evidence))
+        output.console.print(attempt_summary(evidence))
 
 
 @app.command()
@@ -586,7 +589,7 @@ def demo(
 
     if dir is not None and dir.exists() and (not dir.is_dir() or any(dir.iterdir())):
         _problem(f"--dir {dir} is not an empty folder; name a new or empty one")
-    raise typer.Exit(run_demo(dir, console))
+    raise typer.Exit(run_demo(dir, output.console))
 
 
 @app.command()
@@ -648,4 +651,4 @@ def plan_draft(
     """Draft a plan for GOAL from the repository; it is written for review, never run."""
     from autopack.cli.planning import draft
 
-    draft(goal, _repo(repo), out, model, console)
+    draft(goal, _repo(repo), out, model, output.console)
