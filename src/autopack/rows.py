@@ -91,8 +91,11 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
+    """Read-only, in one read transaction: every query sees the same snapshot (WAL)."""
     conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    conn.isolation_level = None  # transactions as issued here, none implied
     conn.row_factory = sqlite3.Row
+    conn.execute("BEGIN")
     return conn
 
 

@@ -565,6 +565,8 @@ def show(
         _problem(f"run {run_id} has no phase {phase_id!r}")
     phase = view.phases[phase_id]
     number = attempt or phase.attempt
+    if number == 0:
+        _problem(f"phase {phase_id} of {run_id} has not started ({phase.state.value})")
     found = {a["attempt"]: a["steps"] for a in phase.attempts} | {phase.attempt: phase.steps}
     steps = found.get(number)
     if steps is None:
