@@ -14,6 +14,7 @@ from rich.syntax import Syntax
 from rich.text import Text
 from typer.core import TyperGroup
 
+from autopack.autopilot.intention import IntentionError
 from autopack.cli.output import console, err, labelled
 from autopack.cli.view import live_run, run_table, runs_table
 from autopack.config import (
@@ -53,8 +54,9 @@ def fails_cleanly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except PlanError as exc:
-            err.print(labelled("invalid plan", f"({len(exc.issues)} problem(s)):"))
+        except (PlanError, IntentionError) as exc:
+            what = "invalid plan" if isinstance(exc, PlanError) else "invalid intention"
+            err.print(labelled(what, f"({len(exc.issues)} problem(s)):"))
             for issue in exc.issues:
                 err.print(f"  {issue}")
             raise typer.Exit(2) from exc
@@ -501,6 +503,7 @@ def _mount_rooms() -> None:
     """Commands whose code lives with the room they drive."""
     from autopack.api.cli import keys_app
     from autopack.ci.cli import mount as mount_ci
+    from autopack.cli.autopilot import gaps_command, intention_app
     from autopack.edits.cli import edits_app
     from autopack.engine.worker import worker
     from autopack.ledger.cli import tidy_command
@@ -510,6 +513,8 @@ def _mount_rooms() -> None:
     app.add_typer(memory_cli, name="memory")
     app.add_typer(rules_cli, name="rules")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(intention_app, name="intention")
+    app.command("gaps")(gaps_command)
     app.command("tidy")(tidy_command)
     app.command("worker")(worker)
     mount_ci(app)
