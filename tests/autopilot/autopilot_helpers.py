@@ -32,7 +32,7 @@ def scale(a: int) -> int:
 def typed() -> int:
     return "not an int"
 '''
-TESTS = '''import pytest
+TESTS = """import pytest
 
 from calc import add, divide
 
@@ -62,7 +62,7 @@ def test_parser():
 @pytest.mark.xfail(reason="rounding is wrong")
 def test_rounding():
     assert round(2.675, 2) == 2.68
-'''
+"""
 PYPROJECT = """[project]
 name = "calc"
 version = "0"

@@ -20,6 +20,8 @@ from autopack.autopilot.intention import (
 from autopack.cli.app import RepoOption, _repo, fails_cleanly
 from autopack.cli.output import console, labelled
 from autopack.config import load_settings
+from autopack.engine import RepoProblem
+from autopack.workspace import git
 
 WIDTH = 80
 """The table fits an 80-column terminal whatever the paths and messages are."""
@@ -43,7 +45,7 @@ def intention_check(
     intention = load_intention(target)
     criteria = intention.success_criteria
     count = len(criteria.tests) + len(criteria.commands) + len(criteria.files)
-    console.print(labelled("ok", f"{target}: {count} success criteria", "green"))
+    console.print(labelled("ok", f"{target}: {count} success criteria", "green"), soft_wrap=True)
 
 
 @fails_cleanly
@@ -65,6 +67,8 @@ def gaps_command(
     configured), TODO/FIXME, debug-ledger entries without a fix, untested public
     functions. Ranked, most urgent first."""
     root = _repo(repo)
+    if git.rev_parse(root, "HEAD") is None:
+        raise RepoProblem(f"{root} has no commit yet: the scan reads HEAD")
     wanted = _intention(root, intention)
     result = scan(root, wanted, load_settings(root), run=not no_run)
     if as_json:
