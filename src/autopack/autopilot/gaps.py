@@ -147,7 +147,9 @@ def scan(
         from autopack.workspace.runner import make_sandbox
 
         box = sandbox or make_sandbox(settings.sandbox)
+        started = time.perf_counter()
         with _export(root, head) as checkout:
+            result.timings["export"] = time.perf_counter() - started
             gaps += _ran(root, checkout, head, intention, settings, box, result)
     kept = [g for g in gaps if g.kind == "criterion" or not g.path or intention.allows(g.path)]
     result.gaps = rank(kept)
@@ -458,9 +460,9 @@ def _mypy(checkout: Path, sandbox: Sandbox, notes: list[str]) -> Iterator[Gap]:
     options = "--no-error-summary --show-column-numbers --no-pretty --no-color-output"
     command = f"python -m mypy {options}"
     done = sandbox.run(command, checkout, timeout_s=TOOL_TIMEOUT_S, output_cap=TOOL_OUTPUT_CAP)
-    if done.exit_code == 2 and "Missing target" in done.output:  # config names no files
-        command += " ."
-        done = sandbox.run(command, checkout, timeout_s=TOOL_TIMEOUT_S, output_cap=TOOL_OUTPUT_CAP)
+    if done.exit_code == 2 and "Missing target" in done.output:
+        notes.append("mypy is configured without files to check: set `files` in its config")
+        return
     if done.exit_code not in (0, 1):
         notes.append(f"mypy is configured but did not run: {_last_line(done.output)}")
         return
