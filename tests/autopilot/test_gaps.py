@@ -150,3 +150,16 @@ def test_a_repository_without_a_commit_exits_2(tmp_path: Path) -> None:
     result = autopack("gaps", "-C", str(tmp_path))
     assert result.exit_code == 2
     assert "has no commit yet" in result.stderr
+
+
+def test_untested_functions_are_found_when_the_project_collects_coverage_in_parallel(
+    tmp_path: Path,
+) -> None:
+    """A project's ``[tool.coverage.run] parallel = true`` renames coverage's data file;
+    the per-test map must not be lost to it (attrs configures this)."""
+    repo = gappy_project(tmp_path / "calc")
+    pyproject = (repo / "pyproject.toml").read_text()
+    write(repo, {"pyproject.toml": pyproject + "\n[tool.coverage.run]\nparallel = true\n"})
+    commit_all(repo, "coverage in parallel")
+    untested = by_kind(gaps_json(repo))["untested"]
+    assert sorted(g["ref"] for g in untested) == ["scale", "typed"]
