@@ -141,6 +141,7 @@ def gappy_project(root: Path) -> Path:
             "pyproject.toml": PYPROJECT,
             "docs/DEBUG_LOG.md": DEBUG_LOG,
             "vendor/lib.py": "# TODO: not ours to fix\n",
+            "docs/plan.md": "# Plan\n\nTODO: write the guide\nOur TODO list is short.\n",
             "logo.png": "\x89PNG TODO: not text\n",
             ".autopack/intention.yaml": INTENTION,
         },

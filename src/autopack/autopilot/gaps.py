@@ -67,11 +67,11 @@ BINARY_SUFFIXES = frozenset(
         " .ogg .avi .mov .sqlite .db .npy .npz .pkl .pickle .parquet .feather .h5"
     ).split()
 )
-_TODO = re.compile(
-    rb"(?:^|#|//|/\*|<!--|;|--)[ \t]*(?:[-*][ \t]+)?\b(TODO|FIXME)\b"
-    rb"(?:\([^)\n]*\))?:?[ \t]*([^\n]*)",
-    re.MULTILINE,
-)
+_TODO = re.compile(rb"\b(TODO|FIXME)\b")
+_TODO_BEFORE = re.compile(rb"(?:^|#|//|/\*|<!--|;|--)[ \t]*(?:[-*][ \t]+)?$", re.MULTILINE)
+"""What must precede the marker on its line: a comment opener (or nothing), so the word in
+prose or in a string is not a note."""
+_TODO_AFTER = re.compile(rb"(?:\([^)\n]*\))?:?[ \t]*([^\n]*)")
 _RUFF_LINE = re.compile(r"^(?P<path>[^:\n]+):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$", re.M)
 _MYPY_LINE = re.compile(
     r"^(?P<path>[^:\n]+):(?P<line>\d+):(?:\d+:)? error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$",
@@ -195,10 +195,18 @@ def _readable(path: str, blob: _Blob, intention: Intention) -> bool:
 def _read_texts(root: Path, blobs: Mapping[str, _Blob]) -> dict[str, bytes]:
     """The blobs' contents from one ``git cat-file --batch``; binaries (a NUL byte) left out."""
     paths = list(blobs)
-    request = "".join(f"{blobs[p].oid}\n" for p in paths).encode()
-    out = subprocess.run(
-        ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=True
-    ).stdout
+    with tempfile.TemporaryFile() as request:
+        request.write("".join(f"{blobs[p].oid}\n" for p in paths).encode())
+        request.seek(0)
+        # One read of the whole stream: communicate()'s small polled reads cost a second
+        # at 5,000 files.
+        batch = subprocess.Popen(
+            ["git", "cat-file", "--batch"], cwd=root, stdin=request, stdout=subprocess.PIPE
+        )
+        assert batch.stdout is not None
+        out = batch.stdout.read()
+        if batch.wait() != 0:
+            raise subprocess.CalledProcessError(batch.returncode, "git cat-file --batch")
     texts: dict[str, bytes] = {}
     pos = 0
     for path in paths:
@@ -217,10 +225,16 @@ def _todos(texts: Mapping[str, bytes]) -> Iterator[Gap]:
             continue
         line, counted = 1, 0
         for match in _TODO.finditer(body):
-            line += body.count(b"\n", counted, match.start())
-            counted = match.start()
+            start = match.start()
+            line_start = body.rfind(b"\n", 0, start) + 1
+            if not _TODO_BEFORE.search(body, line_start, start):
+                continue
+            line += body.count(b"\n", counted, start)
+            counted = start
             marker = match.group(1).decode()
-            note = match.group(2).decode("utf-8", "replace").strip().rstrip("*/->").strip()
+            after = _TODO_AFTER.match(body, match.end())
+            text = after.group(1) if after else b""
+            note = text.decode("utf-8", "replace").strip().rstrip("*/->").strip()
             yield Gap(
                 "todo", path, line, f"{marker}: {note}" if note else marker, f"{marker}:{note}"
             )
