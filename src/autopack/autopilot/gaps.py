@@ -133,9 +133,10 @@ def scan(
     *,
     run: bool = True,
     sandbox: Sandbox | None = None,
+    ref: str = "HEAD",
 ) -> Scan:
-    """Every gap of ``root`` at HEAD against ``intention``, ranked."""
-    head = _git(root, "rev-parse", "--verify", "HEAD^{commit}").strip()
+    """Every gap of ``root`` at ``ref`` (HEAD) against ``intention``, ranked."""
+    head = _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
     result = Scan(head=head)
     started = time.perf_counter()
     blobs = _tracked_blobs(root, head)

@@ -503,7 +503,7 @@ def _mount_rooms() -> None:
     """Commands whose code lives with the room they drive."""
     from autopack.api.cli import keys_app
     from autopack.ci.cli import mount as mount_ci
-    from autopack.cli.autopilot import gaps_command, intention_app
+    from autopack.cli.autopilot import autopilot_command, gaps_command, intention_app
     from autopack.edits.cli import edits_app
     from autopack.engine.worker import worker
     from autopack.ledger.cli import tidy_command
@@ -515,6 +515,7 @@ def _mount_rooms() -> None:
     app.add_typer(keys_app, name="keys")
     app.add_typer(intention_app, name="intention")
     app.command("gaps")(gaps_command)
+    app.command("autopilot")(autopilot_command)
     app.command("tidy")(tidy_command)
     app.command("worker")(worker)
     mount_ci(app)

@@ -17,7 +17,7 @@ from autopack.autopilot.intention import (
     intention_path,
     load_intention,
 )
-from autopack.cli.app import RepoOption, _repo, fails_cleanly
+from autopack.cli.app import ModelOption, RepoOption, _check_model, _repo, fails_cleanly
 from autopack.cli.output import console, labelled
 from autopack.config import load_settings
 from autopack.engine import RepoProblem
@@ -109,3 +109,44 @@ def _fit(text: str, width: int, *, keep_end: bool = False) -> str:
     if len(text) <= width:
         return text
     return "..." + text[-(width - 3) :] if keep_end else text[: width - 3] + "..."
+
+
+@fails_cleanly
+def autopilot_command(
+    repo: RepoOption = Path("."),
+    model: ModelOption = None,
+    intention: Annotated[
+        Path | None, typer.Option(help=f"The intention file (default: {INTENTION_FILE}).")
+    ] = None,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-approve",
+            help="Run plans whose phases are all low risk and write only allowed paths; "
+            "any other plan still waits for a person.",
+        ),
+    ] = False,
+) -> None:
+    """Close the gaps: scan, plan for the top gaps, approve by policy, run, scan again.
+
+    Works on its own branch (autopack/autopilot-ID); stops when the success criteria hold,
+    the budget or iterations are spent, an iteration makes no progress, or a plan needs a
+    person. Exit 0 when the criteria hold, 1 otherwise."""
+    from autopack.autopilot.loop import Autopilot
+
+    root = _repo(repo)
+    if git.rev_parse(root, "HEAD") is None:
+        raise RepoProblem(f"{root} has no commit yet")
+    wanted = load_intention(intention if intention is not None else intention_path(root))
+    _check_model(model, root)
+    pilot = Autopilot(root, wanted, model, auto_approve, say=console.print)
+    outcome = pilot.run()
+    detail = f" ({outcome.detail})" if outcome.detail else ""
+    console.print(f"autopilot {outcome.autopilot_id}: {outcome.stop}{detail}", soft_wrap=True)
+    console.print(f"branch: {outcome.branch}   runs: {', '.join(outcome.runs) or 'none'}")
+    if outcome.plan_for_review is not None:
+        console.print(
+            f"plan for review: {outcome.plan_for_review} (autopack run it, or edit it first)",
+            soft_wrap=True,
+        )
+    raise typer.Exit(0 if outcome.finished else 1)

@@ -1,0 +1,266 @@
+"""``autopack autopilot``: scan, plan for the top gaps, approve by policy, run, scan again.
+
+Each iteration works on the autopilot's own branch (``autopack/autopilot-<id>``): the
+scan reads its tip, the run starts from it, and a run that succeeds moves it to the
+run's branch head. The person's branch and working copy are never touched; they merge
+the autopilot branch when they are content.
+
+It stops when the success criteria hold, the iterations or the total budget are spent,
+an iteration makes no progress (the branch did not move, or no gap closed), or a plan
+needs a person: only a plan whose every phase is low risk and writes only inside the
+allowed paths (never an out-of-scope or frozen one) is approved by policy, and only when
+auto-approval is switched on. Any other plan is written for a person and the loop stops.
+
+Every iteration is recorded as JSON lines in ``.autopack/autopilot/<id>/events.jsonl``;
+each run it starts is an ordinary run in the store (``autopack status RUN``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autopack.autopilot.gaps import Gap, Scan, scan
+from autopack.autopilot.intention import Intention
+from autopack.config import STATE_DIR
+from autopack.events import ModelCalled
+from autopack.plan import Budget, Plan, globs_overlap, path_matches, plan_to_yaml
+from autopack.states import RunState
+
+TOP_GAPS = 5
+"""Gaps the Planner is asked to close per iteration, most urgent first."""
+
+
+@dataclass
+class Spent:
+    """What the autopilot's model calls cost so far: the Planner's and every run's."""
+
+    tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+
+    def add(self, tokens: int, cost_usd: float, calls: int) -> None:
+        self.tokens += tokens
+        self.cost_usd = round(self.cost_usd + cost_usd, 6)
+        self.model_calls += calls
+
+    def remaining(self, total: Budget) -> Budget | None:
+        """The caps still free, or ``None`` when one is used up."""
+        left: dict[str, Any] = {}
+        for name, used in (
+            ("tokens", self.tokens),
+            ("cost_usd", self.cost_usd),
+            ("model_calls", self.model_calls),
+        ):
+            cap = getattr(total, name)
+            if cap is not None:
+                if used >= cap:
+                    return None
+                left[name] = type(cap)(cap - used)
+        return Budget(**left, wall_seconds=total.wall_seconds)
+
+
+@dataclass
+class Outcome:
+    """How the autopilot ended."""
+
+    autopilot_id: str
+    branch: str
+    stop: str
+    """criteria met | iterations spent | budget spent | no progress | needs a person |
+    stopped by a person"""
+    detail: str = ""
+    iterations: int = 0
+    runs: list[str] = field(default_factory=list)
+    plan_for_review: Path | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.stop == "criteria met"
+
+
+class Journal:
+    """The autopilot's events: one JSON object per line, appended and flushed."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    def record(self, event: str, **data: Any) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"event": event, **data}, sort_keys=True) + "\n")
+
+
+def plan_problems(plan: Plan, intention: Intention) -> list[str]:
+    """Why a plan cannot be approved by policy (empty: it can)."""
+    problems = []
+    fenced = [*intention.out_of_scope, *intention.constraints.frozen_paths]
+    for _, phase in plan.phases():
+        if phase.risk != "low":
+            problems.append(f"phase {phase.id} is {phase.risk} risk")
+        for pattern in phase.scope.paths:
+            inside = any(path_matches(pattern, allowed) for allowed in intention.allowed_paths)
+            clash = next((f for f in fenced if globs_overlap(pattern, f)), None)
+            if not inside:
+                problems.append(f"phase {phase.id} writes {pattern}, outside the allowed paths")
+            elif clash is not None:
+                problems.append(f"phase {phase.id} writes {pattern}, which overlaps {clash}")
+    return problems
+
+
+def goal_for(gaps: list[Gap], intention: Intention) -> str:
+    lines = [f"Close these gaps toward: {intention.north_star}"]
+    lines += [f"- [{g.kind}] {g.where()}: {g.message}" for g in gaps[:TOP_GAPS]]
+    return "\n".join(lines)
+
+
+def criteria_met(result: Scan, intention: Intention) -> bool:
+    """No unmet criterion; without criteria, no gap at all."""
+    criteria = intention.success_criteria
+    if criteria.tests or criteria.commands or criteria.files:
+        return not any(gap.kind == "criterion" for gap in result.gaps)
+    return not result.gaps
+
+
+@dataclass
+class Autopilot:
+    """One autopilot: the repository, its intention, the model and the policy."""
+
+    root: Path
+    intention: Intention
+    model_spec: str | None
+    auto_approve: bool
+    say: Callable[[str], None] = print
+    autopilot_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    def __post_init__(self) -> None:
+        from autopack.engine.runtime import Runtime
+
+        self.rt = Runtime.open(self.root, model_override=self.model_spec)
+        self.folder = self.root / STATE_DIR / "autopilot" / self.autopilot_id
+        self.journal = Journal(self.folder / "events.jsonl")
+        self.branch = f"autopack/autopilot-{self.autopilot_id}"
+        self.spent = Spent()
+        self._planner_calls = itertools.count()
+
+    def run(self) -> Outcome:
+        from autopack.workspace import git
+
+        tip = git.rev_parse(self.root, "HEAD") or ""
+        git.create_branch(self.root, self.branch, tip)
+        outcome = Outcome(self.autopilot_id, self.branch, stop="iterations spent")
+        self.journal.record("started", branch=self.branch, base=tip)
+        before: set[tuple[str, str, str]] | None = None
+        try:
+            for number in range(1, self.intention.budgets.iterations + 1):
+                result = scan(self.root, self.intention, self.rt.settings, ref=tip)
+                keys = {gap.key() for gap in result.gaps}
+                self.journal.record("scanned", iteration=number, tip=tip, counts=result.counts())
+                self.say(f"iteration {number}: {len(result.gaps)} gaps at {tip[:12]}")
+                if criteria_met(result, self.intention):
+                    return self._stop(outcome, "criteria met", number - 1)
+                if before is not None and not before - keys:
+                    return self._stop(outcome, "no progress", number - 1, "no gap closed")
+                before = keys
+                left = self.spent.remaining(self.intention.budgets.total)
+                if left is None:
+                    return self._stop(outcome, "budget spent", number - 1)
+                new_tip = self._iterate(number, result, tip, left, outcome)
+                if new_tip is None:
+                    return outcome  # stopped for a person
+                if new_tip == tip:
+                    return self._stop(outcome, "no progress", number, "the run landed nothing")
+                tip = new_tip
+                old = git.rev_parse(self.root, self.branch) or ""
+                git.move_branch(self.root, self.branch, tip, old)
+            final = scan(self.root, self.intention, self.rt.settings, ref=tip)
+            if criteria_met(final, self.intention):
+                return self._stop(outcome, "criteria met", self.intention.budgets.iterations)
+            return self._stop(outcome, "iterations spent", self.intention.budgets.iterations)
+        except KeyboardInterrupt:
+            return self._stop(outcome, "stopped by a person", outcome.iterations)
+
+    def _iterate(
+        self, number: int, result: Scan, tip: str, left: Budget, outcome: Outcome
+    ) -> str | None:
+        """Plan, approve, run; the new tip, or ``None`` when a person must decide."""
+        from autopack.engine import create_run
+        from autopack.engine.local import LocalExecutor
+        from autopack.workspace import git
+
+        plan = self._draft(goal_for(result.gaps, self.intention))
+        run_id = f"autopilot-{self.autopilot_id}-{number}"
+        plan = plan.model_copy(
+            update={"run": plan.run.model_copy(update={"id": run_id, "budget": left})}
+        )
+        path = self.folder / f"plan-{number}.yaml"
+        path.write_text(plan_to_yaml(plan), encoding="utf-8")
+        problems = plan_problems(plan, self.intention)
+        if problems or not self.auto_approve:
+            why = "; ".join(problems) or "auto-approval is off"
+            self.journal.record("needs_person", iteration=number, plan=str(path), reasons=why)
+            outcome.plan_for_review = path
+            self._stop(outcome, "needs a person", number - 1, why)
+            return None
+        self.journal.record("approved", iteration=number, plan=str(path), by="policy")
+        run_id = create_run(self.rt, plan, plan_source=str(path), base=tip)
+        outcome.runs.append(run_id)
+        self.journal.record("run_started", iteration=number, run_id=run_id)
+        state = LocalExecutor(self.rt).execute(run_id, wait_for_approvals=False)
+        view = self.rt.store.view(run_id)
+        spend = view.spend
+        self.spent.add(spend.tokens, spend.cost_usd, spend.model_calls)
+        self.journal.record(
+            "run_finished", iteration=number, run_id=run_id, state=state.value,
+            model_calls=spend.model_calls, cost_usd=spend.cost_usd,
+        )  # fmt: skip
+        self.say(f"iteration {number}: run {run_id} {state.value}")
+        outcome.iterations = number
+        if state is RunState.RUNNING:  # a phase waits for approval: the gate asked a person
+            why = f"run {run_id} waits for approval (autopack approve {run_id} PHASE)"
+            self._stop(outcome, "needs a person", number, why)
+            return None
+        if state is not RunState.SUCCEEDED:
+            return tip
+        return git.rev_parse(self.root, view.branch) or tip
+
+    def _draft(self, goal: str) -> Plan:
+        from autopack.config import load_settings
+        from autopack.llm.door import BudgetLedger, Caps, ModelDoor, choose_model, resolve_model
+        from autopack.llm.door import Spent as DoorSpent
+        from autopack.llm.pricing import PriceTable
+        from autopack.roles import draft_plan
+
+        settings = load_settings(self.root)
+        models = settings.models.model_dump()
+        spec = choose_model("planner", "low", 1, models, self.model_spec)
+        model = resolve_model(spec, settings=models)
+
+        def count(call: ModelCalled) -> None:
+            self.spent.add(call.input_tokens + call.output_tokens, call.cost_usd, 1)
+
+        door = ModelDoor(
+            run_id=f"autopilot-{self.autopilot_id}",
+            ledger=BudgetLedger(Caps(), {}, DoorSpent(), {}),
+            prices=PriceTable.default(settings.prices),
+            on_call=count,
+        )
+        return draft_plan(
+            goal,
+            self.root,
+            door=door,
+            model=model,
+            call_counter=lambda role: next(self._planner_calls),
+            intention=self.intention.prompt_text(),
+        )
+
+    def _stop(self, outcome: Outcome, stop: str, iterations: int, detail: str = "") -> Outcome:
+        outcome.stop, outcome.detail = stop, detail
+        outcome.iterations = max(outcome.iterations, iterations)
+        self.journal.record("stopped", stop=stop, detail=detail, iterations=outcome.iterations)
+        return outcome
