@@ -209,3 +209,100 @@ def test_an_iteration_that_closes_no_gap_stops_the_loop(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert ": no progress (no gap closed)" in result.stdout
     assert [e["event"] for e in journal(repo)].count("run_started") == 1
+
+
+BUILD_DROP_SUB = """Replacing sub, which nothing uses, by power.
+
+calc.py
+<<<<<<< SEARCH
+def sub(a, b):
+    return a - b
+=======
+def power(a, b):
+    return a**b
+>>>>>>> REPLACE
+
+tests/test_power.py
+<<<<<<< SEARCH
+=======
+from calc import power
+
+
+def test_power():
+    assert power(2, 3) == 8
+>>>>>>> REPLACE
+"""
+
+
+@pytest.mark.parametrize(
+    ("constraint", "build", "broken"),
+    [
+        (
+            'constraints: {public_names: ["calc.py:sub"]}\n',
+            BUILD_DROP_SUB,
+            "calc.py:sub was removed",
+        ),
+        ("constraints: {frozen_dependencies: true}\n", None, "pyproject.toml changes the declared"),
+    ],
+    ids=["public-name", "dependencies"],
+)
+def test_a_landed_change_that_breaks_a_constraint_does_not_move_the_autopilot_branch(
+    tmp_path: Path, constraint: str, build: str | None, broken: str
+) -> None:
+    repo = project(tmp_path / "calc")
+    pyproject = '[project]\nname = "calc"\nversion = "0"\ndependencies = []\n'
+    calc = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    write(repo, {"pyproject.toml": pyproject, "calc.py": calc})
+    commit_all(repo, "pyproject, sub")
+    intention = (
+        (repo / ".autopack/intention.yaml")
+        .read_text()
+        .replace('calc.py, "tests/**"', 'calc.py, pyproject.toml, "tests/**"')
+    )
+    write(repo, {".autopack/intention.yaml": intention + constraint})
+    deps = """Adding a dependency.
+
+pyproject.toml
+<<<<<<< SEARCH
+dependencies = []
+=======
+dependencies = ["requests"]
+>>>>>>> REPLACE
+"""
+    phase, paths = (
+        ("power", "calc.py, tests/test_power.py") if build else ("deps", "pyproject.toml")
+    )
+    model = script(tmp_path, [plan(phase, paths)], {phase: build or deps})
+    result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
+                      "--auto-approve")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "needs a person" in result.stdout and broken in result.stdout
+    events = journal(repo)
+    assert [e["state"] for e in events if e["event"] == "run_finished"] == ["SUCCEEDED"]
+    assert "constraint_violated" in [e["event"] for e in events]
+    branch = branch_of(result.stdout)
+    assert git(repo, "rev-parse", branch) == git(repo, "rev-parse", "main")
+
+
+def test_the_total_budget_is_never_exceeded(tmp_path: Path) -> None:
+    """Three model calls in all: the Planner's, then the run's Builder and Auditor (the run
+    gets what is left as its own cap); the next iteration has nothing left."""
+    repo = project(tmp_path / "calc")
+    intention = (repo / ".autopack/intention.yaml").read_text()
+    write(repo, {".autopack/intention.yaml": intention.replace(
+        "budgets: {iterations: 4}", "budgets: {iterations: 4, total: {model_calls: 3}}"
+    )})  # fmt: skip
+    model = script(
+        tmp_path,
+        [plan("power", "calc.py, tests/test_power.py"), plan("docs", "docs/usage.md")],
+        {"power": BUILD_POWER, "docs": BUILD_DOCS},
+    )
+    result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
+                      "--auto-approve")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert ": budget spent" in result.stdout
+    events = journal(repo)
+    finished = [e for e in events if e["event"] == "run_finished"]
+    assert [(e["state"], e["model_calls"]) for e in finished] == [("SUCCEEDED", 2)]
+    plan_file = next(e["plan"] for e in events if e["event"] == "approved")
+    assert "model_calls: 2" in Path(plan_file).read_text()  # the run's cap: 3 - the Planner's 1

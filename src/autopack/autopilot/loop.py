@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autopack.autopilot.constraints import violations
 from autopack.autopilot.gaps import Gap, Scan, scan
 from autopack.autopilot.intention import Intention
 from autopack.config import STATE_DIR
 from autopack.events import ModelCalled
+from autopack.llm.errors import BudgetExceeded
 from autopack.plan import Budget, Plan, globs_overlap, path_matches, plan_to_yaml
 from autopack.states import RunState
 
@@ -193,7 +195,16 @@ class Autopilot:
         from autopack.engine.local import LocalExecutor
         from autopack.workspace import git
 
-        plan = self._draft(goal_for(result.gaps, self.intention))
+        try:
+            plan = self._draft(goal_for(result.gaps, self.intention), left)
+        except BudgetExceeded as exc:
+            self._stop(outcome, "budget spent", number - 1, str(exc))
+            return None
+        after_planner = self.spent.remaining(self.intention.budgets.total)
+        if after_planner is None:  # the Planner's call used what was left
+            self._stop(outcome, "budget spent", number - 1, "nothing left to run a plan")
+            return None
+        left = after_planner
         run_id = f"autopilot-{self.autopilot_id}-{number}"
         plan = plan.model_copy(
             update={"run": plan.run.model_copy(update={"id": run_id, "budget": left})}
@@ -227,9 +238,16 @@ class Autopilot:
             return None
         if state is not RunState.SUCCEEDED:
             return tip
-        return git.rev_parse(self.root, view.branch) or tip
+        landed = git.rev_parse(self.root, view.branch) or tip
+        broken = violations(self.root, self.intention, tip, landed)
+        if broken:  # the run's branch stays for a person to look at; ours does not move
+            why = f"run {run_id} breaks the intention: " + "; ".join(broken)
+            self.journal.record("constraint_violated", iteration=number, run_id=run_id, why=why)
+            self._stop(outcome, "needs a person", number, why)
+            return None
+        return landed
 
-    def _draft(self, goal: str) -> Plan:
+    def _draft(self, goal: str, left: Budget) -> Plan:
         from autopack.config import load_settings
         from autopack.llm.door import BudgetLedger, Caps, ModelDoor, choose_model, resolve_model
         from autopack.llm.door import Spent as DoorSpent
@@ -246,7 +264,7 @@ class Autopilot:
 
         door = ModelDoor(
             run_id=f"autopilot-{self.autopilot_id}",
-            ledger=BudgetLedger(Caps(), {}, DoorSpent(), {}),
+            ledger=BudgetLedger(Caps.of(left), {}, DoorSpent(), {}),
             prices=PriceTable.default(settings.prices),
             on_call=count,
         )
