@@ -305,4 +305,7 @@ def test_the_total_budget_is_never_exceeded(tmp_path: Path) -> None:
     finished = [e for e in events if e["event"] == "run_finished"]
     assert [(e["state"], e["model_calls"]) for e in finished] == [("SUCCEEDED", 2)]
     plan_file = next(e["plan"] for e in events if e["event"] == "approved")
-    assert "model_calls: 2" in Path(plan_file).read_text()  # the run's cap: 3 - the Planner's 1
+    text = Path(plan_file).read_text()
+    assert "model_calls: 2" in text  # the run's cap: 3 - the Planner's 1
+    # the run's goal, which the Builder and the Auditor read, carries the intention
+    assert "(intention: north star: A calculator with powers, documented.)" in text

@@ -87,6 +87,19 @@ class Intention(_Strict):
         inside = any(path_matches(path, pattern) for pattern in self.allowed_paths)
         return inside and not any(path_matches(path, p) for p in self.out_of_scope)
 
+    def brief(self) -> str:
+        """One line the Builder and the Auditor read with the run's goal (an autopilot run
+        carries it there: their prompts show the run goal)."""
+        parts = [f"north star: {self.north_star}"]
+        c = self.constraints
+        parts += [f"must: {'; '.join(c.must)}"] * bool(c.must)
+        parts += [f"must not: {'; '.join(c.must_not)}"] * bool(c.must_not)
+        parts += [f"never write: {', '.join(c.frozen_paths)}"] * bool(c.frozen_paths)
+        parts += ["no dependency changes"] * c.frozen_dependencies
+        parts += [f"keep defined: {', '.join(c.public_names)}"] * bool(c.public_names)
+        parts += [f"prefer: {'; '.join(self.preferences)}"] * bool(self.preferences)
+        return "(intention: " + " | ".join(parts) + ")"
+
     def prompt_text(self) -> str:
         """The intention as the roles read it."""
         return yaml.safe_dump(

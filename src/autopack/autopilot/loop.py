@@ -206,9 +206,9 @@ class Autopilot:
             return None
         left = after_planner
         run_id = f"autopilot-{self.autopilot_id}-{number}"
-        plan = plan.model_copy(
-            update={"run": plan.run.model_copy(update={"id": run_id, "budget": left})}
-        )
+        goal = f"{plan.run.goal} {self.intention.brief()}"
+        run = plan.run.model_copy(update={"id": run_id, "budget": left, "goal": goal})
+        plan = plan.model_copy(update={"run": run})
         path = self.folder / f"plan-{number}.yaml"
         path.write_text(plan_to_yaml(plan), encoding="utf-8")
         problems = plan_problems(plan, self.intention)
