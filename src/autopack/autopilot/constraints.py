@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import ast
 import configparser
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from autopack.autopilot.intention import Intention
 from autopack.plan import path_matches
+from autopack.workspace import git
 
 REQUIREMENTS_PREFIX = "requirements"
 
@@ -97,13 +97,9 @@ def _top_level_names(root: Path, commit: str, module: str) -> set[str]:
 
 
 def _show(root: Path, commit: str, path: str) -> str | None:
-    done = subprocess.run(
-        ["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, check=False
-    )
-    return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
+    blob = git.read_blob(root, f"{commit}:{path}")
+    return blob.decode("utf-8", "replace") if blob is not None else None
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True
-    ).stdout
+    return git.git(root, *args)

@@ -24,6 +24,7 @@ import configparser
 import json
 import re
 import subprocess
+import tarfile
 import tempfile
 import time
 import tomllib
@@ -37,6 +38,7 @@ from autopack.autopilot.intention import Intention
 from autopack.config import Settings
 from autopack.ledger.entries import parse_ledger
 from autopack.verify.results import FAILED, PASSED, TestRun, detect_test_command, is_pytest
+from autopack.workspace import git
 from autopack.workspace.runner import Sandbox
 
 KINDS = (
@@ -201,13 +203,12 @@ def _read_texts(root: Path, blobs: Mapping[str, _Blob]) -> dict[str, bytes]:
         request.seek(0)
         # One read of the whole stream: communicate()'s small polled reads cost a second
         # at 5,000 files.
-        batch = subprocess.Popen(
-            ["git", "cat-file", "--batch"], cwd=root, stdin=request, stdout=subprocess.PIPE
-        )
+        argv, env = git.command_line(root, ("cat-file", "--batch"))
+        batch = subprocess.Popen(argv, cwd=root, env=env, stdin=request, stdout=subprocess.PIPE)
         assert batch.stdout is not None
         out = batch.stdout.read()
         if batch.wait() != 0:
-            raise subprocess.CalledProcessError(batch.returncode, "git cat-file --batch")
+            raise git.GitError(f"git cat-file --batch failed in {root}")
     texts: dict[str, bytes] = {}
     pos = 0
     for path in paths:
@@ -271,14 +272,13 @@ def _export(root: Path, head: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="autopack-gaps-") as scratch:
         checkout = Path(scratch) / "head"
         checkout.mkdir()
-        archive = subprocess.Popen(
-            ["git", "archive", "--format=tar", head], cwd=root, stdout=subprocess.PIPE
-        )
-        subprocess.run(["tar", "-x", "-C", str(checkout)], stdin=archive.stdout, check=True)
-        if archive.stdout is not None:
-            archive.stdout.close()
+        argv, env = git.command_line(root, ("archive", "--format=tar", head))
+        archive = subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE)
+        assert archive.stdout is not None
+        with tarfile.open(fileobj=archive.stdout, mode="r|") as tar:
+            tar.extractall(checkout, filter="tar")
         if archive.wait() != 0:
-            raise subprocess.CalledProcessError(archive.returncode, "git archive")
+            raise git.GitError(f"git archive {head} failed in {root}")
         yield checkout
 
 
@@ -494,6 +494,9 @@ def _last_line(output: str) -> str:
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True
-    ).stdout
+    """Git's output, run by Autopack's trusted git (no configured command runs)."""
+    argv, env = git.command_line(root, args)
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise git.GitError(f"git {' '.join(args)} failed in {root}: {done.stderr.decode()}")
+    return done.stdout.decode("utf-8", "surrogateescape")
