@@ -6,6 +6,11 @@ is not low risk inside the allowed paths."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +142,7 @@ def test_the_autopilot_closes_the_gaps_over_iterations_and_stops_when_criteria_h
     events = journal(repo)
     assert [e["event"] for e in events] == [
         "started",
-        *["scanned", "approved", "run_started", "run_finished"] * 2,
+        *["scanned", "planned", "approved", "run_started", "run_finished"] * 2,
         "scanned",
         "stopped",
     ]
@@ -172,7 +177,8 @@ def test_a_plan_outside_the_policy_waits_for_a_person_and_nothing_runs(
     review = result.stdout.split("plan for review: ", 1)[1].split()[0]
     assert "id: docs" in Path(review).read_text()
     assert "autopilot-" not in autopack("runs", "-C", str(repo)).stdout  # no run was created
-    assert [e["event"] for e in journal(repo)] == ["started", "scanned", "needs_person", "stopped"]
+    events = [e["event"] for e in journal(repo)]
+    assert events == ["started", "scanned", "planned", "needs_person", "stopped"]
 
 
 def test_without_auto_approval_every_plan_waits_for_a_person(tmp_path: Path) -> None:
@@ -309,3 +315,58 @@ def test_the_total_budget_is_never_exceeded(tmp_path: Path) -> None:
     assert "model_calls: 2" in text  # the run's cap: 3 - the Planner's 1
     # the run's goal, which the Builder and the Auditor read, carries the intention
     assert "(intention: north star: A calculator with powers, documented.)" in text
+
+
+def test_killed_mid_run_the_autopilot_resumes_and_finishes(tmp_path: Path) -> None:
+    """kill -9 while the first iteration's run is building; --resume finishes that run
+    (its recorded steps are not redone) and goes on to the criteria."""
+    repo = project(tmp_path / "calc")
+    model = script(
+        tmp_path,
+        [plan("power", "calc.py, tests/test_power.py"), plan("docs", "docs/usage.md")],
+        {"power": BUILD_POWER, "docs": BUILD_DOCS},
+    )
+    data = json.loads(model.read_text())
+    data["latency_seconds"] = 3  # the Builder is still thinking when the kill comes
+    model.write_text(json.dumps(data))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    argv = [sys.executable, "-c", "from autopack.cli import main; main()", "autopilot"]
+    argv += ["-C", str(repo), "--model", f"scripted:{model}", "--auto-approve"]
+    pilot = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+    try:
+        while not any(e["event"] == "run_started" for e in _journal_or_empty(repo)):
+            assert pilot.poll() is None, "the autopilot ended before its run started"
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        os.killpg(pilot.pid, signal.SIGKILL)
+        pilot.wait()
+    events = journal(repo)
+    assert "run_finished" not in [e["event"] for e in events]
+    pilot_id = Path(str(next(iter((repo / ".autopack/autopilot").iterdir())))).name
+    result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
+                      "--auto-approve", "--resume", pilot_id)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert ": criteria met" in result.stdout
+    assert f"resuming run autopilot-{pilot_id}-1" in result.stdout
+    branch = branch_of(result.stdout)
+    assert git(repo, "show", f"{branch}:docs/usage.md").startswith("# Usage")
+    finished = [e for e in journal(repo) if e["event"] == "run_finished"]
+    assert [(e["iteration"], e["state"]) for e in finished] == [(1, "SUCCEEDED"), (2, "SUCCEEDED")]
+    again = autopack("autopilot", "-C", str(repo), "--resume", pilot_id)
+    assert again.exit_code == 2 and "has ended: criteria met" in again.stderr
+
+
+def _journal_or_empty(repo: Path) -> list[dict[str, Any]]:
+    found = list((repo / ".autopack/autopilot").glob("*/events.jsonl"))
+    return journal(repo) if found else []
+
+
+def test_resume_refuses_an_id_that_is_not_an_autopilot(tmp_path: Path) -> None:
+    repo = project(tmp_path / "calc")
+    for bad in ("../../etc", "0badc0de"):
+        result = autopack("autopilot", "-C", str(repo), "--resume", bad)
+        assert result.exit_code == 2
+        assert "not an autopilot id" in result.stderr or "no autopilot" in result.stderr
+    assert not (repo / ".autopack/autopilot").exists()

@@ -12,13 +12,15 @@ allowed paths (never an out-of-scope or frozen one) is approved by policy, and o
 auto-approval is switched on. Any other plan is written for a person and the loop stops.
 
 Every iteration is recorded as JSON lines in ``.autopack/autopilot/<id>/events.jsonl``;
-each run it starts is an ordinary run in the store (``autopack status RUN``).
+each run it starts is an ordinary run in the store (``autopack status RUN``). After a
+crash, :meth:`Autopilot.resume` goes on from that journal and the branch.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +69,14 @@ class Spent:
         return Budget(**left, wall_seconds=total.wall_seconds)
 
 
+class AutopilotProblem(ValueError):
+    """An autopilot that cannot be resumed: unknown, or already ended."""
+
+
+def _keys(scanned: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {(k[0], k[1], k[2]) for k in scanned.get("keys", [])}
+
+
 @dataclass
 class Outcome:
     """How the autopilot ended."""
@@ -90,10 +100,16 @@ class Journal:
     """The autopilot's events: one JSON object per line, appended and flushed."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
 
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
     def record(self, event: str, **data: Any) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps({"event": event, **data}, sort_keys=True) + "\n")
 
@@ -143,6 +159,8 @@ class Autopilot:
     def __post_init__(self) -> None:
         from autopack.engine.runtime import Runtime
 
+        if not re.fullmatch(r"[0-9a-f]{8}", self.autopilot_id):
+            raise AutopilotProblem(f"{self.autopilot_id!r} is not an autopilot id (8 hex digits)")
         self.rt = Runtime.open(self.root, model_override=self.model_spec)
         self.folder = self.root / STATE_DIR / "autopilot" / self.autopilot_id
         self.journal = Journal(self.folder / "events.jsonl")
@@ -151,18 +169,67 @@ class Autopilot:
         self._planner_calls = itertools.count()
 
     def run(self) -> Outcome:
+        """A new autopilot from HEAD."""
         from autopack.workspace import git
 
         tip = git.rev_parse(self.root, "HEAD") or ""
         git.create_branch(self.root, self.branch, tip)
-        outcome = Outcome(self.autopilot_id, self.branch, stop="iterations spent")
         self.journal.record("started", branch=self.branch, base=tip)
-        before: set[tuple[str, str, str]] | None = None
+        outcome = Outcome(self.autopilot_id, self.branch, stop="iterations spent")
+        return self._loop(1, tip, None, outcome)
+
+    def resume(self) -> Outcome:
+        """Go on from the journal after a crash: the branch tip is where the work stands;
+        a run the crash interrupted is resumed (its recorded steps are not redone)."""
+        from autopack.workspace import git
+
+        events = self.journal.read()
+        if not events:
+            raise AutopilotProblem(f"no autopilot {self.autopilot_id} in this repository")
+        ended = next((e for e in events if e["event"] == "stopped"), None)
+        if ended is not None:
+            raise AutopilotProblem(f"autopilot {self.autopilot_id} has ended: {ended['stop']}")
+        tip = git.rev_parse(self.root, self.branch) or ""
+        outcome = Outcome(self.autopilot_id, self.branch, stop="iterations spent")
+        for event in events:
+            if event["event"] in ("planned", "run_finished"):
+                self.spent.add(event["tokens"], event["cost_usd"], event["model_calls"])
+            elif event["event"] == "run_started":
+                outcome.runs.append(event["run_id"])
+        calls = sum(e["model_calls"] for e in events if e["event"] == "planned")
+        self._planner_calls = itertools.count(calls)
+        finished = {e["iteration"] for e in events if e["event"] == "run_finished"}
+        scans = {e["iteration"]: e for e in events if e["event"] == "scanned"}
+        started = {e["iteration"]: e["run_id"] for e in events if e["event"] == "run_started"}
+        self.journal.record("resumed", tip=tip)
+        number = max(scans, default=1)
+        outcome.iterations = max(finished, default=0)
+        before = _keys(scans[number - 1]) if number - 1 in scans else None
+        if number in started and number not in finished:  # the crash hit this run
+            self.say(f"iteration {number}: resuming run {started[number]}")
+            try:
+                new_tip = self._finish_run(number, started[number], tip, outcome)
+            except KeyboardInterrupt:
+                return self._stop(outcome, "stopped by a person", outcome.iterations)
+            if new_tip is None:
+                return outcome
+            if new_tip == tip:
+                return self._stop(outcome, "no progress", number, "the run landed nothing")
+            self._advance(tip, new_tip)
+            tip, before, number = new_tip, _keys(scans[number]), number + 1
+        return self._loop(number, tip, before, outcome)
+
+    def _loop(
+        self, first: int, tip: str, before: set[tuple[str, str, str]] | None, outcome: Outcome
+    ) -> Outcome:
         try:
-            for number in range(1, self.intention.budgets.iterations + 1):
+            for number in range(first, self.intention.budgets.iterations + 1):
                 result = scan(self.root, self.intention, self.rt.settings, ref=tip)
                 keys = {gap.key() for gap in result.gaps}
-                self.journal.record("scanned", iteration=number, tip=tip, counts=result.counts())
+                self.journal.record(
+                    "scanned", iteration=number, tip=tip, counts=result.counts(),
+                    keys=sorted(keys),
+                )  # fmt: skip
                 self.say(f"iteration {number}: {len(result.gaps)} gaps at {tip[:12]}")
                 if criteria_met(result, self.intention):
                     return self._stop(outcome, "criteria met", number - 1)
@@ -177,9 +244,8 @@ class Autopilot:
                     return outcome  # stopped for a person
                 if new_tip == tip:
                     return self._stop(outcome, "no progress", number, "the run landed nothing")
+                self._advance(tip, new_tip)
                 tip = new_tip
-                old = git.rev_parse(self.root, self.branch) or ""
-                git.move_branch(self.root, self.branch, tip, old)
             final = scan(self.root, self.intention, self.rt.settings, ref=tip)
             if criteria_met(final, self.intention):
                 return self._stop(outcome, "criteria met", self.intention.budgets.iterations)
@@ -187,19 +253,28 @@ class Autopilot:
         except KeyboardInterrupt:
             return self._stop(outcome, "stopped by a person", outcome.iterations)
 
+    def _advance(self, old: str, new: str) -> None:
+        from autopack.workspace import git
+
+        git.move_branch(self.root, self.branch, new, old)
+
     def _iterate(
         self, number: int, result: Scan, tip: str, left: Budget, outcome: Outcome
     ) -> str | None:
         """Plan, approve, run; the new tip, or ``None`` when a person must decide."""
         from autopack.engine import create_run
-        from autopack.engine.local import LocalExecutor
-        from autopack.workspace import git
 
+        before = Spent(self.spent.tokens, self.spent.cost_usd, self.spent.model_calls)
         try:
             plan = self._draft(goal_for(result.gaps, self.intention), left)
         except BudgetExceeded as exc:
             self._stop(outcome, "budget spent", number - 1, str(exc))
             return None
+        self.journal.record(
+            "planned", iteration=number, tokens=self.spent.tokens - before.tokens,
+            cost_usd=round(self.spent.cost_usd - before.cost_usd, 6),
+            model_calls=self.spent.model_calls - before.model_calls,
+        )  # fmt: skip
         after_planner = self.spent.remaining(self.intention.budgets.total)
         if after_planner is None:  # the Planner's call used what was left
             self._stop(outcome, "budget spent", number - 1, "nothing left to run a plan")
@@ -210,6 +285,7 @@ class Autopilot:
         run = plan.run.model_copy(update={"id": run_id, "budget": left, "goal": goal})
         plan = plan.model_copy(update={"run": run})
         path = self.folder / f"plan-{number}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(plan_to_yaml(plan), encoding="utf-8")
         problems = plan_problems(plan, self.intention)
         if problems or not self.auto_approve:
@@ -222,13 +298,20 @@ class Autopilot:
         run_id = create_run(self.rt, plan, plan_source=str(path), base=tip)
         outcome.runs.append(run_id)
         self.journal.record("run_started", iteration=number, run_id=run_id)
+        return self._finish_run(number, run_id, tip, outcome)
+
+    def _finish_run(self, number: int, run_id: str, tip: str, outcome: Outcome) -> str | None:
+        """Execute (or resume) an iteration's run; the new tip, or ``None`` for a person."""
+        from autopack.engine.local import LocalExecutor
+        from autopack.workspace import git
+
         state = LocalExecutor(self.rt).execute(run_id, wait_for_approvals=False)
         view = self.rt.store.view(run_id)
         spend = view.spend
         self.spent.add(spend.tokens, spend.cost_usd, spend.model_calls)
         self.journal.record(
             "run_finished", iteration=number, run_id=run_id, state=state.value,
-            model_calls=spend.model_calls, cost_usd=spend.cost_usd,
+            model_calls=spend.model_calls, cost_usd=spend.cost_usd, tokens=spend.tokens,
         )  # fmt: skip
         self.say(f"iteration {number}: run {run_id} {state.value}")
         outcome.iterations = number

@@ -126,21 +126,31 @@ def autopilot_command(
             "any other plan still waits for a person.",
         ),
     ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Go on with autopilot ID after a crash (its journal and branch)."),
+    ] = None,
 ) -> None:
     """Close the gaps: scan, plan for the top gaps, approve by policy, run, scan again.
 
     Works on its own branch (autopack/autopilot-ID); stops when the success criteria hold,
     the budget or iterations are spent, an iteration makes no progress, or a plan needs a
     person. Exit 0 when the criteria hold, 1 otherwise."""
-    from autopack.autopilot.loop import Autopilot
+    from autopack.autopilot.loop import Autopilot, AutopilotProblem
 
     root = _repo(repo)
     if git.rev_parse(root, "HEAD") is None:
         raise RepoProblem(f"{root} has no commit yet")
     wanted = load_intention(intention if intention is not None else intention_path(root))
     _check_model(model, root)
-    pilot = Autopilot(root, wanted, model, auto_approve, say=console.print)
-    outcome = pilot.run()
+    if resume is None:
+        outcome = Autopilot(root, wanted, model, auto_approve, say=console.print).run()
+    else:
+        try:
+            pilot = Autopilot(root, wanted, model, auto_approve, console.print, resume)
+            outcome = pilot.resume()
+        except AutopilotProblem as exc:
+            raise RepoProblem(str(exc)) from exc
     detail = f" ({outcome.detail})" if outcome.detail else ""
     console.print(f"autopilot {outcome.autopilot_id}: {outcome.stop}{detail}", soft_wrap=True)
     console.print(f"branch: {outcome.branch}   runs: {', '.join(outcome.runs) or 'none'}")
