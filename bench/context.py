@@ -42,7 +42,7 @@ tiers:
         goal: Fix the off-by-one in $d.mod_07.window
         scope:
           paths: [src/gen/$d/mod_07.py, tests/$d/test_mod_07.py]
-          read_only: ["src/gen/$d/**", "tests/$d/**"]
+          read_only: [src/gen/$d/mod_06.py, src/gen/$d/mod_08.py, tests/$d/test_mod_06.py]
       - id: document-package
         goal: Document $e in docs/$e.md
         scope: {paths: ["docs/$e.md"], read_only: ["src/gen/$e/**"]}
@@ -51,7 +51,7 @@ tiers:
     phases:
       - id: config-everywhere
         goal: Give every package config a TIMEOUT setting
-        scope: {paths: ["src/gen/*/config.py"], read_only: ["src/gen/core/**"]}
+        scope: {paths: ["src/gen/*/config.py"], read_only: ["src/gen/core/mod_*.py"]}
 """)
 PACKAGES = {"a": "pkg03", "b": "pkg10", "c": "pkg11", "d": "pkg20", "e": "pkg05"}
 QUICK_PACKAGES = {"a": "pkg00", "b": "pkg01", "c": "pkg02", "d": "pkg02", "e": "pkg00"}

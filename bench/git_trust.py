@@ -50,7 +50,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--quick", action="store_true", help="200 files, 5 runs (CI smoke)")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.repeat = 200, 5
     with tempfile.TemporaryDirectory(prefix="autopack-bench-") as scratch:
         repo = _repository(Path(scratch), args.files)
         worktree = repo / ".autopack" / "worktrees" / "run" / "phase"
