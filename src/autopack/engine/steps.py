@@ -390,7 +390,8 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         return {"applied": False, "reason": "the Builder produced no change"}
     special = ctx.recorded("build").get("special_files")
     if special:
-        return _refused(ctx, {}, [f"{p}: not a file, folder or symbolic link" for p in special])
+        problems = [f"{p}: not a file, folder or symbolic link" for p in special]
+        return _may_not_land(ctx, {}, problems)
     # read as bytes: read_text would turn the CRLF lines of a diff or an edit into LF
     tool_diff = (ctx.artifacts / "build.diff").read_bytes().decode("utf-8")
     git.apply_diff(worktree, tool_diff)
@@ -411,19 +412,15 @@ def apply(ctx: StepContext) -> dict[str, Any]:
     changed = git.changed_between(worktree, ctx.base, tree)
     outside = [p for p in changed if not ctx.phase.scope.allows_write(p)]
     if outside:
-        _reset_to_base(ctx)
-        feedback = "Refused: these paths are outside the phase's scope or read-only: " + ", ".join(
-            outside
-        )
-        return {"applied": False, "report": report, "outside_scope": outside, "feedback": feedback}
+        feedback = "Refused: these paths are outside the phase's scope or read-only: "
+        return _refused(ctx, report, feedback + ", ".join(outside), outside_scope=outside)
     protected = _undeclared_protected(ctx, changed, tree)
     if protected:
-        _reset_to_base(ctx)
         feedback = f"Refused: these paths are protected: {', '.join(protected)}"
-        return {"applied": False, "report": report, "protected": protected, "feedback": feedback}
+        return _refused(ctx, report, feedback, protected=protected)
     refused = landing.refusals(worktree, ctx.base, tree)
     if refused:
-        return _refused(ctx, report, refused)
+        return _may_not_land(ctx, report, refused)
     _write(ctx.artifacts / "changes.diff", git.diff_between(worktree, ctx.base, tree))
     _KNOWN_TREES[worktree] = tree
     return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
@@ -461,11 +458,17 @@ def _settings_table_changed(ctx: StepContext, tree: str) -> bool:
     return before != after
 
 
-def _refused(ctx: StepContext, report: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+def _may_not_land(ctx: StepContext, report: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    feedback = "Refused: this change may not land: " + "; ".join(problems)
+    return _refused(ctx, report, feedback, refused=problems)
+
+
+def _refused(
+    ctx: StepContext, report: dict[str, Any], feedback: str, **evidence: list[str]
+) -> dict[str, Any]:
     """The change may not land, whatever wrote it; the worktree goes back to its base."""
     _reset_to_base(ctx)
-    feedback = "Refused: this change may not land: " + "; ".join(problems)
-    return {"applied": False, "report": report, "refused": problems, "feedback": feedback}
+    return {"applied": False, "report": report, **evidence, "feedback": feedback}
 
 
 def _stage_change(worktree: Path, written: list[str], *, tools_wrote: bool) -> None:
