@@ -96,6 +96,19 @@ def _checked(model: type[BaseModel]) -> Any:
     return AfterValidator(check)
 
 
+class SandboxLimits(_Section):
+    """Resource limits of every sandboxed command; the defaults fit a real test suite."""
+
+    max_processes: int = Field(
+        default=1024, ge=16, description="Processes and threads a command may have at once."
+    )
+    memory_mb: int = Field(
+        default=8192, ge=64, description="Heap and private memory per process (RLIMIT_DATA)."
+    )
+    max_file_mb: int = Field(default=2048, ge=1, description="Largest file a command may write.")
+    tmp_mb: int = Field(default=2048, ge=16, description="Size of the sandbox's private /tmp.")
+
+
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
@@ -107,6 +120,7 @@ class Settings(_Section):
     sandbox: Literal["auto", "bwrap", "subprocess"] = Field(
         default="auto", description="auto, bwrap or subprocess."
     )
+    sandbox_limits: SandboxLimits = SandboxLimits()
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )

@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from autopack.config import STATE_DIR, ConfigError, Settings, load_settings
 from autopack.store import Store
-from autopack.workspace.runner import Sandbox, make_sandbox
+from autopack.workspace.runner import Sandbox, sandbox_for
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Runtime:
         except ArgumentError as exc:  # not a URL (its text may hold a password), or no driver
             said = str(exc) if isinstance(exc, NoSuchModuleError) else "not a database URL"
             raise ConfigError(f"{settings.source}: db_url: {said}") from exc
-        sandbox = make_sandbox(settings.sandbox)
+        sandbox = sandbox_for(settings)
         return cls(repo, settings, store, sandbox, model_override)
 
     def run_dir(self, run_id: str) -> Path:

@@ -407,7 +407,7 @@ with workflow.unsafe.imports_passed_through():
     from autopack.store import Store
     from autopack.store.files import RunFiles
     from autopack.workspace import git
-    from autopack.workspace.runner import make_sandbox
+    from autopack.workspace.runner import sandbox_for
 
 
 PRE_GATE = frozenset({"build", "apply", "verify", "audit"})
@@ -584,7 +584,7 @@ class RunActivities:
         except git.GitError as exc:
             raise EnvironmentProblem(f"cannot clone {url}: {exc}") from exc
         settings = load_settings(repo)
-        rt = Runtime(repo, settings, self.store, make_sandbox(settings.sandbox))
+        rt = Runtime(repo, settings, self.store, sandbox_for(settings))
         with self._guard:
             return self._runtimes.setdefault(url, rt)
 

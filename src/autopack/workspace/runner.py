@@ -1,9 +1,12 @@
 """The sandboxed command runner: one door for test commands and the Builder's ``run`` tool.
 
-Every command runs with a timeout, an output cap and a scrubbed environment. Where
-bubblewrap works, the command sees a read-only root, a writable worktree, a private
-``/tmp`` and no network. Where it does not, the command runs as a plain subprocess and
-the result says so in ``warning``, so the evidence never claims isolation it did not have.
+Every command runs with a timeout, an output cap, a scrubbed environment and resource
+limits. Where bubblewrap works the sandbox contains root: no network, no capabilities, a
+seccomp filter (``seccomp.py``), an unprivileged user in its own user namespace where the
+kernel allows one, a new session killed with its parent, and a filesystem built from an
+allow-list (``confine.py``). Where bubblewrap does not work the command runs as a plain
+subprocess and the result says so in ``warning``, as it does for any protection that could
+not be applied, so the evidence never claims isolation it did not have.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -23,9 +27,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from autopack.config import SandboxLimits, Settings
+from autopack.workspace.confine import (
+    HOSTNAME,
+    MB,
+    SANDBOX_UID,
+    SECCOMP,
+    bwrap_data,
+    filesystem,
+    joining,
+    limited,
+    missing_prlimit,
+    pids_cgroup,
+    pipes,
+)
+
 NO_SANDBOX_WARNING = "bubblewrap not available: ran without sandbox"
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH")
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYENV_ROOT", "VIRTUAL_ENV")
+NO_USERNS_WARNING = "no user namespace here: ran as root without capabilities"
+NO_PIDS_WARNING = "no pids cgroup writable here: the number of processes is not limited"
 POLL_S = 0.05
 
 
@@ -62,9 +83,6 @@ class Sandbox(Protocol):
         writable: Sequence[Path] = (),
         cancel: threading.Event | None = None,
     ) -> CommandResult: ...
-
-
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 def is_secret_name(name: str) -> bool:
@@ -145,6 +163,7 @@ def _execute(
     cancel: threading.Event | None,
     sandbox: str,
     warnings: list[str],
+    pass_fds: Sequence[int] = (),
 ) -> CommandResult:
     """Start ``argv`` in its own process group and wait for it, a timeout or a cancel."""
     start = time.monotonic()
@@ -156,13 +175,17 @@ def _execute(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=pass_fds,
     )
     assert proc.stdout is not None
     sink = _CappedOutput(output_cap)
     reader = threading.Thread(target=_pump, args=(proc.stdout, sink), daemon=True)
     reader.start()
     timed_out = cancelled = False
-    while proc.poll() is None:
+    while True:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(POLL_S)  # returns as soon as the command ends: no poll latency
+            break
         if cancel is not None and cancel.is_set():
             cancelled = True
         elif time.monotonic() - start >= timeout_s:
@@ -171,10 +194,6 @@ def _execute(
             _kill_group(proc)
             proc.wait()
             break
-        if cancel is not None:
-            cancel.wait(POLL_S)
-        else:
-            time.sleep(POLL_S)
     _kill_group(proc)  # a background child left behind must not outlive its command
     reader.join(timeout=5)
     proc.stdout.close()
@@ -195,24 +214,36 @@ def _execute(
 
 
 class BwrapSandbox:
-    """bubblewrap: read-only root, writable worktree, private /tmp, no network."""
+    """bubblewrap, hardened to contain root: see the module docstring."""
 
     name = "bwrap"
 
-    def __init__(self, executable: str = "bwrap") -> None:
+    def __init__(
+        self,
+        executable: str = "bwrap",
+        limits: SandboxLimits | None = None,
+        *,
+        user_namespace: bool = True,
+    ) -> None:
         self.executable = executable
+        self.limits = limits or SandboxLimits()
+        self.user_namespace = user_namespace
 
-    def argv(self, command: str, cwd: Path, writable: Sequence[Path]) -> list[str]:
-        argv = [self.executable, "--unshare-all", "--die-with-parent", "--new-session"]
-        argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        # Autopack's own package stays readable even when installed under /tmp: its pytest
-        # plugin (per-test coverage) runs inside the sandbox.
-        argv += ["--ro-bind-try", str(PACKAGE_DIR), str(PACKAGE_DIR)]
-        for path in [cwd, *writable]:
-            real = str(Path(path).resolve())
-            argv += ["--bind", real, real]
-        argv += ["--chdir", str(cwd.resolve()), "/bin/sh", "-c", command]
-        return argv
+    def argv(
+        self, command: str, cwd: Path, writable: Sequence[Path], fds: Mapping[str, int]
+    ) -> list[str]:
+        """bubblewrap's command line; ``fds`` holds the descriptors of :func:`bwrap_data`."""
+        argv = [self.executable, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+        argv += ["--unshare-cgroup-try", "--hostname", HOSTNAME]
+        if self.user_namespace:
+            uid = str(SANDBOX_UID)
+            argv += ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid]
+        if SECCOMP in fds:
+            argv += ["--seccomp", str(fds[SECCOMP])]
+        argv += filesystem(cwd, writable, fds, tmp_bytes=self.limits.tmp_mb * MB)
+        inner = limited(["/bin/sh", "-c", command], self.limits, nproc=self.user_namespace)
+        return [*argv, "--chdir", str(cwd.resolve()), *inner]
 
     def run(
         self,
@@ -225,29 +256,41 @@ class BwrapSandbox:
         writable: Sequence[Path] = (),
         cancel: threading.Event | None = None,
     ) -> CommandResult:
-        return _execute(
-            self.argv(command, cwd, writable),
-            command=command,
-            cwd=cwd,
-            env=scrubbed_env("/tmp", "/tmp", env),
-            timeout_s=timeout_s,
-            output_cap=output_cap,
-            cancel=cancel,
-            sandbox=self.name,
-            warnings=[],
-        )
+        warnings = [] if self.user_namespace else [NO_USERNS_WARNING]
+        data = bwrap_data()
+        if SECCOMP not in data:
+            warnings.append(f"no seccomp filter for {platform.machine()}")
+        with pipes(data) as fds, pids_cgroup(self.limits.max_processes) as procs:
+            argv = self.argv(command, cwd, writable, fds)
+            if procs is not None:
+                argv = joining(procs, argv)
+            elif not self.user_namespace or os.geteuid() == 0:
+                warnings.append(NO_PIDS_WARNING)
+            return _execute(
+                argv,
+                command=command,
+                cwd=cwd,
+                env=scrubbed_env("/tmp", "/tmp", env),
+                timeout_s=timeout_s,
+                output_cap=output_cap,
+                cancel=cancel,
+                sandbox=self.name,
+                warnings=warnings + missing_prlimit(),
+                pass_fds=tuple(fds.values()),
+            )
 
 
 class SubprocessSandbox:
-    """A plain subprocess: same timeout, cap and environment, but no isolation.
+    """A plain subprocess: same timeout, cap, environment and limits, but no isolation.
 
     ``warning`` is set on every result so the evidence records the missing sandbox.
     """
 
     name = "subprocess"
 
-    def __init__(self, warning: str = NO_SANDBOX_WARNING) -> None:
+    def __init__(self, warning: str = NO_SANDBOX_WARNING, limits: SandboxLimits | None = None):
         self.warning = warning
+        self.limits = limits or SandboxLimits()
 
     def run(
         self,
@@ -260,9 +303,16 @@ class SubprocessSandbox:
         writable: Sequence[Path] = (),
         cancel: threading.Event | None = None,
     ) -> CommandResult:
-        with tempfile.TemporaryDirectory(prefix="autopack-run-") as private:
+        warnings = [self.warning, *missing_prlimit()]
+        with (
+            tempfile.TemporaryDirectory(prefix="autopack-run-") as private,
+            pids_cgroup(self.limits.max_processes) as procs,
+        ):
+            argv = limited(["/bin/sh", "-c", command], self.limits, nproc=False)
+            if procs is None:
+                warnings.append(NO_PIDS_WARNING)
             return _execute(
-                ["/bin/sh", "-c", command],
+                argv if procs is None else joining(procs, argv),
                 command=command,
                 cwd=cwd,
                 env=scrubbed_env(private, private, env),
@@ -270,36 +320,49 @@ class SubprocessSandbox:
                 output_cap=output_cap,
                 cancel=cancel,
                 sandbox=self.name,
-                warnings=[self.warning],
+                warnings=warnings,
             )
 
 
 def bwrap_works(executable: str = "bwrap") -> bool:
     """Whether bubblewrap is installed (on PATH now) and can create its namespaces here."""
     path = shutil.which(executable)
-    return path is not None and _bwrap_probe(path)
+    return path is not None and _bwrap_mode(path) is not None
 
 
 @functools.cache
-def _bwrap_probe(path: str) -> bool:
-    """One probe per binary: starting namespaces works or not for the process's life."""
+def _bwrap_mode(path: str) -> str | None:
+    """How bubblewrap works here, probed once per binary (namespaces work or not for the
+    process's life): ``userns`` (an unprivileged user in a user namespace), ``root``
+    (the kernel refuses user namespaces: root without capabilities), or ``None``."""
     with tempfile.TemporaryDirectory(prefix="autopack-probe-") as scratch:
-        probe = BwrapSandbox(path).argv("true", Path(scratch), ())
-        try:
-            done = subprocess.run(probe, capture_output=True, timeout=10, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-    return done.returncode == 0
+        for mode in ("userns", "root"):
+            probe = BwrapSandbox(path, user_namespace=mode == "userns")
+            try:
+                done = probe.run("true", Path(scratch), timeout_s=10)
+            except OSError:
+                return None
+            if done.exit_code == 0:
+                return mode
+    return None
 
 
-def make_sandbox(kind: str = "auto") -> Sandbox:
+def make_sandbox(kind: str = "auto", limits: SandboxLimits | None = None) -> Sandbox:
     """``auto`` picks bubblewrap when it works here, else a subprocess with a warning."""
     if kind == "subprocess":
-        return SubprocessSandbox("sandbox disabled by configuration: ran without sandbox")
+        return SubprocessSandbox("sandbox disabled by configuration: ran without sandbox", limits)
+    if kind not in ("auto", "bwrap"):
+        raise ValueError(f"unknown sandbox kind {kind!r}: expected auto, bwrap or subprocess")
+    path = shutil.which("bwrap")
+    mode = _bwrap_mode(path) if path is not None else None
+    if mode is not None:
+        assert path is not None
+        return BwrapSandbox(path, limits, user_namespace=mode == "userns")
     if kind == "bwrap":
-        if not bwrap_works():
-            raise RuntimeError("bubblewrap was requested but does not work on this machine")
-        return BwrapSandbox()
-    if kind == "auto":
-        return BwrapSandbox() if bwrap_works() else SubprocessSandbox()
-    raise ValueError(f"unknown sandbox kind {kind!r}: expected auto, bwrap or subprocess")
+        raise RuntimeError("bubblewrap was requested but does not work on this machine")
+    return SubprocessSandbox(limits=limits)
+
+
+def sandbox_for(settings: Settings) -> Sandbox:
+    """The sandbox the settings ask for, with their limits."""
+    return make_sandbox(settings.sandbox, settings.sandbox_limits)

@@ -1,0 +1,250 @@
+"""What a sandboxed command sees and may use: the filesystem allow-list and the limits.
+
+The sandbox's root is an empty tmpfs, made read-only once everything is in place; only
+what is listed here appears in it. That is the system's programs and libraries, a few
+files of ``/etc`` (``passwd``, ``group``, ``hosts`` and ``nsswitch.conf`` synthetic, so
+no account or host of the machine shows), the interpreter Autopack runs in and the
+active virtualenv wherever they live (``/tmp`` and ``~/.pyenv`` included: exactly those
+trees, never the home folder above them), Autopack's own package, a private ``/tmp``,
+``/dev`` and ``/proc``; then the worktree and the extra writable paths, read-write. No
+tree that holds a home folder, the worktree's parent (other checkouts, the repository's
+``.autopack/``) or a ``.autopack/`` folder is ever bound.
+
+Limits: ``prlimit`` inside the sandbox caps memory, file size and (in a user namespace)
+processes. A process whose real user is root outside is exempt from the process limit
+by the kernel whatever its namespace, so a ``pids`` cgroup, where one is writable, caps
+the whole sandbox as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import shutil
+import site
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from autopack.config import SandboxLimits
+from autopack.workspace.seccomp import compile_filter
+
+MB = 1024 * 1024
+SANDBOX_UID = 1000
+"""The user the command runs as inside its user namespace; the invoking user outside,
+so the worktree's files (owned by the invoking user, root included) stay writable."""
+HOSTNAME = "autopack-sandbox"
+SECCOMP = "seccomp"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ENTRIES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "ssl",
+    "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies", "alternatives",
+    "os-release", "lsb-release", "debian_version", "mime.types", "protocols", "services",
+    "locale.alias", "locale.conf", "fonts", "gai.conf", "magic", "xml", "matplotlibrc",
+    "mtab",
+)  # fmt: skip
+"""What programs read from ``/etc``; never ``shadow``, ``sudoers``, ``ssh`` or the like."""
+HOME_ROOTS = ("/root", "/home")
+PIDS_PARENTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+"""Where a pids cgroup can be made: cgroup v1's pids hierarchy, then the v2 root."""
+_CGROUP_NAMES = itertools.count()
+
+
+def synthetic_etc() -> dict[str, bytes]:
+    """The account and name files the sandbox gets instead of the host's."""
+    uid = SANDBOX_UID
+    passwd = f"root:x:0:0:root:/root:/bin/sh\nautopack:x:{uid}:{uid}:sandbox:/tmp:/bin/sh\n"
+    passwd += "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    group = f"root:x:0:\nautopack:x:{uid}:\nnogroup:x:65534:\n"
+    hosts = f"127.0.0.1 localhost {HOSTNAME}\n::1 localhost ip6-localhost ip6-loopback\n"
+    nsswitch = "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
+    files = {"passwd": passwd, "group": group, "hosts": hosts, "nsswitch.conf": nsswitch}
+    return {f"/etc/{name}": text.encode() for name, text in files.items()}
+
+
+def bwrap_data() -> dict[str, bytes]:
+    """Everything bubblewrap reads from a descriptor: the seccomp filter (when this
+    architecture has one) and the synthetic ``/etc`` files, by their destination."""
+    data = synthetic_etc()
+    with contextlib.suppress(KeyError):
+        data[SECCOMP] = compile_filter()
+    return data
+
+
+def _mirror(path: str, flag: str) -> list[str]:
+    """Bind ``path`` at the same place, or recreate it when it is a symlink."""
+    if os.path.islink(path):
+        return ["--symlink", os.readlink(path), path]
+    if os.path.exists(path):
+        return [flag, path, path]
+    return []
+
+
+def _holds(tree: str, path: str) -> bool:
+    """Whether ``path`` is ``tree`` or inside it."""
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def refused(tree: str, keep_out: Sequence[str]) -> bool:
+    """Whether binding ``tree`` would show what the sandbox must never see: the root, a
+    home folder (or a folder holding one), a folder holding any of ``keep_out`` (the
+    worktree: its siblings are other checkouts and ``.autopack/``), or ``.autopack/``."""
+    homes = [*HOME_ROOTS, os.path.expanduser("~")]
+    return (
+        tree == "/"
+        or ".autopack" in Path(tree).parts
+        or any(_holds(tree, kept) for kept in [*homes, *keep_out])
+    )
+
+
+def interpreter_trees() -> list[str]:
+    """The interpreter's own trees: prefixes, the real executable's prefix, the active
+    virtualenv and the base interpreter it was made from, site directories on the path."""
+    candidates = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
+    candidates.append(str(Path(os.path.realpath(sys.executable)).parent.parent))
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv:
+        candidates.append(venv)
+        python = Path(venv, "bin", "python")
+        if python.exists():
+            candidates.append(str(python.resolve().parent.parent))
+    user_site = site.getusersitepackages() if site.ENABLE_USER_SITE else ""
+    candidates += [path for path in [*site.getsitepackages(), user_site] if path in sys.path]
+    candidates.append(str(PACKAGE_DIR))
+    return [os.path.realpath(path) for path in candidates if path]
+
+
+def _outermost(trees: Sequence[str], covered: Sequence[str]) -> list[str]:
+    """``trees`` without duplicates and without those inside another one or ``covered``."""
+    kept: list[str] = []
+    for tree in sorted(set(trees), key=len):
+        if not any(_holds(other, tree) for other in [*covered, *kept]):
+            kept.append(tree)
+    return kept
+
+
+def filesystem(
+    cwd: Path, writable: Sequence[Path], fds: Mapping[str, int], *, tmp_bytes: int
+) -> list[str]:
+    """bubblewrap's mount arguments: the allow-list, then the writable paths, then the
+    root made read-only. ``fds`` maps each synthetic file's destination to its fd."""
+    argv: list[str] = []
+    for tree in SYSTEM_TREES:
+        argv += _mirror(tree, "--ro-bind")
+    for entry in ETC_ENTRIES:
+        argv += _mirror(f"/etc/{entry}", "--ro-bind")
+    for python_etc in sorted(Path("/etc").glob("python3*")):
+        argv += _mirror(str(python_etc), "--ro-bind")
+    for destination, fd in fds.items():
+        if destination.startswith("/"):
+            argv += ["--perms", "0644", "--ro-bind-data", str(fd), destination]
+    argv += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    rw = [os.path.realpath(path) for path in [cwd, *writable]]
+    system = [os.path.realpath(tree) for tree in SYSTEM_TREES if os.path.isdir(tree)]
+    for tree in _outermost(interpreter_trees(), system):
+        if os.path.isdir(tree) and not refused(tree, rw):
+            argv += ["--ro-bind", tree, tree]
+    for path in rw:
+        argv += ["--bind", path, path]
+    return [*argv, "--remount-ro", "/"]
+
+
+@contextlib.contextmanager
+def pipes(data: Mapping[str, bytes]) -> Iterator[dict[str, int]]:
+    """One pipe per blob, already written and closed for writing; yields the read ends.
+
+    Each blob is far below a pipe's buffer, so writing before bubblewrap reads never
+    blocks; the read ends are closed when the command is done.
+    """
+    fds: dict[str, int] = {}
+    try:
+        for key, blob in data.items():
+            read, write = os.pipe()
+            fds[key] = read
+            with os.fdopen(write, "wb") as sink:
+                sink.write(blob)
+        yield fds
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def limited(inner: list[str], limits: SandboxLimits, *, nproc: bool) -> list[str]:
+    """``inner`` started under ``prlimit`` with the memory, file and process limits.
+
+    Hard and soft limits are set alike, so the command cannot raise them again.
+    ``nproc`` only where the kernel counts the command's processes alone (a user
+    namespace); outside one the count would include all of the user's processes.
+    """
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return inner
+    argv = [prlimit, f"--data={limits.memory_mb * MB}", f"--fsize={limits.max_file_mb * MB}"]
+    if nproc:
+        argv.append(f"--nproc={limits.max_processes}")
+    return [*argv, "--", *inner]
+
+
+def missing_prlimit() -> list[str]:
+    """The warning for the evidence when limits could not be applied."""
+    if shutil.which("prlimit") is None:
+        return ["prlimit not found: memory and file size not limited"]
+    return []
+
+
+def _pids_parent() -> Path | None:
+    for parent in PIDS_PARENTS:
+        controllers = parent / "cgroup.subtree_control"
+        v2 = controllers.exists() and "pids" in controllers.read_text().split()
+        v1 = parent.name == "pids" and (parent / "cgroup.procs").exists()
+        if (v1 or v2) and os.access(parent, os.W_OK):
+            return parent
+    return None
+
+
+@contextlib.contextmanager
+def pids_cgroup(max_processes: int) -> Iterator[Path | None]:
+    """A fresh pids cgroup capped at ``max_processes``; yields its ``cgroup.procs``
+    (``None`` where no cgroup can be made here) and removes it afterwards."""
+    parent = _pids_parent()
+    if parent is None:
+        yield None
+        return
+    group = parent / f"autopack-sandbox-{os.getpid()}-{next(_CGROUP_NAMES)}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(max_processes))
+    except OSError:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        yield None
+        return
+    try:
+        yield group / "cgroup.procs"
+    finally:
+        _remove_cgroup(group)
+
+
+def _remove_cgroup(group: Path, wait_s: float = 5.0) -> None:
+    """Remove the cgroup once its killed processes are gone (rmdir is refused till then)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            group.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+
+def joining(procs: Path, argv: list[str]) -> list[str]:
+    """``argv`` started from a shell that first moves itself into the cgroup, so every
+    process of the command is counted from its very first fork."""
+    return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(procs), *argv]
