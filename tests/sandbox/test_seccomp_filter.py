@@ -113,8 +113,7 @@ CALLS = {
 
 def test_the_kernel_refuses_the_calls_inside_the_sandbox(tmp_path: Path) -> None:
     lines = "".join(
-        f"r = {call}; print('{name}', r, ctypes.get_errno())\n"
-        for name, (call, _) in CALLS.items()
+        f"r = {call}; print('{name}', r, ctypes.get_errno())\n" for name, (call, _) in CALLS.items()
     )
     script = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n" + lines
     (tmp_path / "calls.py").write_text(script)

@@ -10,21 +10,25 @@ trees, never the home folder above them), Autopack's own package, a private ``/t
 tree that holds a home folder, the worktree's parent (other checkouts, the repository's
 ``.autopack/``) or a ``.autopack/`` folder is ever bound.
 
-Limits: ``prlimit`` inside the sandbox caps memory, file size and (in a user namespace)
-processes. A process whose real user is root outside is exempt from the process limit
-by the kernel whatever its namespace, so a ``pids`` cgroup, where one is writable, caps
-the whole sandbox as well.
+Limits: memory, file size and (in a user namespace) processes are set on bubblewrap's
+child before it starts the command (``prlimit`` for the unsandboxed fallback). A process
+whose real user is root outside is exempt from the process limit by the kernel whatever
+its namespace, so a ``pids`` cgroup, where one is writable, caps the whole sandbox too.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import itertools
 import os
+import resource
 import shutil
 import site
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,14 +45,15 @@ SECCOMP = "seccomp"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_ENTRIES = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "ssl",
-    "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies", "alternatives",
-    "os-release", "lsb-release", "debian_version", "mime.types", "protocols", "services",
-    "locale.alias", "locale.conf", "fonts", "gai.conf", "magic", "xml", "matplotlibrc",
-    "mtab",
+ETC_FILES = (
+    "ld.so.cache", "localtime", "timezone", "os-release", "lsb-release", "debian_version",
+    "mime.types", "protocols", "services", "locale.alias", "locale.conf", "gai.conf",
+    "magic", "matplotlibrc", "mtab",
 )  # fmt: skip
-"""What programs read from ``/etc``; never ``shadow``, ``sudoers``, ``ssh`` or the like."""
+"""What programs read from ``/etc``, copied (or the symlink recreated) into the sandbox's
+``/etc``; never ``shadow``, ``sudoers``, ``ssh`` or the like."""
+ETC_DIRS = ("ssl", "pki", "crypto-policies", "alternatives", "fonts", "xml")
+"""Folders of ``/etc`` bound read-only over the copy (with ``python3*``)."""
 HOME_ROOTS = ("/root", "/home")
 PIDS_PARENTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 """Where a pids cgroup can be made: cgroup v1's pids hierarchy, then the v2 root."""
@@ -68,12 +73,65 @@ def synthetic_etc() -> dict[str, bytes]:
 
 
 def bwrap_data() -> dict[str, bytes]:
-    """Everything bubblewrap reads from a descriptor: the seccomp filter (when this
-    architecture has one) and the synthetic ``/etc`` files, by their destination."""
-    data = synthetic_etc()
+    """What bubblewrap reads from a descriptor: the seccomp filter, when this
+    architecture has one."""
     with contextlib.suppress(KeyError):
-        data[SECCOMP] = compile_filter()
-    return data
+        return {SECCOMP: compile_filter()}
+    return {}
+
+
+_ETC_LOCK = threading.Lock()
+_ETC_COPIES: dict[tuple[tuple[str, int, int], ...], Path] = {}
+
+
+def _etc_key() -> tuple[tuple[str, int, int], ...]:
+    key = []
+    for name in ETC_FILES:
+        with contextlib.suppress(OSError):
+            stat = os.lstat(f"/etc/{name}")
+            key.append((name, stat.st_mtime_ns, stat.st_size))
+    return tuple(key)
+
+
+def etc_copy() -> Path:
+    """The sandbox's ``/etc``: the listed files of the host's, the synthetic ones, and
+    empty mount points for :data:`ETC_DIRS`. Made once per process, and again when one
+    of the host's files changes: one bind instead of one per file keeps the sandbox's
+    start fast (every mount costs at setup and again at teardown)."""
+    key = _etc_key()
+    with _ETC_LOCK:
+        if key in _ETC_COPIES:
+            return _ETC_COPIES[key]
+        copy = Path(tempfile.mkdtemp(prefix="autopack-etc-"))
+        copy.chmod(0o755)
+        for name, _, _ in key:
+            source = f"/etc/{name}"
+            if os.path.islink(source):
+                os.symlink(os.readlink(source), copy / name)
+            elif os.path.isfile(source):
+                shutil.copyfile(source, copy / name)
+        for destination, text in synthetic_etc().items():
+            (copy / Path(destination).name).write_bytes(text)
+        for name in etc_dirs():
+            (copy / name).mkdir()
+        for path in copy.iterdir():
+            if not path.is_symlink():
+                path.chmod(0o755 if path.is_dir() else 0o644)
+        _ETC_COPIES[key] = copy
+        if len(_ETC_COPIES) == 1:
+            atexit.register(_remove_etc_copies)
+        return copy
+
+
+def _remove_etc_copies() -> None:
+    for copy in _ETC_COPIES.values():
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def etc_dirs() -> list[str]:
+    """The folders of the host's ``/etc`` the sandbox gets (those that exist here)."""
+    names = [*ETC_DIRS, *(path.name for path in sorted(Path("/etc").glob("python3*")))]
+    return [name for name in names if os.path.isdir(f"/etc/{name}")]
 
 
 def _mirror(path: str, flag: str) -> list[str]:
@@ -128,21 +186,15 @@ def _outermost(trees: Sequence[str], covered: Sequence[str]) -> list[str]:
     return kept
 
 
-def filesystem(
-    cwd: Path, writable: Sequence[Path], fds: Mapping[str, int], *, tmp_bytes: int
-) -> list[str]:
+def filesystem(cwd: Path, writable: Sequence[Path], *, tmp_bytes: int) -> list[str]:
     """bubblewrap's mount arguments: the allow-list, then the writable paths, then the
-    root made read-only. ``fds`` maps each synthetic file's destination to its fd."""
+    root made read-only."""
     argv: list[str] = []
     for tree in SYSTEM_TREES:
         argv += _mirror(tree, "--ro-bind")
-    for entry in ETC_ENTRIES:
-        argv += _mirror(f"/etc/{entry}", "--ro-bind")
-    for python_etc in sorted(Path("/etc").glob("python3*")):
-        argv += _mirror(str(python_etc), "--ro-bind")
-    for destination, fd in fds.items():
-        if destination.startswith("/"):
-            argv += ["--perms", "0644", "--ro-bind-data", str(fd), destination]
+    argv += ["--ro-bind", str(etc_copy()), "/etc"]
+    for name in etc_dirs():
+        argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
     argv += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
     argv += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     rw = [os.path.realpath(path) for path in [cwd, *writable]]
@@ -191,6 +243,17 @@ def limited(inner: list[str], limits: SandboxLimits, *, nproc: bool) -> list[str
     return [*argv, "--", *inner]
 
 
+def set_limits(pid: int, limits: SandboxLimits, *, nproc: bool) -> None:
+    """:func:`limited`'s limits, set on a waiting process from outside (see the runner's
+    handshake with bubblewrap): one program fewer to start per command."""
+    values = [(resource.RLIMIT_DATA, limits.memory_mb * MB)]
+    values.append((resource.RLIMIT_FSIZE, limits.max_file_mb * MB))
+    if nproc:
+        values.append((resource.RLIMIT_NPROC, limits.max_processes))
+    for which, value in values:
+        resource.prlimit(pid, which, (value, value))
+
+
 def missing_prlimit() -> list[str]:
     """The warning for the evidence when limits could not be applied."""
     if shutil.which("prlimit") is None:
@@ -231,17 +294,31 @@ def pids_cgroup(max_processes: int) -> Iterator[Path | None]:
         _remove_cgroup(group)
 
 
-def _remove_cgroup(group: Path, wait_s: float = 5.0) -> None:
-    """Remove the cgroup once its killed processes are gone (rmdir is refused till then)."""
+def _remove_cgroup(group: Path) -> None:
+    """Remove the cgroup; while its killed processes are still exiting (rmdir is refused
+    till then) a background thread retries, so the command's result is not held up."""
+    try:
+        group.rmdir()
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            threading.Thread(target=_remove_later, args=(group,), daemon=True).start()
+
+
+def _remove_later(group: Path, wait_s: float = 10.0) -> None:
     deadline = time.monotonic() + wait_s
-    while True:
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
         try:
             group.rmdir()
             return
         except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+            if exc.errno != errno.EBUSY:
                 return
-            time.sleep(0.01)
+
+
+def join_cgroup(procs: Path, pid: int) -> None:
+    """Move ``pid`` (not yet forked anything) into the cgroup whose ``cgroup.procs`` this is."""
+    procs.write_text(str(pid))
 
 
 def joining(procs: Path, argv: list[str]) -> list[str]:

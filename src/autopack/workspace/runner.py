@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import platform
+import select
 import shutil
 import signal
 import subprocess
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -35,11 +37,13 @@ from autopack.workspace.confine import (
     SECCOMP,
     bwrap_data,
     filesystem,
+    join_cgroup,
     joining,
     limited,
     missing_prlimit,
     pids_cgroup,
     pipes,
+    set_limits,
 )
 
 NO_SANDBOX_WARNING = "bubblewrap not available: ran without sandbox"
@@ -48,6 +52,7 @@ PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "PYENV_ROO
 NO_USERNS_WARNING = "no user namespace here: ran as root without capabilities"
 NO_PIDS_WARNING = "no pids cgroup writable here: the number of processes is not limited"
 POLL_S = 0.05
+INFO, BLOCK = "info", "block"
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,25 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _wait(
+    proc: subprocess.Popen[bytes], exited: int, deadline: float, cancel: threading.Event | None
+) -> tuple[bool, bool]:
+    """Wait for the command to end, its deadline, or a cancel; returns (timed out, cancelled).
+
+    ``exited`` (the command's pidfd) is readable the moment the command ends, so a short
+    command is not charged a polling interval.
+    """
+    while not select.select([exited], [], [], POLL_S)[0]:
+        cancelled = cancel is not None and cancel.is_set()
+        timed_out = not cancelled and time.monotonic() >= deadline
+        if cancelled or timed_out:
+            _kill_group(proc)
+            proc.wait()
+            return timed_out, cancelled
+    proc.wait()
+    return False, False
+
+
 def _execute(
     argv: list[str],
     *,
@@ -164,8 +188,12 @@ def _execute(
     sandbox: str,
     warnings: list[str],
     pass_fds: Sequence[int] = (),
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> CommandResult:
-    """Start ``argv`` in its own process group and wait for it, a timeout or a cancel."""
+    """Start ``argv`` in its own process group and wait for it, a timeout or a cancel.
+
+    ``started`` runs once the process exists; if it raises, the process is killed.
+    """
     start = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -178,22 +206,22 @@ def _execute(
         pass_fds=pass_fds,
     )
     assert proc.stdout is not None
+    if started is not None:
+        try:
+            started(proc)
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            proc.stdout.close()
+            raise
     sink = _CappedOutput(output_cap)
     reader = threading.Thread(target=_pump, args=(proc.stdout, sink), daemon=True)
     reader.start()
-    timed_out = cancelled = False
-    while True:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(POLL_S)  # returns as soon as the command ends: no poll latency
-            break
-        if cancel is not None and cancel.is_set():
-            cancelled = True
-        elif time.monotonic() - start >= timeout_s:
-            timed_out = True
-        if cancelled or timed_out:
-            _kill_group(proc)
-            proc.wait()
-            break
+    exited = os.pidfd_open(proc.pid)
+    try:
+        timed_out, cancelled = _wait(proc, exited, start + timeout_s, cancel)
+    finally:
+        os.close(exited)
     _kill_group(proc)  # a background child left behind must not outlive its command
     reader.join(timeout=5)
     proc.stdout.close()
@@ -232,18 +260,19 @@ class BwrapSandbox:
     def argv(
         self, command: str, cwd: Path, writable: Sequence[Path], fds: Mapping[str, int]
     ) -> list[str]:
-        """bubblewrap's command line; ``fds`` holds the descriptors of :func:`bwrap_data`."""
+        """bubblewrap's command line; ``fds`` holds the descriptors of the seccomp filter
+        and of the :class:`_Handshake`, when there are."""
         argv = [self.executable, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
         argv += ["--unshare-cgroup-try", "--hostname", HOSTNAME]
         if self.user_namespace:
             uid = str(SANDBOX_UID)
             argv += ["--unshare-user", "--disable-userns", "--uid", uid, "--gid", uid]
-        if SECCOMP in fds:
-            argv += ["--seccomp", str(fds[SECCOMP])]
-        argv += filesystem(cwd, writable, fds, tmp_bytes=self.limits.tmp_mb * MB)
-        inner = limited(["/bin/sh", "-c", command], self.limits, nproc=self.user_namespace)
-        return [*argv, "--chdir", str(cwd.resolve()), *inner]
+        for option, key in (("--seccomp", SECCOMP), ("--info-fd", INFO), ("--block-fd", BLOCK)):
+            if key in fds:
+                argv += [option, str(fds[key])]
+        argv += filesystem(cwd, writable, tmp_bytes=self.limits.tmp_mb * MB)
+        return [*argv, "--chdir", str(cwd.resolve()), "/bin/sh", "-c", command]
 
     def run(
         self,
@@ -260,12 +289,20 @@ class BwrapSandbox:
         data = bwrap_data()
         if SECCOMP not in data:
             warnings.append(f"no seccomp filter for {platform.machine()}")
-        with pipes(data) as fds, pids_cgroup(self.limits.max_processes) as procs:
-            argv = self.argv(command, cwd, writable, fds)
-            if procs is not None:
-                argv = joining(procs, argv)
-            elif not self.user_namespace or os.geteuid() == 0:
+        with (
+            pipes(data) as fds,
+            pids_cgroup(self.limits.max_processes) as procs,
+            _Handshake() as handshake,
+        ):
+            if procs is None and (not self.user_namespace or os.geteuid() == 0):
                 warnings.append(NO_PIDS_WARNING)
+
+            def confine(child: int) -> None:
+                set_limits(child, self.limits, nproc=self.user_namespace)
+                if procs is not None:
+                    join_cgroup(procs, child)
+
+            argv = self.argv(command, cwd, writable, {**fds, **handshake.fds})
             return _execute(
                 argv,
                 command=command,
@@ -275,9 +312,54 @@ class BwrapSandbox:
                 output_cap=output_cap,
                 cancel=cancel,
                 sandbox=self.name,
-                warnings=warnings + missing_prlimit(),
-                pass_fds=tuple(fds.values()),
+                warnings=warnings,
+                pass_fds=(*fds.values(), *handshake.fds.values()),
+                started=lambda proc: handshake.release(confine),
             )
+
+
+class _Handshake:
+    """bubblewrap's ``--info-fd`` and ``--block-fd``: its child, namespaces made and
+    nothing forked yet, waits until we have set its limits and moved it into the pids
+    cgroup, so every process of the command inherits both."""
+
+    def __init__(self) -> None:
+        self.info_read, self.info_write = os.pipe()
+        self.block_read, self.block_write = os.pipe()
+        self.fds = {INFO: self.info_write, BLOCK: self.block_read}
+
+    def __enter__(self) -> _Handshake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in (self.info_read, self.info_write, self.block_read, self.block_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def release(self, confine: Callable[[int], None]) -> None:
+        """Once bubblewrap started: confine its child, then let it go on. Raises when the
+        child cannot be confined (the caller kills it: it never runs unconfined)."""
+        os.close(self.info_write)
+        os.close(self.block_read)
+        child = _child_pid(self.info_read)
+        if child is not None:
+            confine(child)
+        os.write(self.block_write, b"x")
+
+
+def _child_pid(info: int, timeout_s: float = 30) -> int | None:
+    """The sandboxed child's pid from bubblewrap's info JSON (``None`` if bubblewrap
+    ended before writing it: it failed to start and says why on its output)."""
+    text = b""
+    deadline = time.monotonic() + timeout_s
+    while select.select([info], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        chunk = os.read(info, 4096)
+        if not chunk:
+            return None
+        text += chunk
+        with contextlib.suppress(ValueError):
+            return int(json.loads(text)["child-pid"])
+    raise OSError("bubblewrap did not report its sandboxed process in time")
 
 
 class SubprocessSandbox:
