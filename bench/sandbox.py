@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gate import PROJECTS, QUICK, Project, fetch
-
 from autopack.workspace.confine import bwrap_data, pipes
 from autopack.workspace.runner import BwrapSandbox, SubprocessSandbox, make_sandbox
+from gate import PROJECTS, QUICK, Project, fetch
 
 
 def old_argv(cwd: Path) -> list[str]:
