@@ -5,7 +5,8 @@ writes, which the phase's test command then runs. Each attack is one the sandbox
 to let through: remounting the root read-write and writing to the host, unmounting the
 private /tmp to reach the host's, reading /root, /etc/shadow, another checkout and the
 repository's own .autopack/autopack.db (API key rows), a fork bomb, a huge file, a huge
-allocation. Afterwards we look where a person would: the host for the markers, the
+allocation, a setuid copy of the shell (a file made inside belongs to root outside).
+Afterwards we look where a person would: the host for the markers, the
 cassette, events and evidence for the secrets, the run for its end.
 """
 
@@ -69,6 +70,7 @@ def attacks(host: Host) -> dict[str, str]:
             "ls -l big.bin | awk '{print \"size\", $5}' ; rm -f big.bin"
         ),
         "memory": 'python -c "b = bytearray(3 * 1024 ** 3)" 2>&1 | tail -1',
+        "setuid": "cp /bin/sh rootsh ; chmod 4755 rootsh ; stat -c 'rootsh mode %a' rootsh",
     }
 
 
@@ -134,6 +136,13 @@ def test_a_huge_file_and_a_huge_allocation_are_bounded(attacked: tuple[Host, str
     _, _, recorded = attacked
     assert "size 1048576" in recorded
     assert "MemoryError" in recorded
+
+
+def test_no_setuid_program_is_left_on_the_host(attacked: tuple[Host, str, str]) -> None:
+    host, _, recorded = attacked
+    assert "rootsh mode 755" in recorded
+    setid = [p for p in host.repo.rglob("*") if p.is_file() and p.stat().st_mode & 0o6000]
+    assert setid == []
 
 
 def test_the_run_ended_and_nothing_landed(attacked: tuple[Host, str, str]) -> None:

@@ -8,9 +8,11 @@ bubblewrap loads it with ``--seccomp FD`` just before it starts the command.
 
 The program checks the architecture first (a call made through another ABI, such as
 x32 or a 32-bit personality, would use other numbers and is killed), then refuses each
-listed call with ``EPERM``, ``clone`` when it asks for a namespace, ``clone3`` with
-``ENOSYS`` (its flags sit behind a pointer the filter cannot read; libc then falls back
-to ``clone``), and the terminal-injection ``ioctl`` requests.
+listed call with ``EPERM``, ``clone`` when it asks for a namespace, ``clone3`` and
+``openat2`` with ``ENOSYS`` (their flags sit behind a pointer the filter cannot read;
+libc then falls back to ``clone`` and ``openat``), a mode with a setuid or setgid bit
+(``chmod``, ``open`` with ``O_CREAT``, ``mknod`` and their relatives), and the
+terminal-injection ``ioctl`` requests.
 """
 
 from __future__ import annotations
@@ -37,6 +39,17 @@ _ARG0, _ARG1 = 16, 24
 _X32_BIT = 0x40000000
 _NAMESPACE_FLAGS = 0x7E020000  # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 _TERMINAL_INJECTION = (0x5412, 0x541C)  # TIOCSTI, TIOCLINUX
+_SETID_BITS = 0o6000  # S_ISUID | S_ISGID
+_CREATES = 0o100 | 0o20000000  # O_CREAT | __O_TMPFILE: only then is the mode argument read
+MODE_ARGS = {
+    "chmod": (1, None), "fchmod": (1, None), "fchmodat": (2, None), "fchmodat2": (2, None),
+    "creat": (1, None), "mknod": (1, None), "mknodat": (2, None), "open": (2, 1),
+    "openat": (3, 2),
+}  # fmt: skip
+"""Calls that set a file's mode: (mode argument, flags argument when the mode counts only
+with ``O_CREAT``). A setuid or setgid bit is refused: a file the sandbox makes belongs
+to the invoking user outside, root included, and must not become a setuid-root program
+on the host."""
 
 DENIED = (
     # mounts, old and new API, and leaving the sandbox's root or namespaces
@@ -84,7 +97,9 @@ ARCHES = {
             "io_uring_enter": 426, "io_uring_register": 427, "kcmp": 312, "pidfd_getfd": 438,
             "fanotify_init": 300, "nfsservctl": 180, "create_module": 174,
             "get_kernel_syms": 177, "query_module": 178,
-            "clone": 56, "clone3": 435, "ioctl": 16,
+            "clone": 56, "clone3": 435, "ioctl": 16, "openat2": 437,
+            "chmod": 90, "fchmod": 91, "fchmodat": 268, "fchmodat2": 452, "creat": 85,
+            "mknod": 133, "mknodat": 259, "open": 2, "openat": 257,
         },
         x32=True,
     ),
@@ -104,7 +119,8 @@ ARCHES = {
             "sethostname": 161, "setdomainname": 162, "lookup_dcookie": 18, "vhangup": 58,
             "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
             "kcmp": 272, "pidfd_getfd": 438, "fanotify_init": 262, "nfsservctl": 42,
-            "clone": 220, "clone3": 435, "ioctl": 29,
+            "clone": 220, "clone3": 435, "ioctl": 29, "openat2": 437,
+            "fchmod": 52, "fchmodat": 53, "fchmodat2": 452, "mknodat": 33, "openat": 56,
         },
         x32=False,
     ),
@@ -117,6 +133,21 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, i
 
 def _errno(value: int) -> int:
     return _RET_ERRNO | value
+
+
+def _arg(index: int) -> int:
+    return _ARG0 + 8 * index
+
+
+def _no_setid(nr: int, mode_arg: int, flags_arg: int | None) -> list[tuple[int, int, int, int]]:
+    """Refuse call ``nr`` when its mode has a setuid or setgid bit; ends with nr reloaded."""
+    if flags_arg is None:
+        block = [_insn(_JEQ_K, nr, jf=3)]
+    else:
+        block = [_insn(_JEQ_K, nr, jf=5), _insn(_LD_W_ABS, _arg(flags_arg))]
+        block += [_insn(_JSET_K, _CREATES, jf=3)]
+    block += [_insn(_LD_W_ABS, _arg(mode_arg)), _insn(_JSET_K, _SETID_BITS, jf=1)]
+    return [*block, _insn(_RET_K, _errno(errno.EPERM)), _insn(_LD_W_ABS, _NR)]
 
 
 def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
@@ -135,7 +166,11 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     for name in DENIED:
         if name in nr:
             body += [_insn(_JEQ_K, nr[name], jf=1), _insn(_RET_K, _errno(errno.EPERM))]
-    body += [_insn(_JEQ_K, nr["clone3"], jf=1), _insn(_RET_K, _errno(errno.ENOSYS))]
+    for name in ("clone3", "openat2"):  # their flags sit behind a pointer
+        body += [_insn(_JEQ_K, nr[name], jf=1), _insn(_RET_K, _errno(errno.ENOSYS))]
+    for name, (mode_arg, flags_arg) in MODE_ARGS.items():
+        if name in nr:
+            body += _no_setid(nr[name], mode_arg, flags_arg)
     body += [
         _insn(_JEQ_K, nr["clone"], jf=3),
         _insn(_LD_W_ABS, _ARG0),
