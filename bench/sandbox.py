@@ -96,14 +96,14 @@ def main() -> None:
     assert isinstance(sandbox, BwrapSandbox)
     rows = start_rows(sandbox, starts)
     base = rows[0][1]
-    lines = ["| what                          | median ms | vs plain   |", "|" + "-" * 31 + "|"]
+    lines = ["| what                             | median ms | vs plain   |", "|" + "-" * 34 + "|"]
     lines[1] += "-----------|------------|"
     for name, ms in rows:
-        lines.append(f"| {name:<29} | {ms:>9.1f} | {ms - base:>+8.1f}ms |")
+        lines.append(f"| {name:<32} | {ms:>9.1f} | {ms - base:>+8.1f}ms |")
     plain_suite, boxed_suite = suite_rows(sandbox, project, suites)
     for name, ms in (plain_suite, boxed_suite):
         share = 100 * (ms - plain_suite[1]) / plain_suite[1]
-        lines.append(f"| {name:<29} | {ms:>9.1f} | {share:>+9.1f}% |")
+        lines.append(f"| {name:<32} | {ms:>9.1f} | {share:>+9.1f}% |")
     print(
         f"sandbox: bwrap ({'user namespace' if sandbox.user_namespace else 'root'}); "
         f"medians of {starts} starts of `true` and {suites} runs of the suite"

@@ -142,3 +142,10 @@ def test_nothing_outlives_its_command_and_no_cgroup_is_left(bwrap: Sandbox, tmp_
 def test_python_inside_is_the_interpreter_autopack_runs_in(bwrap: Sandbox, tmp_path: Path) -> None:
     result = bwrap.run("python -c 'import sys; print(sys.prefix)'", tmp_path)
     assert result.output.strip() == sys.prefix
+
+
+def test_a_sandbox_that_cannot_start_reports_why(bwrap: Sandbox, tmp_path: Path) -> None:
+    result = bwrap.run("echo never", tmp_path, writable=[tmp_path / "missing"])
+    assert result.exit_code not in (0, None)
+    assert "never" not in result.output
+    assert "missing" in result.output

@@ -26,7 +26,7 @@ import httpx
 from autopack.config import Settings
 from autopack.gate.signing import KEY_ENV, ProofKeyError, key_path, load_key
 from autopack.workspace import git
-from autopack.workspace.runner import Sandbox, SubprocessSandbox, bwrap_works, make_sandbox
+from autopack.workspace.runner import Sandbox, SubprocessSandbox, bwrap_works, sandbox_for
 
 Level = Literal["ok", "warn", "fail"]
 MIN_GIT = (2, 25)
@@ -395,7 +395,7 @@ def check_tests(repo: Path, settings: Settings) -> Finding:
         )
     with _clean_checkout(repo) as checkout:
         run, _ = measure_baseline(
-            _sandbox(settings.sandbox), checkout, command, timeout_s=settings.test_timeout_s
+            _sandbox(settings), checkout, command, timeout_s=settings.test_timeout_s
         )
     problem = baseline_problem(run)
     if problem is not None:
@@ -419,12 +419,13 @@ def check_tests(repo: Path, settings: Settings) -> Finding:
     return Finding("tests", "ok", detail + (f"; pytest plugins: {plugins}" if env else ""))
 
 
-def _sandbox(kind: str) -> Sandbox:
-    """The configured sandbox; when it cannot work the sandbox check has said so already."""
+def _sandbox(settings: Settings) -> Sandbox:
+    """The configured sandbox and limits; when it cannot work the sandbox check has said
+    so already."""
     try:
-        return make_sandbox(kind)
+        return sandbox_for(settings)
     except (RuntimeError, ValueError):
-        return SubprocessSandbox()
+        return SubprocessSandbox(limits=settings.sandbox_limits)
 
 
 @contextlib.contextmanager

@@ -52,8 +52,10 @@ ETC_FILES = (
 )  # fmt: skip
 """What programs read from ``/etc``, copied (or the symlink recreated) into the sandbox's
 ``/etc``; never ``shadow``, ``sudoers``, ``ssh`` or the like."""
-ETC_DIRS = ("ssl", "pki", "crypto-policies", "alternatives", "fonts", "xml")
-"""Folders of ``/etc`` bound read-only over the copy (with ``python3*``)."""
+ETC_DIRS = ("ssl", "pki", "crypto-policies", "alternatives")
+"""Folders of ``/etc`` bound read-only over the copy: large or often updated ones."""
+ETC_SMALL_DIRS = ("fonts", "xml", "python3", f"python3.{sys.version_info.minor}")
+"""Small folders of ``/etc``, copied with the files (each bind costs the start time)."""
 HOME_ROOTS = ("/root", "/home")
 PIDS_PARENTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 """Where a pids cgroup can be made: cgroup v1's pids hierarchy, then the v2 root."""
@@ -86,7 +88,7 @@ _ETC_COPIES: dict[tuple[tuple[str, int, int], ...], Path] = {}
 
 def _etc_key() -> tuple[tuple[str, int, int], ...]:
     key = []
-    for name in ETC_FILES:
+    for name in (*ETC_FILES, *ETC_SMALL_DIRS):
         with contextlib.suppress(OSError):
             stat = os.lstat(f"/etc/{name}")
             key.append((name, stat.st_mtime_ns, stat.st_size))
@@ -103,18 +105,19 @@ def etc_copy() -> Path:
         if key in _ETC_COPIES:
             return _ETC_COPIES[key]
         copy = Path(tempfile.mkdtemp(prefix="autopack-etc-"))
-        copy.chmod(0o755)
         for name, _, _ in key:
             source = f"/etc/{name}"
             if os.path.islink(source):
                 os.symlink(os.readlink(source), copy / name)
+            elif os.path.isdir(source):
+                shutil.copytree(source, copy / name, symlinks=True)
             elif os.path.isfile(source):
                 shutil.copyfile(source, copy / name)
         for destination, text in synthetic_etc().items():
             (copy / Path(destination).name).write_bytes(text)
         for name in etc_dirs():
             (copy / name).mkdir()
-        for path in copy.iterdir():
+        for path in [copy, *copy.rglob("*")]:
             if not path.is_symlink():
                 path.chmod(0o755 if path.is_dir() else 0o644)
         _ETC_COPIES[key] = copy
@@ -129,9 +132,8 @@ def _remove_etc_copies() -> None:
 
 
 def etc_dirs() -> list[str]:
-    """The folders of the host's ``/etc`` the sandbox gets (those that exist here)."""
-    names = [*ETC_DIRS, *(path.name for path in sorted(Path("/etc").glob("python3*")))]
-    return [name for name in names if os.path.isdir(f"/etc/{name}")]
+    """The folders of the host's ``/etc`` bound into the sandbox (those that exist here)."""
+    return [name for name in ETC_DIRS if os.path.isdir(f"/etc/{name}")]
 
 
 def _mirror(path: str, flag: str) -> list[str]:

@@ -342,9 +342,13 @@ class _Handshake:
         os.close(self.info_write)
         os.close(self.block_read)
         child = _child_pid(self.info_read)
-        if child is not None:
+        if child is None:
+            return  # bubblewrap is ending before it made a child: its output says why
+        try:
             confine(child)
-        os.write(self.block_write, b"x")
+            os.write(self.block_write, b"x")
+        except (ProcessLookupError, BrokenPipeError):
+            return  # the child failed its setup and is gone: bubblewrap's output says why
 
 
 def _child_pid(info: int, timeout_s: float = 30) -> int | None:
