@@ -120,7 +120,9 @@ class Settings(_Section):
     sandbox: Literal["auto", "bwrap", "subprocess"] = Field(
         default="auto", description="auto, bwrap or subprocess."
     )
-    sandbox_limits: SandboxLimits = SandboxLimits()
+    sandbox_limits: SandboxLimits = Field(
+        default_factory=SandboxLimits, description="Limits of every sandboxed command."
+    )
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Phases at once."
     )
