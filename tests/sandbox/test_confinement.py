@@ -81,11 +81,14 @@ def test_an_interpreter_holding_the_worktree_is_left_out(
 ) -> None:
     worktree = tmp_path / "repo" / ".autopack" / "worktrees" / "run" / "phase"
     worktree.mkdir(parents=True)
-    monkeypatch.setattr(confine, "interpreter_trees", lambda: [str(tmp_path), "/usr/lib"])
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    trees = [str(tmp_path), str(venv), "/usr/lib"]
+    monkeypatch.setattr(confine, "interpreter_trees", lambda: trees)
     argv = BwrapSandbox().argv("true", worktree, [], {})
     binds = {argv[i + 1] for i, flag in enumerate(argv) if flag in ("--bind", "--ro-bind")}
     assert str(tmp_path) not in binds and "/" not in binds
-    assert binds >= {"/usr", str(worktree)}
+    assert binds >= {"/usr", str(worktree), str(venv)}  # the venv inside it still is
     for flag in ("--unshare-user", "--unshare-net", "--die-with-parent", "--new-session"):
         assert flag in argv
     assert argv[argv.index("--cap-drop") + 1] == "ALL"

@@ -96,10 +96,10 @@ def _etc_key() -> tuple[tuple[str, int, int], ...]:
 
 
 def etc_copy() -> Path:
-    """The sandbox's ``/etc``: the listed files of the host's, the synthetic ones, and
-    empty mount points for :data:`ETC_DIRS`. Made once per process, and again when one
-    of the host's files changes: one bind instead of one per file keeps the sandbox's
-    start fast (every mount costs at setup and again at teardown)."""
+    """The sandbox's ``/etc``: the listed files and small folders of the host's, the
+    synthetic files, and empty mount points for :data:`ETC_DIRS`. Made once per
+    process, and again when one of the host's entries changes: one bind instead of one
+    per file keeps the sandbox's start fast (every mount costs at setup and teardown)."""
     key = _etc_key()
     with _ETC_LOCK:
         if key in _ETC_COPIES:
@@ -201,9 +201,9 @@ def filesystem(cwd: Path, writable: Sequence[Path], *, tmp_bytes: int) -> list[s
     argv += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     rw = [os.path.realpath(path) for path in [cwd, *writable]]
     system = [os.path.realpath(tree) for tree in SYSTEM_TREES if os.path.isdir(tree)]
-    for tree in _outermost(interpreter_trees(), system):
-        if os.path.isdir(tree) and not refused(tree, rw):
-            argv += ["--ro-bind", tree, tree]
+    allowed = [t for t in interpreter_trees() if os.path.isdir(t) and not refused(t, rw)]
+    for tree in _outermost(allowed, system):
+        argv += ["--ro-bind", tree, tree]
     for path in rw:
         argv += ["--bind", path, path]
     return [*argv, "--remount-ro", "/"]
