@@ -83,7 +83,8 @@ def markers(tmp_path: Path) -> Iterator[list[Path]]:
         marker.unlink(missing_ok=True)
 
 
-def make_repo(tmp_path: Path) -> Path:
+def make_repo(tmp_path: Path, settings: str = "") -> Path:
+    """A small repository; ``settings`` is its autopack.toml (left out of the commit)."""
     repo = tmp_path / "repo"
     (repo / "tests").mkdir(parents=True)
     (repo / ".gitignore").write_text("build/\n")
@@ -95,7 +96,16 @@ def make_repo(tmp_path: Path) -> Path:
     git.git(repo, "init", "-q", "-b", "main")
     git.git(repo, "add", "-A")
     git.git(repo, "commit", "-q", "-m", "start")
+    if settings:
+        (repo / "autopack.toml").write_text(settings)
     return repo
+
+
+HOST_SIDE = 'sandbox = "subprocess"\n[approvals]\ntimeout_s = 1\n'
+"""The plain subprocess runner: the sandboxed command may rewrite ``.git``, so what is
+tested is the host side (the seal, Autopack's own git)."""
+CONFINED = 'sandbox = "bwrap"\n[approvals]\ntimeout_s = 1\n'
+"""bubblewrap: the worktree's ``.git`` is mounted read-only, the plant fails inside."""
 
 
 def write_plan(tmp_path: Path, phases: list[dict[str, object]]) -> Path:
@@ -192,7 +202,8 @@ def _assert_refused_tampering(tmp_path: Path, repo: Path, markers: list[Path], c
     assert view.state is RunState.FAILED
     failed = view.phases["hostile"]
     assert failed.state is PhaseState.FAILED
-    assert "tampered with git" in failed.reason and ".git file" in failed.reason
+    assert "tampered with git" in failed.reason
+    assert ".git file" in failed.reason or "git folder" in failed.reason
     events = (rt.run_dir(run_id) / "events.jsonl").read_text()
     recorded = [json.loads(line) for line in events.splitlines()]
     assert any(
@@ -208,7 +219,8 @@ def _assert_refused_tampering(tmp_path: Path, repo: Path, markers: list[Path], c
 def test_a_run_command_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
     tmp_path: Path, markers: list[Path]
 ) -> None:
-    repo = make_repo(tmp_path)
+    """Where the sandbox lets the command move the link, the seal fails the phase."""
+    repo = make_repo(tmp_path, HOST_SIDE)
     plan = write_plan(tmp_path, [phase("hostile", ["pkg.py"])])
     builder = [
         tools(
@@ -222,27 +234,44 @@ def test_a_run_command_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
     _assert_refused_tampering(tmp_path, repo, markers, code)
 
 
-@pytest.mark.parametrize(
-    "run_by",
-    [
-        "run tool",
-        pytest.param(
-            "test command",
-            marks=pytest.mark.xfail(
-                run=False,
-                reason="DBG-031: the graded conftest now waits for an approval; nothing lands, "
-                "but the expected outcome is not decided yet",
-            ),
+def test_in_bubblewrap_the_planted_git_dir_cannot_be_linked_and_honest_work_lands(
+    tmp_path: Path, markers: list[Path]
+) -> None:
+    """The same command in bubblewrap: ``.git`` is read-only there, the plant fails, the
+    Builder's honest change lands and nothing planted ever runs."""
+    repo = make_repo(tmp_path, CONFINED)
+    plan = write_plan(tmp_path, [phase("hostile", ["pkg.py"])])
+    builder = [
+        tools(("run", {"command": plant(markers)})),  # its output is in the next request
+        tools(
+            ("write_file", {"path": "pkg.py", "content": "VALUE = 2\n"}),
+            ("finish", {"summary": "done"}),
         ),
-    ],
-)
+    ]
+    script = write_script(tmp_path, {"hostile": builder})
+    code = autopack("run", str(plan), "--repo", str(repo), "--model", f"scripted:{script}")
+    assert code == 0
+    rt, run_id = ended_run(repo)
+    view = rt.store.view(run_id)
+    assert view.state is RunState.SUCCEEDED
+    cassette = (rt.run_dir(run_id) / "cassette.jsonl").read_text()
+    assert "Read-only file system" in cassette or "Device or resource busy" in cassette
+    landed = branch_files(repo, view.branch)
+    assert set(landed) == set(branch_files(repo, view.base_commit))
+    assert git.git(repo, "show", f"{view.branch}:pkg.py") == "VALUE = 2"
+    subprocess.run(["git", "status"], cwd=repo, capture_output=True, check=True)
+    assert not any(marker.exists() for marker in markers)
+
+
+@pytest.mark.parametrize("run_by", ["run tool", "test command"])
 def test_a_conftest_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
     tmp_path: Path, markers: list[Path], run_by: str
 ) -> None:
     """The Builder's conftest plants the git dir when the tests run: in the build (the
     Builder runs them; before this fix the build's ``git add`` then ran the planted
-    command) or in verification (the test command)."""
-    repo = make_repo(tmp_path)
+    command) or in verification (the test command). The host side is tested: the plain
+    runner lets the conftest move the link."""
+    repo = make_repo(tmp_path, HOST_SIDE)
     plan = write_plan(tmp_path, [phase("hostile", ["pkg.py", "tests/**"])])
     conftest = f"import subprocess\n\nsubprocess.run(['sh', '-c', {plant(markers)!r}])\n"
     run_tests = [("run", {"command": TEST_COMMAND})] if run_by == "run tool" else []
@@ -257,6 +286,37 @@ def test_a_conftest_pointing_dot_git_at_a_planted_git_dir_fails_the_phase(
     script = write_script(tmp_path, {"hostile": builder})
     code = autopack("run", str(plan), "--repo", str(repo), "--model", f"scripted:{script}")
     _assert_refused_tampering(tmp_path, repo, markers, code)
+
+
+def test_in_bubblewrap_a_planting_conftest_plants_nothing_and_waits_for_a_person(
+    tmp_path: Path, markers: list[Path]
+) -> None:
+    """The conftest's plant fails against the read-only ``.git``; the gate still sees a
+    changed test configuration and asks a person (DBG-031); unanswered within the
+    configured timeout, the phase fails and nothing lands."""
+    repo = make_repo(tmp_path, CONFINED)
+    plan = write_plan(tmp_path, [phase("hostile", ["pkg.py", "tests/**"])])
+    conftest = f"import subprocess\n\nsubprocess.run(['sh', '-c', {plant(markers)!r}])\n"
+    builder = [
+        tools(
+            ("write_file", {"path": "tests/conftest.py", "content": conftest}),
+            ("write_file", {"path": "pkg.py", "content": "VALUE = 2\n"}),
+            ("finish", {"summary": "done"}),
+        )
+    ]
+    script = write_script(tmp_path, {"hostile": builder})
+    code = autopack("run", str(plan), "--repo", str(repo), "--model", f"scripted:{script}")
+    assert code == 1
+    rt, run_id = ended_run(repo)
+    view = rt.store.view(run_id)
+    failed = view.phases["hostile"]
+    assert view.state is RunState.FAILED and failed.state is PhaseState.FAILED
+    assert "no approval" in failed.reason
+    gate = (failed.attempts[-1]["steps"] if failed.attempts else failed.steps)["gate"]
+    assert "test configuration" in json.dumps(gate)
+    assert_nothing_landed(repo, rt, run_id)
+    subprocess.run(["git", "status"], cwd=repo, capture_output=True, check=True)
+    assert not any(marker.exists() for marker in markers)
 
 
 LINKS = (
@@ -298,7 +358,8 @@ def test_links_out_and_fifos_made_by_run_do_not_land_and_honest_work_does(
     view = rt.store.view(run_id)
     assert view.state is RunState.FAILED
     links, fifo, honest = (view.phases[p] for p in ("links", "fifo", "honest"))
-    assert links.state is PhaseState.FAILED and fifo.state is PhaseState.FAILED
+    assert links.state is PhaseState.FAILED, links.attempts or links.steps
+    assert fifo.state is PhaseState.FAILED, fifo.attempts or fifo.steps
     refused = "\n".join(links.attempts[-1]["steps"]["apply"]["refused"] if links.attempts else [])
     refused = refused or "\n".join(links.steps["apply"]["refused"])
     assert "links/passwd: a symbolic link to the absolute path '/etc/passwd'" in refused

@@ -129,7 +129,9 @@ def test_a_fork_bomb_is_bounded(attacked: tuple[Host, str, str]) -> None:
     _, _, recorded = attacked
     counts = [int(n) for n in re.findall(r"forks refused after (\d+)", recorded)]
     assert counts and all(count < 64 for count in counts)
-    assert "timed out after 5s" in recorded  # the classic bomb ran until its timeout
+    # The classic bomb hits the process limit ("Cannot fork") and either runs until its
+    # timeout or, on a loaded machine, ends when its own shell cannot fork `sleep`.
+    assert "Cannot fork" in recorded
 
 
 def test_a_huge_file_and_a_huge_allocation_are_bounded(attacked: tuple[Host, str, str]) -> None:

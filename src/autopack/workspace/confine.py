@@ -189,8 +189,8 @@ def _outermost(trees: Sequence[str], covered: Sequence[str]) -> list[str]:
 
 
 def filesystem(cwd: Path, writable: Sequence[Path], *, tmp_bytes: int) -> list[str]:
-    """bubblewrap's mount arguments: the allow-list, then the writable paths, then the
-    root made read-only."""
+    """bubblewrap's mount arguments: the allow-list, then the writable paths (their
+    ``.git`` read-only), then the root made read-only."""
     argv: list[str] = []
     for tree in SYSTEM_TREES:
         argv += _mirror(tree, "--ro-bind")
@@ -206,6 +206,9 @@ def filesystem(cwd: Path, writable: Sequence[Path], *, tmp_bytes: int) -> list[s
         argv += ["--ro-bind", tree, tree]
     for path in rw:
         argv += ["--bind", path, path]
+    for path in rw:  # a command may not rewrite the worktree's git link or repository
+        if os.path.lexists(os.path.join(path, ".git")):
+            argv += ["--ro-bind", os.path.join(path, ".git"), os.path.join(path, ".git")]
     return [*argv, "--remount-ro", "/"]
 
 
