@@ -116,6 +116,23 @@ PHASE_PATHS: dict[tuple[PhaseState, PhaseState], tuple[Payload, ...]] = {
     ),
 }
 
+CANCEL = RunFinished(state="CANCELLED", reason="x")
+STOPPED_IN = {
+    PhaseState.BUILDING: BUILDING,
+    PhaseState.VERIFYING: VERIFYING,
+    PhaseState.AUDITING: AUDITING,
+    PhaseState.GATING: GATING,
+    PhaseState.AWAITING_APPROVAL: AWAITING,
+}
+# A cancelled run stops its phases where they stand; a resume puts them back there.
+for _state, _events in STOPPED_IN.items():
+    PHASE_PATHS[(_state, PhaseState.CANCELLED)] = (*_events, CANCEL)
+    PHASE_PATHS[(PhaseState.CANCELLED, _state)] = (
+        *_events,
+        CANCEL,
+        RunStarted(executor="t", resumed=True),
+    )
+
 RUN_PATHS: dict[tuple[RunState, RunState], tuple[Payload, ...]] = {
     (RunState.QUEUED, RunState.RUNNING): (START,),
     (RunState.QUEUED, RunState.CANCELLED): (RunFinished(state="CANCELLED"),),

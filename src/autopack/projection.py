@@ -30,6 +30,7 @@ from autopack.events import (
 )
 from autopack.plan import Plan
 from autopack.states import (
+    PHASE_ACTIVE,
     PhaseState,
     RunState,
     check_phase_transition,
@@ -90,6 +91,8 @@ class PhaseView:
     """(role, attempt) of every recorded model call, in order."""
     rejection: dict[str, Any] | None = None
     spend: Spend = field(default_factory=Spend)
+    stopped_in: PhaseState | None = None
+    """Where a CANCELLED phase's attempt stood; a resume puts it back there."""
 
     def move(self, new: PhaseState) -> None:
         if new != self.state:
@@ -173,6 +176,10 @@ def _run_started(view: RunView, started: Any) -> None:
                 phase.move(PhaseState.QUEUED)
                 phase.attempt_floor = phase.attempt
                 phase.reason = ""
+    for phase in view.phases.values():
+        if phase.state is PhaseState.CANCELLED and phase.stopped_in is not None:
+            phase.move(phase.stopped_in)
+            phase.stopped_in = None
     view.cancel_requested = False
     view.reason = ""
     view.move(RunState.RUNNING)
@@ -183,6 +190,10 @@ def _run_finished(view: RunView, finished: RunFinished) -> None:
     view.reason = finished.reason
     for phase in view.phases.values():
         phase.step = None
+        stopped = phase.state in PHASE_ACTIVE or phase.state is PhaseState.AWAITING_APPROVAL
+        if view.state is RunState.CANCELLED and stopped:
+            phase.stopped_in = phase.state
+            phase.move(PhaseState.CANCELLED)
 
 
 def _run_paused(view: RunView, paused: RunPaused) -> None:
@@ -199,6 +210,7 @@ def _cancel_requested(view: RunView, cancel: CancelRequested) -> None:
 
 def _phase_started(view: RunView, started: PhaseStarted) -> None:
     phase = view.phases[started.phase_id]
+    carried = _carried_approval(phase) if started.rebase_tree else None
     if phase.steps:
         phase.attempts.append({"attempt": phase.attempt, "steps": phase.steps})
     phase.move(PhaseState.BUILDING)
@@ -209,7 +221,25 @@ def _phase_started(view: RunView, started: PhaseStarted) -> None:
         phase.attempt_floor += 1  # re-landing a passed change costs no attempt
     phase.steps = {}
     phase.step = None
-    phase.approval = None
+    phase.approval = carried
+
+
+def _carried_approval(phase: PhaseView) -> dict[str, Any] | None:
+    """A person's approval of a change that is now merged onto a moved run branch: it
+    stays with the change, with the reasons it answered (see :func:`_still_approved`)."""
+    if phase.approval is None:
+        return None
+    reasons = phase.approval.get("reasons") or phase.steps.get("gate", {}).get("reasons", [])
+    carried_from = phase.approval.get("carried_from", phase.attempt)
+    return {**phase.approval, "carried_from": carried_from, "reasons": list(reasons)}
+
+
+def _still_approved(phase: PhaseView, reasons: list[str]) -> bool:
+    """Whether an approval carried onto this attempt answers every reason its gate asks a
+    person for: the same change asks nothing new, so nobody is asked twice for it."""
+    if phase.approval is None or "carried_from" not in phase.approval:
+        return False
+    return set(reasons) <= set(phase.approval.get("reasons", []))
 
 
 def _step_started(view: RunView, started: StepStarted) -> None:
@@ -226,7 +256,10 @@ def _step_completed(view: RunView, done: StepCompleted) -> None:
     if done.step == "gate":
         view.last_proof_hash = str(done.result.get("proof_hash", view.last_proof_hash))
         decision = done.result.get("decision")
-        if decision == "NEEDS_APPROVAL":
+        if decision == "NEEDS_APPROVAL" and _still_approved(phase, done.result.get("reasons", [])):
+            pass  # approved already: the decider lands it
+        elif decision == "NEEDS_APPROVAL":
+            phase.approval = None
             phase.move(PhaseState.AWAITING_APPROVAL)
             phase.awaiting_since = view.updated_at
         elif decision == "BLOCK":

@@ -33,6 +33,8 @@ class PhaseState(StrEnum):
     COMPLETE = "COMPLETE"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+    """Stopped mid-attempt because its run was cancelled; a resume carries the attempt on."""
 
 
 class IllegalTransition(ValueError):
@@ -58,19 +60,26 @@ _ACTIVE_PHASE = (
     PhaseState.GATING,
 )
 
+_STOPPED = PhaseState.CANCELLED  # any attempt in progress stops when its run is cancelled
+
 PHASE_TRANSITIONS: dict[PhaseState, frozenset[PhaseState]] = {
     PhaseState.QUEUED: frozenset({PhaseState.BUILDING, PhaseState.SKIPPED, PhaseState.FAILED}),
     # BUILDING and VERIFYING may go straight to GATING: a refused edit or failing tests
     # are evidence the gate decides on without spending an audit.
-    PhaseState.BUILDING: frozenset({PhaseState.VERIFYING, PhaseState.GATING, PhaseState.FAILED}),
-    PhaseState.VERIFYING: frozenset({PhaseState.AUDITING, PhaseState.GATING, PhaseState.FAILED}),
-    PhaseState.AUDITING: frozenset({PhaseState.GATING, PhaseState.FAILED}),
+    PhaseState.BUILDING: frozenset(
+        {PhaseState.VERIFYING, PhaseState.GATING, PhaseState.FAILED, _STOPPED}
+    ),
+    PhaseState.VERIFYING: frozenset(
+        {PhaseState.AUDITING, PhaseState.GATING, PhaseState.FAILED, _STOPPED}
+    ),
+    PhaseState.AUDITING: frozenset({PhaseState.GATING, PhaseState.FAILED, _STOPPED}),
     PhaseState.GATING: frozenset(
         {
             PhaseState.COMPLETE,
             PhaseState.BUILDING,  # retry: the next attempt starts
             PhaseState.AWAITING_APPROVAL,
             PhaseState.FAILED,
+            _STOPPED,
         }
     ),
     PhaseState.AWAITING_APPROVAL: frozenset(
@@ -78,8 +87,11 @@ PHASE_TRANSITIONS: dict[PhaseState, frozenset[PhaseState]] = {
             PhaseState.GATING,  # approved: the commit step runs
             PhaseState.BUILDING,  # rejected with a note: the next attempt starts
             PhaseState.FAILED,  # rejected for good, or the approval timed out
+            _STOPPED,
         }
     ),
+    # Resumed: back where the attempt stood, with the same attempt number.
+    PhaseState.CANCELLED: frozenset({*_ACTIVE_PHASE, PhaseState.AWAITING_APPROVAL}),
     PhaseState.COMPLETE: frozenset(),
     # A failed or skipped phase is queued again only when its run is resumed.
     PhaseState.FAILED: frozenset({PhaseState.QUEUED}),

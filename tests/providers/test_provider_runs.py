@@ -328,7 +328,9 @@ def test_replay_of_a_tampered_request_stops_with_the_diff(provider_run: Provider
         if row.id.startswith(f"{run.run_id}-replay-")
     ]
     assert replays and all(row.state != RunState.RUNNING.value for row in replays)
-    assert any(row.state == RunState.PAUSED.value for row in replays)  # the diverged one
+    diverged = [row for row in replays if row.state == RunState.FAILED.value]
+    assert diverged and "replay diverged" in diverged[0].reason
+    assert not git.git(run.repo, "branch", "--list", f"autopack/{diverged[0].id}").strip()
 
 
 ONE_PHASE_PLAN = """\

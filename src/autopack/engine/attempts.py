@@ -23,6 +23,7 @@ from autopack.events import ModelCalled, PhaseFailed, PhaseStarted, StepComplete
 from autopack.llm.door import ModelDoor
 from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.projection import RunView
+from autopack.states import PhaseState
 from autopack.store import Store
 from autopack.verify.hidden import HiddenTestsUnusable
 from autopack.verify.sanity import BaselineUnusable
@@ -126,7 +127,8 @@ class StepRunner:
             return  # an interrupted step is not recorded: it runs again
         done = StepCompleted(phase_id=phase_id, attempt=attempt, step=command.step, result=result)
         store.append(run_id, done)
-        if command.step == "gate" and result.get("decision") == "NEEDS_APPROVAL":
+        waiting = store.view(run_id).phases[phase_id].state is PhaseState.AWAITING_APPROVAL
+        if command.step == "gate" and waiting:
             announce(self.approvals, _pending(run_id, phase_id, attempt, result))
 
     def _outcome(self, ctx: steps.StepContext, command: RunStep) -> dict[str, Any] | None:

@@ -137,7 +137,11 @@ def write_summary(run_dir: Path, summary: RunSummary) -> Path:
 
 
 def _all_attempts(phase: PhaseView) -> list[dict[str, Any]]:
-    return [entry["steps"] for entry in phase.attempts] + ([phase.steps] if phase.steps else [])
+    """The steps of every attempt that started, the current one even when it recorded no
+    step (its Builder or provider failed it before any step completed)."""
+    earlier = [entry["steps"] for entry in phase.attempts]
+    started = phase.attempt > len(phase.attempts)
+    return earlier + ([phase.steps] if phase.steps or started else [])
 
 
 def _phase(view: RunView, phase: PhaseView) -> PhaseSummary:
@@ -158,7 +162,7 @@ def _phase(view: RunView, phase: PhaseView) -> PhaseSummary:
 def _attempt(number: int, steps: dict[str, Any], phase: PhaseView) -> AttemptSummary:
     gate = steps.get("gate", {})
     landed = "commit" in steps and "conflict" not in steps["commit"]
-    last = number == len(phase.attempts) + (1 if phase.steps else 0)
+    last = number == len(_all_attempts(phase))
     outcome = "pass" if landed else ("fail" if last and phase.reason else "retry")
     feedback = "" if landed else str(gate.get("feedback") or phase.reason)
     return AttemptSummary(

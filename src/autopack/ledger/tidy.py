@@ -137,7 +137,7 @@ def record_run(ledgers: dict[Kind, Ledger], run: RunSummary) -> list[str]:
 
 def _build_fields(run: RunSummary, debug_ids: list[str]) -> dict[str, str]:
     complete = [p for p in run.phases if p.state == "COMPLETE"]
-    phases = "; ".join(f"{p.phase_id} {p.state} ({len(p.attempts)} attempts)" for p in run.phases)
+    phases = "; ".join(_phase_line(p) for p in run.phases)
     changed = "\n".join(
         f"{p.phase_id}: {p.attempts[-1].change_summary if p.attempts else p.goal}" for p in complete
     )
@@ -152,6 +152,15 @@ def _build_fields(run: RunSummary, debug_ids: list[str]) -> dict[str, str]:
     if debug_ids:
         fields["Debug"] = ", ".join(debug_ids)
     return fields
+
+
+def _phase_line(phase: PhaseSummary) -> str:
+    """``id STATE (N attempts)``, and why, for a phase whose last attempt failed it."""
+    line = f"{phase.phase_id} {phase.state} ({len(phase.attempts)} attempts)"
+    last = phase.attempts[-1] if phase.attempts else None
+    if last is not None and last.outcome == "fail" and last.feedback:
+        line += f": {last.feedback.strip().splitlines()[0][:300]}"
+    return line
 
 
 def _debug_entries(ledger: Ledger, run: RunSummary) -> list[Entry]:

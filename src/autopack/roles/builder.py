@@ -24,7 +24,8 @@ from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolC
 from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
 from autopack.roles.context import Selection, select_context
 from autopack.roles.prompts import bullets, render
-from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions, portable
+from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions
+from autopack.workspace.portable import portable
 
 if TYPE_CHECKING:
     from autopack.edits import PathPolicy

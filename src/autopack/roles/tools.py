@@ -33,6 +33,7 @@ from autopack.edits.policy import normalize_rel
 from autopack.llm.base import ToolCall, ToolSpec
 from autopack.roles.repomap import list_files
 from autopack.roles.tokens import clip
+from autopack.workspace.portable import portable
 
 if TYPE_CHECKING:
     from autopack.edits import PathPolicy
@@ -43,7 +44,6 @@ MAX_SEARCH_LINE = 2_000
 SEARCH_SECONDS = 10.0
 """Longest one ``search`` may take: a regular expression that backtracks without end is
 stopped here (by the ``regex`` engine's timeout), not by the phase's wall time."""
-_TIMING = re.compile(r"\b\d+\.\d+\s?(?:s|ms|sec|seconds)\b")
 
 
 def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
@@ -295,19 +295,6 @@ def _compile(pattern: str) -> _regex.Pattern[str]:
     """A Python regular expression, compiled by the ``regex`` engine, whose searches take a
     timeout (the standard ``re`` cannot be interrupted)."""
     return _regex.compile(pattern, flags=_regex.VERSION0)
-
-
-def portable(text: str, worktree: Path) -> str:
-    """Text for a model, without what differs between a run and its replay.
-
-    A replay builds in another worktree and its tests take other times; its requests
-    must still hash the same as the recorded ones. So durations (``0.42s``) become
-    ``<time>`` and the worktree's absolute path becomes ``<worktree>``; the model has
-    no use for either.
-    """
-    for root in sorted({str(worktree.resolve()), str(worktree)}, key=len, reverse=True):
-        text = text.replace(root, "<worktree>")
-    return _TIMING.sub("<time>", text)
 
 
 def parse_decisions(raw: Any) -> list[dict[str, str]]:

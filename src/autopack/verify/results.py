@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from autopack.workspace import git
+from autopack.workspace.portable import portable
 from autopack.workspace.runner import CommandResult, Sandbox
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
@@ -197,9 +198,8 @@ def run_tests(
     ``rest`` the remainder of the suite follows ``test_ids`` in the same process.
     """
     if not is_pytest(command):
-        return _run_from(
-            command, "exit_status", sandbox.run(command, worktree, timeout_s=timeout_s)
-        )
+        done = sandbox.run(command, worktree, timeout_s=timeout_s)
+        return _run_from(command, "exit_status", done, worktree)
     with tempfile.TemporaryDirectory(prefix="autopack-report-") as scratch:
         report = Path(scratch) / REPORT
         spec = Path(scratch) / "report.json"
@@ -235,7 +235,7 @@ def run_tests(
         result = sandbox.run(
             " ".join(args), worktree, timeout_s=timeout_s, env=env, writable=writable
         )
-        run = _run_from(command, "pytest", result)
+        run = _run_from(command, "pytest", result, worktree)
         read_report(report.read_text() if report.exists() else "", run)
         run.reruns = _read_reruns(Path(scratch) / RERUN_REPORT)
         run.environment = _read_json(Path(scratch) / ENV_REPORT)
@@ -318,13 +318,15 @@ def _without_test_paths(command: str, worktree: Path) -> str:
     return shlex.join(kept)
 
 
-def _run_from(command: str, kind: str, result: CommandResult) -> TestRun:
+def _run_from(command: str, kind: str, result: CommandResult, worktree: Path) -> TestRun:
+    """The run's record; its output tail is what retry feedback quotes to the Builder, so
+    machine-specific paths are left out before the tail is cut (see ``portable``)."""
     return TestRun(
         command=command,
         kind=kind,
         exit_code=result.exit_code,
         duration_s=result.duration_s,
-        output_tail=result.output[-TAIL_CHARS:],
+        output_tail=portable(result.output, worktree)[-TAIL_CHARS:],
         sandbox=result.sandbox,
         timed_out=result.timed_out,
         warning=result.warning,
