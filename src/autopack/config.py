@@ -13,12 +13,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-CONFIG_FILE = "autopack.toml"
-STATE_DIR = ".autopack"
+from autopack.configfile import (
+    CONFIG_FILE,
+    STATE_DIR,
+    ConfigError,
+    default_db_path,
+    read_config_file,
+)
 
-
-class ConfigError(ValueError):
-    """A config file or environment variable that cannot be used."""
+__all__ = ["CONFIG_FILE", "STATE_DIR", "ConfigError", "Settings", "load_settings"]
 
 
 class _Section(BaseModel):
@@ -154,7 +157,7 @@ class Settings(_Section):
         return self._source
 
     def database_url(self, repo: Path) -> str:
-        return self.db_url or f"sqlite:///{repo / STATE_DIR / 'autopack.db'}"
+        return self.db_url or f"sqlite:///{default_db_path(repo)}"
 
 
 _ENV_FIELDS = {
@@ -171,7 +174,7 @@ _ENV_FIELDS = {
 def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings:
     """Read the repository's settings; raise :class:`ConfigError` naming the bad key."""
     environ = dict(os.environ if environ is None else environ)
-    data, source = _read_file(repo)
+    data, source = read_config_file(repo)
     for suffix, field in _ENV_FIELDS.items():
         value = environ.get(f"AUTOPACK_{suffix}")
         if value is not None:
@@ -187,26 +190,6 @@ def load_settings(repo: Path, environ: dict[str, str] | None = None) -> Settings
         raise ConfigError(f"{source}: {where}: {message}") from exc
     settings._source = source
     return settings
-
-
-def _read_file(repo: Path) -> tuple[dict[str, Any], str]:
-    """The raw table and the file it came from; any unreadable file is a ConfigError."""
-    own = repo / CONFIG_FILE
-    pyproject = repo / "pyproject.toml"
-    path = own if own.is_file() else pyproject if pyproject.is_file() else None
-    if path is None:
-        return {}, "defaults"
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if path == own:
-        return table, str(path)
-    found: Any = table.get("tool", {})
-    found = found.get("autopack", {}) if isinstance(found, dict) else None
-    if not isinstance(found, dict):
-        raise ConfigError(f"{path}: tool.autopack: must be a table")
-    return dict(found), str(path)
 
 
 def autopack_table(pyproject_text: str) -> dict[str, Any] | None:

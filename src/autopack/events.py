@@ -114,6 +114,21 @@ class ModelCalled(Payload):
     charged within its reservation); empty when the report was plausible."""
 
 
+class ModelRetrying(Payload):
+    """A model call failed for a reason a retry may cure (rate limit, overload, timeout,
+    dropped connection); the door waits ``delay_s`` before retry ``retry`` of ``max_retries``."""
+
+    TYPE: ClassVar[str] = "model_retrying"
+    phase_id: str | None = None
+    attempt: int | None = None
+    role: str
+    model: str
+    retry: int
+    max_retries: int
+    delay_s: float
+    reason: str
+
+
 class PhaseFailed(Payload):
     """A phase ended without landing."""
 
@@ -164,6 +179,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StepStarted,
         StepCompleted,
         ModelCalled,
+        ModelRetrying,
         PhaseFailed,
         PhaseSkipped,
         ApprovalGranted,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autopack.globs import path_matches as path_matches
 from autopack.safeyaml import MAX_BYTES, Loc, YamlRefused, field_name, load_yaml
 
 Risk = Literal["low", "medium", "high"]
@@ -439,33 +440,6 @@ def _overlap_issues(plan: Plan, where: dict[str, Loc], locate: _Locator) -> Iter
                         )
                         yield locate((*where[second.id], "scope", "paths", k), message)
                         break
-
-
-def path_matches(path: str, pattern: str) -> bool:
-    """Whether a relative path is covered by a scope pattern.
-
-    ``*`` and ``?`` stay inside one path segment, ``**`` spans any number of segments,
-    and a pattern naming a directory (``src/pkg`` or ``src/pkg/``) covers everything
-    below it.
-    """
-    return _match_parts(_parts(path), _parts(pattern.rstrip("/")), prefix_ok=True)
-
-
-def _parts(path: str) -> tuple[str, ...]:
-    """Segments of a relative POSIX path, as PurePosixPath would give them, without its
-    cost (this runs for every file of a repository against every scope pattern)."""
-    return tuple(part for part in path.split("/") if part not in ("", "."))
-
-
-def _match_parts(path: tuple[str, ...], pattern: tuple[str, ...], prefix_ok: bool) -> bool:
-    if not pattern:
-        return not path or prefix_ok
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(_match_parts(path[i:], rest, prefix_ok) for i in range(len(path) + 1))
-    if not path or not fnmatch.fnmatchcase(path[0], head):
-        return False
-    return _match_parts(path[1:], rest, prefix_ok)
 
 
 def globs_overlap(first: str, second: str) -> bool:

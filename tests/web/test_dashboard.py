@@ -117,3 +117,57 @@ def test_the_ledgers_page_lists_entries_searches_and_is_live(demo_repo: Path) ->
         expect(page.locator('[data-entry="BUILD-001"]')).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "dashboard-ledgers.png"), full_page=True)
         browser.close()
+
+
+LONG_TEST = "tests/test_{i:03d}_a_module_with_a_long_name.py::test_a_case_whose_name_goes_on[{p}]"
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+def test_the_attempt_page_collapses_long_lists_and_fits_the_viewport(tmp_path: Path) -> None:
+    """An attempt with 150 newly failing tests (long ids), a reason and a diff line with
+    no space to break at: the lists are collapsed, and no card is wider than 1280 px."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from autopack.engine import create_run
+    from autopack.events import PhaseStarted, StepCompleted, StepStarted
+    from autopack.plan import Plan
+
+    repo = prepare_demo_repo(tmp_path / "repo")
+    app = create_app(ApiConfig(repo=repo, executor=False))
+    rt = app.state.ctx.rt
+    _, secret = create_key(rt.store.engine, "reader", "read")
+    phase = {"id": "wide", "goal": "Many tests", "scope": {"paths": ["src/**"]}}
+    plan = Plan.model_validate({"run": {"goal": "Wide"}, "tiers": [{"id": "t", "phases": [phase]}]})
+    run_id = create_run(rt, plan, plan_source="test", run_id="wide-run")
+    failing = [LONG_TEST.format(i=i, p="x" * 60) for i in range(150)]
+    folder = rt.attempt_dir(run_id, "wide", 1)
+    delta = {"newly_failing": failing, "new_tests": failing[:40]}
+    (folder / "verify.json").write_text(json.dumps({"passed": False, "delta": delta}))
+    (folder / "changes.diff").write_text("diff --git a/src/a.py b/src/a.py\n+" + "y" * 900 + "\n")
+    reason = "RETRY: tests that passed before now fail: " + ",".join(failing[:20])
+    gate = {"decision": "RETRY", "reasons": [reason], "proof_hash": "ab" * 32}
+    rt.store.append(run_id, PhaseStarted(phase_id="wide", attempt=1, base_commit="0" * 40))
+    rt.store.append(run_id, StepStarted(phase_id="wide", attempt=1, step="gate"))
+    rt.store.append(run_id, StepCompleted(phase_id="wide", attempt=1, step="gate", result=gate))
+    with LiveServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url)
+        page.fill("#key", secret)
+        page.click("button[type=submit]")
+        expect(page.locator("#who")).to_have_text("reader (read)")
+        page.goto(f"{server.url}/#/runs/{run_id}/phases/wide/1")
+        lists = page.locator(".delta details")
+        expect(lists).to_have_count(2)
+        expect(lists.first.locator("summary")).to_contain_text("Newly failing (150)")
+        expect(lists.first.locator("li").first).not_to_be_visible()  # collapsed
+        widths = page.evaluate(
+            "[...document.querySelectorAll('.card, pre.diff')]"
+            ".map(e => e.getBoundingClientRect().right)"
+        )
+        assert widths and max(widths) <= 1280, widths
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        lists.first.locator("summary").click()
+        expect(lists.first.locator("li").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "dashboard-wide-attempt.png"), full_page=True)
+        browser.close()

@@ -39,6 +39,7 @@ from autopack.api.views import (
 from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.events import ApprovalGranted, ApprovalRejected
+from autopack.llm.selection import missing_models
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES
@@ -89,7 +90,10 @@ PLAN_BODY = {
     openapi_extra=PLAN_BODY,
 )
 async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
-    """Validate a plan as a plan file is validated and queue a run for it."""
+    """Validate a plan as a plan file is validated and queue a run for it.
+
+    A server that executes runs refuses (422 ``no_model``) a plan whose Builder or
+    Auditor would have no model, rather than accept a run that could only pause."""
     raw = await _capped_body(request, PLAN_BYTES_CAP)
     try:
         text = raw.decode("utf-8")
@@ -100,6 +104,11 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
         plan = await anyio.to_thread.run_sync(parse_plan_text, text, "request")
     source = f"api ({caller.name})"
     found = executor(request)
+    if found is not None:  # it would execute the run now: it must be able to call models
+        settings = ctx.rt.settings.models.model_dump()
+        missing = missing_models(plan, settings, ctx.config.model_override)
+        if missing:
+            raise ApiError(422, "no_model", missing)
     try:
         if found is not None:  # a host may clone and push: not on the event loop
             run_id = await anyio.to_thread.run_sync(found.submit, plan, source)

@@ -5,36 +5,23 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.syntax import Syntax
-from rich.text import Text
-from typer.core import TyperGroup
+import typer.main
+from typer.core import TyperCommand, TyperGroup
 
-from autopack.cli.output import console, err, labelled
-from autopack.cli.view import live_run, run_table, runs_table
-from autopack.config import (
-    CONFIG_FILE,
-    STATE_DIR,
-    ConfigError,
-    Settings,
-    load_settings,
-    render_default_config,
-)
-from autopack.engine import RepoProblem, create_run
-from autopack.engine.attempts import EnvironmentProblem
-from autopack.engine.local import LeaseHeld, LocalExecutor, cancel_orphan
-from autopack.engine.runtime import Runtime
-from autopack.events import ApprovalGranted, ApprovalRejected, CancelRequested
-from autopack.gate import policy_for
-from autopack.llm.errors import ModelError
-from autopack.plan import Plan, PlanError, load_plan
+from autopack.cli import output
 from autopack.states import RUN_TERMINAL, PhaseState, RunState
-from autopack.store import RunExists, RunNotFound
 from autopack.workspace import git
+
+if TYPE_CHECKING:  # the rest is imported by the commands that use it: a cold start is short
+    from autopack.config import Settings
+    from autopack.engine.runtime import Runtime
+    from autopack.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,28 +40,51 @@ def fails_cleanly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except PlanError as exc:
-            err.print(labelled("invalid plan", f"({len(exc.issues)} problem(s)):"))
-            for issue in exc.issues:
-                err.print(f"  {issue}")
-            raise typer.Exit(2) from exc
-        except (ConfigError, RepoProblem, RunExists, RunNotFound) as exc:
-            err.print(labelled("error:", _message(exc)))
-            raise typer.Exit(2) from exc
-        except LeaseHeld as exc:
-            err.print(labelled("refused:", str(exc)))
-            raise typer.Exit(1) from exc
-        except (EnvironmentProblem, git.GitError, ModelError) as exc:
-            err.print(labelled("environment:", str(exc)))
-            raise typer.Exit(3) from exc
+        except Exception as exc:
+            if _is(exc, "autopack.plan", "PlanError"):
+                issues = exc.issues  # type: ignore[attr-defined]
+                output.err.print(output.labelled("invalid plan", f"({len(issues)} problem(s)):"))
+                for issue in issues:
+                    output.err.print(f"  {issue}")
+                raise typer.Exit(2) from exc
+            code, label = _failure(exc)
+            if code is None:
+                raise
+            output.err.print(output.labelled(label, _message(exc)))
+            raise typer.Exit(code) from exc
 
     return wrapper  # type: ignore[return-value]
 
 
+KNOWN_FAILURES: list[tuple[int, str, str, tuple[str, ...]]] = [
+    (2, "error:", "autopack.config", ("ConfigError",)),
+    (2, "error:", "autopack.engine", ("RepoProblem",)),
+    (2, "error:", "autopack.store", ("RunExists", "RunNotFound")),
+    (1, "refused:", "autopack.engine.local", ("LeaseHeld",)),
+    (3, "environment:", "autopack.engine.attempts", ("EnvironmentProblem",)),
+    (3, "environment:", "autopack.workspace.git", ("GitError",)),
+    (3, "environment:", "autopack.llm.errors", ("ModelError",)),
+]
+"""Exit code and label of each failure a command reports in one line, by the module
+that defines it (a failure of a module never imported cannot have been raised)."""
+
+
+def _is(exc: Exception, module: str, *names: str) -> bool:
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(exc, tuple(getattr(loaded, n) for n in names))
+
+
+def _failure(exc: Exception) -> tuple[int | None, str]:
+    for code, label, module, names in KNOWN_FAILURES:
+        if _is(exc, module, *names):
+            return code, label
+    return None, ""
+
+
 def _message(exc: Exception) -> str:
-    if isinstance(exc, RunNotFound):
+    if _is(exc, "autopack.store", "RunNotFound"):
         return f"no run {exc.args[0]!r} in this repository (see `autopack runs`)"
-    if isinstance(exc, RunExists):
+    if _is(exc, "autopack.store", "RunExists"):
         return f"a run {exc.args[0]!r} already exists; give the plan another run.id"
     return str(exc)
 
@@ -88,8 +98,90 @@ class PlanGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
+ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "tidy": (
+        "autopack.ledger.cli",
+        "tidy_command",
+        "Turn ended runs into ledger entries and refresh README summary and docs/INDEX.md.",
+    ),
+    "worker": (
+        "autopack.engine.worker",
+        "worker",
+        "Carry out distributed runs' steps from a Temporal task queue until stopped.",
+    ),
+    "doctor": (
+        "autopack.ci.cli",
+        "doctor",
+        "Check what a run needs; print each problem with its fix.",
+    ),
+    "verify-proof": (
+        "autopack.ci.cli",
+        "verify_proof",
+        "Check that each commit of a run branch matches its proof.",
+    ),
+    "edits": ("autopack.edits.cli", "edits_app", "Apply edits exactly or not at all."),
+    "memory": (
+        "autopack.memory.cli",
+        "memory_cli",
+        "The memory: index ledgers and runs, search them.",
+    ),
+    "rules": (
+        "autopack.memory.cli",
+        "rules_cli",
+        "Learned rules: failures fixed the same way in several runs.",
+    ),
+    "keys": ("autopack.api.cli", "keys_app", "API keys for the HTTP API and the dashboard."),
+    "ci": ("autopack.ci.cli", "ci_app", "The CI contract of a repository Autopack builds."),
+}
+"""Commands whose code lives with the room they drive: name -> (module, attribute, the
+start of its help, shown in ``autopack --help``). Loaded only when one of them runs."""
+
+
+class RootGroup(TyperGroup):
+    """The ``autopack`` command. The rooms' commands (:data:`ROOM_COMMANDS`) are imported
+    when one of them runs, so every other command starts without FastAPI, Alembic,
+    SQLAlchemy or the engine; ``--help`` lists them from the table."""
+
+    listing = False
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in ROOM_COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.commands or cmd_name not in ROOM_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        if self.listing:
+            return TyperCommand(cmd_name, help=ROOM_COMMANDS[cmd_name][2])
+        self.commands[cmd_name] = room_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+def room_command(name: str) -> Any:
+    """The command (a Typer group or command) of a room's Typer app or function."""
+    import importlib
+
+    module, attribute, _ = ROOM_COMMANDS[name]
+    found = getattr(importlib.import_module(module), attribute)
+    if isinstance(found, typer.Typer):
+        command: Any = typer.main.get_group(found)
+    else:
+        single = typer.Typer(add_completion=False)
+        single.command(name)(found)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
 app = typer.Typer(
     name="autopack",
+    cls=RootGroup,
     help="Autonomous builds: plans run phase by phase through Builder, Auditor and Quality Gate.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -108,7 +200,7 @@ def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        console.print(f"autopack {version('autopack')}")
+        output.console.print(f"autopack {version('autopack')}")
         raise typer.Exit(0)
 
 
@@ -125,10 +217,25 @@ def _options(
 
 
 def _repo(repo: Path) -> Path:
+    """The top of the work tree ``repo`` is in, as git's trusted discovery finds it."""
     repo = repo.resolve()
-    if not repo.is_dir() or not git.is_repo(repo):
-        raise RepoProblem(f"{repo} is not a git repository")
-    return git.toplevel(repo)
+    where = git.locate(repo)
+    if where is None or where.work_tree is None:
+        _problem(f"{repo} is not a git repository")
+    return where.work_tree
+
+
+def _problem(message: str) -> NoReturn:
+    """Bad input about the repository or a run: exit 2 with ``message``."""
+    from autopack.engine import RepoProblem
+
+    raise RepoProblem(message)
+
+
+def _open(root: Path, model: str | None = None) -> Runtime:
+    from autopack.engine.runtime import Runtime
+
+    return Runtime.open(root, model_override=model)
 
 
 def _check_model(spec: str | None, root: Path) -> None:
@@ -138,7 +245,9 @@ def _check_model(spec: str | None, root: Path) -> None:
     resolve it: a provider configured there (``[models.providers.NAME]``) is known."""
     if spec is None:
         return
+    from autopack.config import ConfigError, load_settings
     from autopack.llm.door import resolve_model
+    from autopack.llm.errors import ModelError
 
     try:
         resolve_model(spec, settings=load_settings(root).models.model_dump())
@@ -149,7 +258,8 @@ def _check_model(spec: str | None, root: Path) -> None:
 def _check_gate(settings: Settings) -> None:
     """The gate's overrides are checked against its policy before a run starts (an unknown
     rule or decision), not at the run's first gate."""
-    from autopack.gate import PolicyError
+    from autopack.config import ConfigError
+    from autopack.gate import PolicyError, policy_for
 
     try:
         policy_for(settings)
@@ -161,15 +271,19 @@ def _check_gate(settings: Settings) -> None:
 @fails_cleanly
 def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> None:
     """Validate a plan; exit 2 with file, line and field for each problem."""
+    from autopack.plan import load_plan
+
     parsed = load_plan(plan)
     count = sum(1 for _ in parsed.phases())
-    console.print(labelled("ok", f"{plan}: {len(parsed.tiers)} tiers, {count} phases", "green"))
+    summary = f"{plan}: {len(parsed.tiers)} tiers, {count} phases"
+    output.console.print(output.labelled("ok", summary, "green"))
 
 
 @app.command()
 @fails_cleanly
 def init(repo: RepoOption = Path(".")) -> None:
     """Create .autopack/ and an autopack.toml with the detected test command."""
+    from autopack.config import CONFIG_FILE, STATE_DIR, load_settings, render_default_config
     from autopack.verify import detect_test_command
 
     root = _repo(repo)
@@ -177,11 +291,11 @@ def init(repo: RepoOption = Path(".")) -> None:
     git.exclude_state_dir(root)
     config = root / CONFIG_FILE
     if config.exists():
-        console.print(f"{config} exists; left as it is")
+        output.console.print(f"{config} exists; left as it is")
     else:
         command = detect_test_command(root)
         config.write_text(render_default_config(command), encoding="utf-8")
-        console.print(f"wrote {config} (test command: {command or 'none detected'})")
+        output.console.print(f"wrote {config} (test command: {command or 'none detected'})")
     load_settings(root)
 
 
@@ -193,12 +307,16 @@ def run(
     model: ModelOption = None,
 ) -> None:
     """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
+    from autopack.config import load_settings
+    from autopack.engine import create_run
+    from autopack.plan import load_plan
+
     parsed = load_plan(plan)
     root = _repo(repo)
     _check_gate(load_settings(root))
     _check_model(model, root)
     _preflight(root, parsed, model)
-    rt = Runtime.open(root, model_override=model)
+    rt = _open(root, model)
     run_id = create_run(rt, parsed, plan_source=str(plan.resolve()))
     raise typer.Exit(_execute(rt, run_id, parsed))
 
@@ -211,10 +329,12 @@ def resume(
     model: ModelOption = None,
 ) -> None:
     """Continue a stored run where it stopped; recorded steps are not redone."""
+    from autopack.config import load_settings
+
     root = _repo(repo)
     _check_gate(load_settings(root))
     _check_model(model, root)
-    rt = Runtime.open(root, model_override=model)
+    rt = _open(root, model)
     view = rt.store.view(run_id)
     _preflight(root, view.plan, model or view.settings.get("model_override"))
     raise typer.Exit(_execute(rt, run_id, view.plan))
@@ -225,6 +345,8 @@ def _preflight(root: Path, plan: Plan, model: str | None) -> None:
     provider answers with its key; otherwise exit 3 now, with the fix, not after
     minutes of retries (see ``autopack doctor``)."""
     from autopack.ci.doctor import preflight
+    from autopack.config import load_settings
+    from autopack.engine.attempts import EnvironmentProblem
 
     phase_models = [phase.models for _, phase in plan.phases() if phase.models]
     specs = [spec for m in phase_models for spec in (m.builder, m.auditor) if spec]
@@ -235,38 +357,42 @@ def _preflight(root: Path, plan: Plan, model: str | None) -> None:
 
 
 def _execute(rt: Runtime, run_id: str, plan: Plan) -> int:
-    console.print(labelled(f"run {run_id}:", plan.run.goal, "bold"))
+    from autopack.cli.view import live_run, run_table
+    from autopack.engine.local import LeaseHeld, LocalExecutor
+
+    output.console.print(output.labelled(f"run {run_id}:", plan.run.goal, "bold"))
     executor = LocalExecutor(rt)
     try:
-        with live_run(console, rt.store, run_id):
+        with live_run(output.console, rt.store, run_id):
             state = executor.execute(run_id)
     except KeyboardInterrupt:
         executor.cancel.set()
-        err.print("interrupted")
+        output.err.print("interrupted")
         return 130
     except LeaseHeld:
         raise  # another executor has the run: nothing was recorded here
     except Exception as exc:
         return _stopped(rt, run_id, exc)
     view = rt.store.view(run_id)
-    if not console.is_terminal:
-        console.print(run_table(view))
-    console.print(f"branch: {view.branch}   details: autopack status {run_id}")
+    if not output.console.is_terminal:
+        output.console.print(run_table(view))
+    output.console.print(f"branch: {view.branch}   details: autopack status {run_id}")
     return EXIT.get(state, 1)
 
 
 def _stopped(rt: Runtime, run_id: str, exc: Exception) -> int:
     """The executor stopped on an exception (it recorded the run PAUSED with the reason):
     say why and how to go on, with the documented exit code."""
-    if isinstance(exc, ConfigError):
+    known, _ = _failure(exc)
+    if known == 2:
         code, label = 2, "error"
-    elif isinstance(exc, EnvironmentProblem | git.GitError | ModelError):
+    elif known == 3:
         code, label = 3, "environment"
     else:
         code, label = 1, f"internal error ({type(exc).__name__})"
-    err.print(f"{label}: {exc}", markup=False, highlight=False)
+    output.err.print(f"{label}: {exc}", markup=False, highlight=False)
     state = rt.store.view(run_id).state.value
-    err.print(
+    output.err.print(
         f"run {run_id} is {state}; fix the cause, then `autopack resume {run_id}`",
         markup=False,
         highlight=False,
@@ -278,18 +404,21 @@ def _stopped(rt: Runtime, run_id: str, exc: Exception) -> int:
 @fails_cleanly
 def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Re-run a recorded run offline from its cassette; check every phase lands the same tree."""
+    from rich.text import Text
+
     from autopack.engine.replay import replay as replay_run
 
-    rt = Runtime.open(_repo(repo))
+    rt = _open(_repo(repo))
     result = replay_run(rt, run_id)
     for phase in result.phases:
         trees = f"{phase.phase_id}: {phase.original_tree[:12]} -> {phase.replay_tree[:12]}"
         mark = Text("same", "green") if phase.same else Text("differs", "red")
-        console.print(Text.assemble(trees, " ", mark))
+        output.console.print(Text.assemble(trees, " ", mark))
     if result.identical:
-        console.print(f"replay {result.run_id}: every phase's tree hash equals the original's")
+        same = "every phase's tree hash equals the original's"
+        output.console.print(f"replay {result.run_id}: {same}")
         raise typer.Exit(0)
-    console.print(f"replay {result.run_id} {result.state.value}: trees differ", style="red")
+    output.console.print(f"replay {result.run_id} {result.state.value}: trees differ", style="red")
     raise typer.Exit(1)
 
 
@@ -299,7 +428,7 @@ def _waiting(rt: Runtime, run_id: str, phase_id: str) -> int:
     phase = view.phases.get(phase_id)
     if phase is None or phase.state is not PhaseState.AWAITING_APPROVAL:
         state = phase.state.value if phase else "not in this run"
-        raise RepoProblem(f"phase {phase_id!r} of {run_id} is not awaiting approval ({state})")
+        _problem(f"phase {phase_id!r} of {run_id} is not awaiting approval ({state})")
     return phase.attempt
 
 
@@ -312,11 +441,13 @@ def approve(
     note: Annotated[str, typer.Option(help="Recorded with the approval.")] = "",
 ) -> None:
     """Land a phase that waits for approval; the run's executor commits it."""
-    rt = Runtime.open(_repo(repo))
+    from autopack.events import ApprovalGranted
+
+    rt = _open(_repo(repo))
     attempt = _waiting(rt, run_id, phase_id)
     granted = ApprovalGranted(phase_id=phase_id, attempt=attempt, note=note, by=_who())
     rt.store.append(run_id, granted)
-    console.print(f"approved {phase_id} attempt {attempt}")
+    output.console.print(f"approved {phase_id} attempt {attempt}")
 
 
 @app.command()
@@ -329,26 +460,31 @@ def reject(
     fail: Annotated[bool, typer.Option("--fail", help="Fail the phase instead.")] = False,
 ) -> None:
     """Send a waiting phase back with a note as feedback, or fail it with --fail."""
-    rt = Runtime.open(_repo(repo))
+    from autopack.events import ApprovalRejected
+
+    rt = _open(_repo(repo))
     attempt = _waiting(rt, run_id, phase_id)
     rejected = ApprovalRejected(phase_id=phase_id, attempt=attempt, note=note, by=_who(), fail=fail)
     rt.store.append(run_id, rejected)
-    console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
+    output.console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
 
 
 @app.command()
 @fails_cleanly
 def cancel(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Stop a run at the next safe point; landed phases keep their commits."""
-    rt = Runtime.open(_repo(repo))
+    from autopack.engine.local import cancel_orphan
+    from autopack.events import CancelRequested
+
+    rt = _open(_repo(repo))
     if rt.store.view(run_id).state in RUN_TERMINAL:
-        raise RepoProblem(f"run {run_id} has already ended")
+        _problem(f"run {run_id} has already ended")
     reason = f"cancelled by {_who()}"
     rt.store.append(run_id, CancelRequested(reason=reason))
     if cancel_orphan(rt, run_id, reason):
-        console.print(f"cancelled {run_id} (no executor was running it)")
+        output.console.print(f"cancelled {run_id} (no executor was running it)")
     else:
-        console.print(f"cancel requested for {run_id}")
+        output.console.print(f"cancel requested for {run_id}")
 
 
 def _who() -> str:
@@ -363,22 +499,50 @@ def runs(
     limit: int = 20,
 ) -> None:
     """List runs, newest first, with progress, spend and pending approvals."""
+    from autopack import rows
+    from autopack.cli.view import runs_table
+
     root = _repo(repo)
-    rt = Runtime.open(root)
     wanted = RunState(state.upper()) if state else None
-    console.print(runs_table(rt.store.list_runs(wanted, limit=limit)))
+    db = _default_db(root)
+    listed = rows.list_runs(db, wanted and wanted.value, limit) if db else None
+    if listed is None:
+        listed = _open(root).store.list_runs(wanted, limit=limit)
+    output.console.print(runs_table(listed))
 
 
 @app.command()
 @fails_cleanly
 def status(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Show a run: tiers, phases, attempts, steps, spend and why it ended."""
-    rt = Runtime.open(_repo(repo))
-    view = rt.store.view(run_id)
-    console.print(run_table(view))
-    if view.reason:
-        console.print(f"reason: {view.reason}")
-    console.print(f"branch: {view.branch}  base: {view.base_commit[:12]}")
+    from autopack import rows
+    from autopack.cli import view as views
+
+    root = _repo(repo)
+    db = _default_db(root)
+    found = rows.run_status(db, run_id) if db else None
+    if found is None:  # another database, or no such run: the store says which
+        view = _open(root).store.view(run_id)
+        lines, reason = views.RunLines.of_view(view), view.reason
+        branch, base = view.branch, view.base_commit
+    else:
+        lines, reason = views.RunLines.of_status(found), found.run.reason
+        branch, base = found.run.branch, found.base_commit
+    output.console.print(views.run_table(lines))
+    if reason:
+        output.console.print(f"reason: {reason}")
+    output.console.print(f"branch: {branch}  base: {base[:12]}")
+
+
+def _default_db(root: Path) -> Path | None:
+    """The repository's SQLite store when its settings name no other database (the
+    common case, read without loading the settings); ``None`` otherwise."""
+    from autopack import rows
+    from autopack.configfile import default_db_path, names_a_database
+
+    if names_a_database(root):
+        return None
+    return rows.sqlite_path(f"sqlite:///{default_db_path(root)}")
 
 
 @app.command()
@@ -388,36 +552,31 @@ def show(
     phase_id: str,
     repo: RepoOption = Path("."),
     attempt: Annotated[int | None, typer.Option(help="Default: the latest.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="All the recorded evidence, as one JSON document.")
+    ] = False,
 ) -> None:
-    """A phase's evidence: the diff, the test result, the audit and the gate's decision."""
-    rt = Runtime.open(_repo(repo))
+    """A phase's evidence: the gate's decision, the tests, the audit and the diff stat."""
+    from autopack.cli.evidence import attempt_evidence, attempt_summary
+
+    rt = _open(_repo(repo))
     view = rt.store.view(run_id)
     if phase_id not in view.phases:
-        raise RepoProblem(f"run {run_id} has no phase {phase_id!r}")
+        _problem(f"run {run_id} has no phase {phase_id!r}")
     phase = view.phases[phase_id]
     number = attempt or phase.attempt
+    if number == 0:
+        _problem(f"phase {phase_id} of {run_id} has not started ({phase.state.value})")
     found = {a["attempt"]: a["steps"] for a in phase.attempts} | {phase.attempt: phase.steps}
     steps = found.get(number)
     if steps is None:
-        raise RepoProblem(f"phase {phase_id} has no attempt {number}")
+        _problem(f"phase {phase_id} has no attempt {number}")
     folder = rt.run_dir(run_id) / "phases" / phase_id / str(number)
-    console.rule(f"{phase_id} attempt {number}: {phase.state.value}")
-    _show_file(folder / "changes.diff", "diff")
-    _show_file(folder / "verify.json", "json")
-    refused = steps.get("apply", {}).get("feedback")
-    if refused:  # the edits engine's per-hunk report, as the Builder was told it
-        console.print("edits refused", style="bold")
-        console.print(refused)
-    for step in ("audit", "gate", "commit"):
-        if step in steps:
-            console.print(step, style="bold")
-            console.print_json(json.dumps(steps[step]))
-
-
-def _show_file(path: Path, lexer: str) -> None:
-    if path.exists():
-        console.print(path.name, style="bold")
-        console.print(Syntax(path.read_text(encoding="utf-8"), lexer, word_wrap=True))
+    evidence = attempt_evidence(folder, steps, run_id, phase_id, number, phase.state.value)
+    if as_json:
+        typer.echo(json.dumps(evidence, indent=2))
+    else:
+        output.console.print(attempt_summary(evidence))
 
 
 @app.command()
@@ -431,8 +590,8 @@ def demo(
     from autopack.cli.demo import run_demo
 
     if dir is not None and dir.exists() and (not dir.is_dir() or any(dir.iterdir())):
-        raise RepoProblem(f"--dir {dir} is not an empty folder; name a new or empty one")
-    raise typer.Exit(run_demo(dir, console))
+        _problem(f"--dir {dir} is not an empty folder; name a new or empty one")
+    raise typer.Exit(run_demo(dir, output.console))
 
 
 @app.command()
@@ -494,25 +653,4 @@ def plan_draft(
     """Draft a plan for GOAL from the repository; it is written for review, never run."""
     from autopack.cli.planning import draft
 
-    draft(goal, _repo(repo), out, model, console)
-
-
-def _mount_rooms() -> None:
-    """Commands whose code lives with the room they drive."""
-    from autopack.api.cli import keys_app
-    from autopack.ci.cli import mount as mount_ci
-    from autopack.edits.cli import edits_app
-    from autopack.engine.worker import worker
-    from autopack.ledger.cli import tidy_command
-    from autopack.memory.cli import memory_cli, rules_cli
-
-    app.add_typer(edits_app, name="edits")
-    app.add_typer(memory_cli, name="memory")
-    app.add_typer(rules_cli, name="rules")
-    app.add_typer(keys_app, name="keys")
-    app.command("tidy")(tidy_command)
-    app.command("worker")(worker)
-    mount_ci(app)
-
-
-_mount_rooms()
+    draft(goal, _repo(repo), out, model, output.console)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from autopack.cli.view import retry_line
 from autopack.config import ConfigError, load_settings
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent, choose_model, resolve_model
 from autopack.llm.pricing import PriceTable
@@ -25,6 +26,7 @@ def draft(goal: str, repo: Path, out: Path, model_spec: str | None, console: Con
         ledger=BudgetLedger(Caps(), {}, Spent(), {}),
         prices=PriceTable.default(settings.prices),
         on_call=lambda call: None,
+        on_retry=lambda retry: console.print(retry_line(retry.model_dump()), soft_wrap=True),
     )
     counter = itertools.count()
     plan = draft_plan(goal, repo, door=door, model=model, call_counter=lambda role: next(counter))

@@ -4,40 +4,104 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from autopack.events import Event
-from autopack.projection import RunView
-from autopack.states import PhaseState, RunState
-from autopack.store import RunRow, Store
+if TYPE_CHECKING:  # the tables are drawn without loading the store (fast `runs`, `status`)
+    from autopack.events import Event
+    from autopack.projection import RunView
+    from autopack.rows import RunRow, RunStatus
+    from autopack.store import Store
 
 STATE_STYLE = {
-    PhaseState.QUEUED: "dim",
-    PhaseState.BUILDING: "cyan",
-    PhaseState.VERIFYING: "cyan",
-    PhaseState.AUDITING: "cyan",
-    PhaseState.GATING: "cyan",
-    PhaseState.AWAITING_APPROVAL: "bold yellow",
-    PhaseState.COMPLETE: "green",
-    PhaseState.FAILED: "bold red",
-    PhaseState.SKIPPED: "yellow",
-    RunState.RUNNING: "cyan",
-    RunState.SUCCEEDED: "bold green",
-    RunState.FAILED: "bold red",
-    RunState.CANCELLED: "yellow",
-    RunState.PAUSED: "yellow",
-    RunState.QUEUED: "dim",
+    "QUEUED": "dim",
+    "BUILDING": "cyan",
+    "VERIFYING": "cyan",
+    "AUDITING": "cyan",
+    "GATING": "cyan",
+    "AWAITING_APPROVAL": "bold yellow",
+    "COMPLETE": "green",
+    "FAILED": "bold red",
+    "SKIPPED": "yellow",
+    "RUNNING": "cyan",
+    "SUCCEEDED": "bold green",
+    "CANCELLED": "yellow",
+    "PAUSED": "yellow",
 }
+"""Run and phase states (``autopack.states``) by name."""
 
 
 def styled(state: str) -> Text:
-    style = next((v for k, v in STATE_STYLE.items() if k.value == state), "")
-    return Text(state, style=style)
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+@dataclass(frozen=True)
+class PhaseLine:
+    """One phase as the run table shows it."""
+
+    id: str
+    tier: int
+    state: str
+    attempt: int
+    step: str
+    tokens: int
+    cost_usd: float
+    note: str
+    """Why it failed, or its gate's reasons."""
+
+
+@dataclass(frozen=True)
+class RunLines:
+    """A run as the run table shows it: from a projected view or from the stored rows."""
+
+    run_id: str
+    state: str
+    tokens: int
+    cost_usd: float
+    tiers: list[str]
+    phases: list[PhaseLine]
+
+    @classmethod
+    def of_view(cls, view: RunView) -> RunLines:
+        phases = [
+            PhaseLine(
+                p.id,
+                p.tier,
+                p.state.value,
+                p.attempt,
+                p.step or "",
+                p.spend.tokens,
+                p.spend.cost_usd,
+                p.reason or "; ".join(p.steps.get("gate", {}).get("reasons", [])),
+            )
+            for p in view.phases.values()
+        ]
+        tiers = [tier.id for tier in view.plan.tiers]
+        spend = view.spend
+        return cls(view.run_id, view.state.value, spend.tokens, spend.cost_usd, tiers, phases)
+
+    @classmethod
+    def of_status(cls, status: RunStatus) -> RunLines:
+        phases = [
+            PhaseLine(
+                p.phase_id,
+                p.tier,
+                p.state,
+                p.attempt,
+                p.step or "",
+                p.tokens,
+                p.cost_usd,
+                p.reason or "; ".join(status.gate_reasons.get(p.phase_id, [])),
+            )
+            for p in status.phases
+        ]
+        run = status.run
+        return cls(run.id, run.state, run.tokens, run.cost_usd, status.tiers, phases)
 
 
 def _table(title: str) -> Table:
@@ -60,36 +124,34 @@ def _notes(notes: list[tuple[str, str]]) -> Text:
     return text
 
 
-def run_table(view: RunView) -> RenderableType:
+def run_table(run: RunView | RunLines) -> RenderableType:
     """Tiers and phases of one run: state, attempt, current step, spend; notes below."""
-    title = (
-        f"{view.run_id}  {view.state.value}  {view.spend.tokens} tokens  ${view.spend.cost_usd:.4f}"
-    )
-    phases = list(view.phases.values())
+    lines = run if isinstance(run, RunLines) else RunLines.of_view(run)
+    title = f"{lines.run_id}  {lines.state}  {lines.tokens} tokens  ${lines.cost_usd:.4f}"
+    phases = lines.phases
     table = _table(title)
-    _whole(table, "tier / phase", [f"  {p.id}" for p in phases] + [t.id for t in view.plan.tiers])
-    _whole(table, "state", [p.state.value for p in phases])
+    _whole(table, "tier / phase", [f"  {p.id}" for p in phases] + lines.tiers)
+    _whole(table, "state", [p.state for p in phases])
     table.add_column("try", no_wrap=True, justify="right")
     table.add_column("step", no_wrap=True, min_width=6)
-    _whole(table, "tokens", [str(p.spend.tokens) for p in phases])
-    _whole(table, "cost", [f"${p.spend.cost_usd:.4f}" for p in phases])
+    _whole(table, "tokens", [str(p.tokens) for p in phases])
+    _whole(table, "cost", [f"${p.cost_usd:.4f}" for p in phases])
     notes: list[tuple[str, str]] = []
     tier = -1
     for phase in phases:
         if phase.tier != tier:  # a tier is a heading row: one column less to fit in 80
             tier = phase.tier
-            table.add_row(Text(view.plan.tiers[tier].id, style="bold"))
+            table.add_row(Text(lines.tiers[tier], style="bold"))
         table.add_row(
             f"  {phase.id}",
-            styled(phase.state.value),
+            styled(phase.state),
             str(phase.attempt or ""),
-            phase.step or "",
-            str(phase.spend.tokens),
-            f"${phase.spend.cost_usd:.4f}",
+            phase.step,
+            str(phase.tokens),
+            f"${phase.cost_usd:.4f}",
         )
-        note = phase.reason or "; ".join(phase.steps.get("gate", {}).get("reasons", []))
-        if note:
-            notes.append((phase.id, note))
+        if phase.note:
+            notes.append((phase.id, phase.note))
     return Group(table, _notes(notes)) if notes else table
 
 
@@ -123,14 +185,30 @@ def runs_table(rows: list[RunRow]) -> RenderableType:
 def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
     """Show the run updating in place on a terminal; one line per phase change otherwise."""
     if console.is_terminal:
+        from rich.live import Live
+
+        retrying: dict[str, str] = {}
+        """Per phase, the retry its model call waits for (until a call goes through)."""
+
+        def frame() -> RenderableType:
+            table = run_table(store.view(run_id))
+            if not retrying:
+                return table
+            return Group(table, Text("\n".join(retrying.values()), style="yellow"))
+
         with Live(console=console, refresh_per_second=4, transient=False) as live:
 
             def redraw(event: Event) -> None:
-                if event.run_id == run_id:
-                    live.update(run_table(store.view(run_id)))
+                if event.run_id != run_id:
+                    return
+                if event.type == "model_retrying":
+                    retrying[event.phase_id or ""] = retry_line(event.data)
+                elif event.type in ("model_called", "phase_failed", "run_finished"):
+                    retrying.pop(event.phase_id or "", None)
+                live.update(frame())
 
             store.subscribe(redraw)
-            live.update(run_table(store.view(run_id)))
+            live.update(frame())
             yield
         return
 
@@ -139,7 +217,7 @@ def live_run(console: Console, store: Store, run_id: str) -> Iterator[None]:
             return
         text = _event_line(event)
         if text:
-            console.print(text)
+            console.print(text, soft_wrap=True)  # one greppable line per event
 
     store.subscribe(line)
     yield
@@ -159,4 +237,15 @@ def _event_line(event: Event) -> str:
         return f"[{event.seq:>4}] {phase}: {event.type.split('_')[1]}: {data['reason']}"
     if event.type == "run_finished":
         return f"[{event.seq:>4}] run {data['state']}: {data['reason']}"
+    if event.type == "model_retrying":
+        return f"[{event.seq:>4}] {retry_line(data)}"
     return ""
+
+
+def retry_line(data: dict[str, object]) -> str:
+    """Which call failed and why, which retry this is and how long it waits first."""
+    phase = f"{data['phase_id']}: " if data.get("phase_id") else ""
+    return (
+        f"{phase}{data['role']} call to {data['model']} failed ({data['reason']}); "
+        f"retry {data['retry']}/{data['max_retries']} in {float(str(data['delay_s'])):.3g} s"
+    )

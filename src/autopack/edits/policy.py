@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
-from autopack.plan import path_matches
+from autopack.globs import path_matches
 
 REASONS = (
     "invalid",

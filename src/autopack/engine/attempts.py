@@ -10,7 +10,6 @@ from this module, so a run behaves the same on either engine.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ from autopack.engine import steps
 from autopack.engine.approvals import ApprovalPolicy, announce
 from autopack.engine.decider import RunStep, StartAttempt
 from autopack.engine.runtime import Runtime
-from autopack.events import ModelCalled, PhaseFailed, PhaseStarted, StepCompleted, StepStarted
+from autopack.events import Payload, PhaseFailed, PhaseStarted, StepCompleted, StepStarted
 from autopack.llm.door import ModelDoor
 from autopack.llm.errors import BudgetExceeded, ModelError
 from autopack.projection import RunView
@@ -60,10 +59,11 @@ def phase_started(view: RunView, command: StartAttempt, head: str) -> PhaseStart
     )
 
 
-def call_recorder(store: Store, run_id: str) -> Callable[[ModelCalled], None]:
-    """What the model door calls after each call: the call becomes an event of the run."""
+def call_recorder(store: Store, run_id: str) -> Callable[[Payload], None]:
+    """What the model door calls after each call (and before each retry's wait): the
+    call, or the retry, becomes an event of the run."""
 
-    def record(call: ModelCalled) -> None:
+    def record(call: Payload) -> None:
         store.append(run_id, call)
 
     return record
@@ -164,7 +164,7 @@ class StepRunner:
         key = (command.phase_id, command.attempt, command.step)
         self._infra_failures[key] += 1
         if self._infra_failures[key] <= INFRA_RETRIES:
-            time.sleep(min(30.0, 2.0 ** self._infra_failures[key]))
+            self.cancel.wait(min(30.0, 2.0 ** self._infra_failures[key]))  # Ctrl-C ends it
             return
         reason = f"infrastructure: {command.step} failed {INFRA_RETRIES + 1} times: {exc}"
         self._fail(run_id, command, reason)

@@ -266,6 +266,8 @@ class LocalExecutor:
             prices=PriceTable.default(self.rt.settings.prices),
             on_call=call_recorder(self.rt.store, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
+            cancel=self.cancel,
+            on_retry=call_recorder(self.rt.store, view.run_id),
         )
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from autopack.events import ModelCalled
+from autopack.events import ModelCalled, ModelRetrying
 from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, Usage
 from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
 from autopack.llm.cassette import Cassette
@@ -108,7 +109,12 @@ class ModelDoor:
         cassette: Cassette | None = None,
         retry: RetryPolicy = RetryPolicy(),
         sleep: Callable[[float], None] = time.sleep,
+        cancel: threading.Event | None = None,
+        on_retry: Callable[[ModelRetrying], None] | None = None,
     ) -> None:
+        """``cancel``: when it is set, a backoff wait ends at once and the call gives up
+        with its last failure (Ctrl-C does not wait out a ``retry-after``); ``sleep``
+        waits when there is none. ``on_retry`` hears of each retry before its wait."""
         self.run_id = run_id
         self.ledger = ledger
         self.prices = prices
@@ -116,6 +122,8 @@ class ModelDoor:
         self.cassette = cassette
         self.retry = retry
         self.sleep = sleep
+        self.cancel = cancel
+        self.on_retry = on_retry
 
     def complete(self, model: Model, request: ModelRequest) -> ModelResponse:
         """One logical call: budgeted, retried, and repaired once if the reply does not parse.
@@ -161,14 +169,41 @@ class ModelDoor:
                 self.ledger.release(reservation)
                 if not exc.retryable or retries >= self.retry.max_retries:
                     raise
-                self.sleep(self.retry.delay(retries, getattr(exc, "retry_after", None)))
+                delay = self.retry.delay(retries, getattr(exc, "retry_after", None))
                 retries += 1
+                self._announce_retry(model, request, retries, delay, exc)
+                if not self._back_off(delay):
+                    raise  # cancelled while waiting: the last failure stands
                 continue
             except BaseException:
                 self.ledger.release(reservation)
                 raise
             self._settle(model, request, reservation, price, response, started, None)
             return response
+
+    def _announce_retry(
+        self, model: Model, request: ModelRequest, retry: int, delay: float, exc: ModelError
+    ) -> None:
+        if self.on_retry is not None:
+            self.on_retry(
+                ModelRetrying(
+                    phase_id=request.phase_id,
+                    attempt=request.attempt,
+                    role=request.role,
+                    model=model.spec,
+                    retry=retry,
+                    max_retries=self.retry.max_retries,
+                    delay_s=round(delay, 3),
+                    reason=str(exc),
+                )
+            )
+
+    def _back_off(self, seconds: float) -> bool:
+        """Wait before a retry; ``False`` when the run was cancelled meanwhile."""
+        if self.cancel is None:
+            self.sleep(seconds)
+            return True
+        return not self.cancel.wait(seconds)
 
     def _settle(
         self,

@@ -77,9 +77,14 @@ class RateLimited(ModelError):
 
 
 class Overloaded(ModelError):
-    """The provider is overloaded or failed on its side (5xx, 529)."""
+    """The provider is overloaded or failed on its side (5xx, 529); ``retry_after`` is the
+    wait it asked for (a 503 or 529 may carry ``Retry-After``), if it said."""
 
     retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProviderTimeout(ModelError):

@@ -98,7 +98,7 @@ def from_status(
     if status == 408:
         return ProviderTimeout(said)
     if status == 409 or status >= 500:
-        return Overloaded(said)
+        return Overloaded(said, retry_after=retry_after_seconds(headers))
     if status == 413 or any(marker in lowered for marker in _CONTEXT_MARKERS):
         return ContextTooLong(said)
     if status == 404:

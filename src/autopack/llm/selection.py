@@ -21,11 +21,14 @@ A spec is ``provider:name``: ``anthropic:claude-sonnet-4-6``, ``openai:gpt-4.1``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopack.llm.base import Model
 from autopack.llm.errors import NoModelConfigured, UnknownProvider
 from autopack.llm.scripted import Script, ScriptedModel
+
+if TYPE_CHECKING:
+    from autopack.plan import Plan
 
 _PROVIDER_KEYS = ("base_url", "api_key_env", "timeout_seconds")
 _ALIASES = {"timeout": "timeout_seconds"}
@@ -59,6 +62,31 @@ def choose_model(
             f"or pass --model provider:name"
         )
     return str(configured)
+
+
+def missing_models(plan: Plan, settings: Mapping[str, Any] | None, override: str | None) -> str:
+    """Why a run of ``plan`` could not call a model, or ``""`` when every phase's Builder
+    and Auditor has one (from ``override``, the phase's ``models`` or ``[models]``).
+
+    Asked before a run is accepted, so a run that could only pause at its first call
+    is refused with what to configure instead."""
+    roles: list[str] = []
+    for _, phase in plan.phases():
+        for role in ("builder", "auditor"):
+            given = override or (getattr(phase.models, role, None) if phase.models else None)
+            try:
+                choose_model(role, phase.risk, 1, settings, given)
+            except NoModelConfigured:
+                if role not in roles:
+                    roles.append(role)
+    if not roles:
+        return ""
+    settings_named = " and ".join(f"models.{role}" for role in roles)
+    return (
+        f"no model for the {' and the '.join(roles)}: set {settings_named} "
+        '(e.g. "anthropic:claude-sonnet-4-6") in autopack.toml, or give each phase of '
+        "the plan its models ({builder: ..., auditor: ...})"
+    )
 
 
 def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Model:

@@ -46,6 +46,8 @@ from autopack.events import (
 )
 from autopack.plan import Plan
 from autopack.projection import RunView, apply, fold
+from autopack.rows import PhaseRow as PhaseRow
+from autopack.rows import RunRow as RunRow
 from autopack.states import PhaseState, RunState
 from autopack.store import tables
 
@@ -84,46 +86,6 @@ class RunNotFound(KeyError):
 
 class RunExists(ValueError):
     """A run with that id is already stored."""
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One row of the runs projection, as lists and dashboards show it."""
-
-    id: str
-    state: str
-    goal: str
-    repo: str
-    branch: str
-    reason: str
-    phases_total: int
-    phases_complete: int
-    pending_approvals: int
-    tokens: int
-    cost_usd: float
-    model_calls: int
-    created_at: str
-    updated_at: str
-    last_seq: int
-
-
-@dataclass(frozen=True)
-class PhaseRow:
-    """One row of the phases projection."""
-
-    phase_id: str
-    tier: int
-    position: int
-    state: str
-    attempt: int
-    step: str | None
-    reason: str
-    commit_sha: str
-    proof_hash: str
-    decision: str
-    tokens: int
-    cost_usd: float
-    model_calls: int
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from autopack.config import STATE_DIR
+from autopack.configfile import STATE_DIR
 
 IDENTITY = ("-c", "user.name=Autopack", "-c", "user.email=autopack@localhost")
 NOTES_REF = "refs/notes/autopack"

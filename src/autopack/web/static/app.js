@@ -213,12 +213,20 @@ const DELTA = [["newly_failing", "Newly failing", "bad"], ["fail_to_pass_failing
   ["fixed", "Fixed", "good"], ["new_tests", "New tests", "good"], ["still_failing", "Still failing", ""],
   ["removed_tests", "Removed", ""], ["flaky", "Flaky", ""]];
 
+const OPEN_UP_TO = 5;  // a list longer than this starts collapsed: the page stays one screen
+let listOpen = new Map();  // what the reader opened or closed survives live re-renders
+
 function deltaView(delta, passed) {
-  const rows = DELTA.filter(([key]) => (delta[key] || []).length).map(([key, label, cls]) => [
-    h("dt", { class: cls }, `${label} (${delta[key].length})`),
-    h("dd", {}, h("ul", {}, delta[key].map((t) => h("li", { class: "mono" }, t))))]);
+  const lists = DELTA.filter(([key]) => (delta[key] || []).length).map(([key, label, cls]) => {
+    const open = listOpen.has(key) ? listOpen.get(key) : delta[key].length <= OPEN_UP_TO;
+    const box = h("details", { class: cls, open, "data-list": key },
+      h("summary", {}, `${label} (${delta[key].length})`),
+      h("ul", {}, delta[key].map((t) => h("li", { class: "mono" }, t))));
+    box.addEventListener("toggle", () => listOpen.set(key, box.open));
+    return box;
+  });
   const verdict = passed === null ? "Tests did not run." : passed ? "Tests passed." : "Tests failed.";
-  return h("div", {}, h("p", {}, verdict), rows.length ? h("dl", { class: "delta" }, rows.flat()) : h("p", { class: "muted" }, "No test changed outcome."));
+  return h("div", {}, h("p", {}, verdict), lists.length ? h("div", { class: "delta" }, lists) : h("p", { class: "muted" }, "No test changed outcome."));
 }
 
 function approvalBox(runId, phaseId) {
@@ -297,6 +305,7 @@ async function ledgersPage(gen, q = "", kind = "") {
 async function route() {
   const gen = ++generation;
   noteDraft = "";
+  listOpen = new Map();
   if (stream) { stream.close(); stream = null; setLive(false); }
   try {
     me = await api("/auth/whoami");
