@@ -41,9 +41,11 @@ def fails_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            if _is(exc, "autopack.plan", "PlanError"):
+            plan_error = _is(exc, "autopack.plan", "PlanError")
+            if plan_error or _is(exc, "autopack.autopilot.intention", "IntentionError"):
                 issues = exc.issues  # type: ignore[attr-defined]
-                output.err.print(output.labelled("invalid plan", f"({len(issues)} problem(s)):"))
+                what = "invalid plan" if plan_error else "invalid intention"
+                output.err.print(output.labelled(what, f"({len(issues)} problem(s)):"))
                 for issue in issues:
                     output.err.print(f"  {issue}")
                 raise typer.Exit(2) from exc
@@ -132,6 +134,21 @@ ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "keys": ("autopack.api.cli", "keys_app", "API keys for the HTTP API and the dashboard."),
     "ci": ("autopack.ci.cli", "ci_app", "The CI contract of a repository Autopack builds."),
+    "intention": (
+        "autopack.cli.autopilot",
+        "intention_app",
+        "The project's intention (.autopack/intention.yaml): north star, criteria, constraints.",
+    ),
+    "gaps": (
+        "autopack.cli.autopilot",
+        "gaps_command",
+        "Find what is missing or broken at HEAD, without a model.",
+    ),
+    "autopilot": (
+        "autopack.cli.autopilot",
+        "autopilot_command",
+        "Close the gaps: scan, plan for the top gaps, approve by policy, run, scan again.",
+    ),
 }
 """Commands whose code lives with the room they drive: name -> (module, attribute, the
 start of its help, shown in ``autopack --help``). Loaded only when one of them runs."""

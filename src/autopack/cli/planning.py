@@ -7,12 +7,20 @@ from pathlib import Path
 
 from rich.console import Console
 
+from autopack.autopilot.intention import intention_path, load_intention
 from autopack.cli.view import retry_line
 from autopack.config import ConfigError, load_settings
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent, choose_model, resolve_model
 from autopack.llm.pricing import PriceTable
 from autopack.plan import plan_to_yaml
 from autopack.roles import draft_plan
+
+
+def _intention_text(repo: Path) -> str:
+    """The repository's intention for the Planner ("" without one); an invalid one stops
+    the draft with its errors (exit 2) rather than being left out silently."""
+    path = intention_path(repo)
+    return load_intention(path).prompt_text() if path.exists() else ""
 
 
 def draft(goal: str, repo: Path, out: Path, model_spec: str | None, console: Console) -> None:
@@ -29,7 +37,14 @@ def draft(goal: str, repo: Path, out: Path, model_spec: str | None, console: Con
         on_retry=lambda retry: console.print(retry_line(retry.model_dump()), soft_wrap=True),
     )
     counter = itertools.count()
-    plan = draft_plan(goal, repo, door=door, model=model, call_counter=lambda role: next(counter))
+    plan = draft_plan(
+        goal,
+        repo,
+        door=door,
+        model=model,
+        call_counter=lambda role: next(counter),
+        intention=_intention_text(repo),
+    )
     out.write_text(plan_to_yaml(plan), encoding="utf-8")
     phases = sum(1 for _ in plan.phases())
     console.print(

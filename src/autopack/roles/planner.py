@@ -31,11 +31,13 @@ PLANNER_PHASE = "plan"
 _YAML_FENCE = re.compile(r"```(?:ya?ml)?\s*\n(.*?)```", re.DOTALL)
 
 
-def planner_prompt(goal: str, repo: Path) -> str:
-    """The Planner's prompt: the goal and what the repository says about itself."""
+def planner_prompt(goal: str, repo: Path, intention: str = "") -> str:
+    """The Planner's prompt: the goal, the project's intention (``.autopack/intention.yaml``
+    as YAML, when there is one) and what the repository says about itself."""
     return render(
         "planner",
         goal=goal,
+        intention=intention or "(none)",
         repo_map=repo_map(repo, token_budget=MAP_TOKENS),
         readme=_readme(repo),
         ledgers=_ledgers(repo),
@@ -81,10 +83,11 @@ def draft_plan(
     model: Model,
     call_counter: Callable[[str], int],
     max_repairs: int = 2,
+    intention: str = "",
 ) -> Plan:
-    """Draft and validate a plan for ``goal``; raise the last :class:`PlanError` if every
-    repair fails."""
-    messages = [Message(role="user", content=planner_prompt(goal, repo))]
+    """Draft and validate a plan for ``goal`` within ``intention``; raise the last
+    :class:`PlanError` if every repair fails."""
+    messages = [Message(role="user", content=planner_prompt(goal, repo, intention))]
     for repair in range(max_repairs + 1):
         request = ModelRequest(
             messages=tuple(messages),

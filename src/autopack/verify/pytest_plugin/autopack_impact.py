@@ -26,6 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except ImportError:
             return
         cov = coverage.Coverage(data_file=path, source=[str(config.rootpath)])
+        # The project's own coverage config is read too; its ``parallel = true`` would
+        # add a suffix to the data file's name, and the map would silently be lost.
+        cov.config.parallel = False
         cov.start()
         _state["cov"] = cov
 
