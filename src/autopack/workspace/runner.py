@@ -147,8 +147,17 @@ class _CappedOutput:
         return f"{head}\n[... {dropped} bytes of output omitted ...]\n{tail}"
 
 
-def _pump(stream: IO[bytes], sink: _CappedOutput) -> None:
-    for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+def _pump(stream: IO[bytes], sink: _CappedOutput, stop: threading.Event) -> None:
+    """Copy the command's output into ``sink`` until its end or ``stop``. The stream is
+    closed by the caller only after this returns (closing it under a blocked read would
+    race with the descriptor's reuse)."""
+    fd = stream.fileno()
+    while not stop.is_set():
+        if not select.select([fd], [], [], POLL_S)[0]:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
         sink.feed(chunk)
 
 
@@ -215,7 +224,8 @@ def _execute(
             proc.stdout.close()
             raise
     sink = _CappedOutput(output_cap)
-    reader = threading.Thread(target=_pump, args=(proc.stdout, sink), daemon=True)
+    stop_reading = threading.Event()
+    reader = threading.Thread(target=_pump, args=(proc.stdout, sink, stop_reading), daemon=True)
     reader.start()
     exited = os.pidfd_open(proc.pid)
     try:
@@ -223,7 +233,9 @@ def _execute(
     finally:
         os.close(exited)
     _kill_group(proc)  # a background child left behind must not outlive its command
-    reader.join(timeout=5)
+    reader.join(timeout=5)  # what is still buffered in the pipe; a leftover holder of
+    stop_reading.set()  # the pipe (outside the process group) is not waited for
+    reader.join()
     proc.stdout.close()
     if timed_out:
         warnings.append(f"timed out after {timeout_s:g}s: process group killed")

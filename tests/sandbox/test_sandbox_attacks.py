@@ -122,7 +122,7 @@ def test_host_secrets_reach_neither_the_model_nor_the_evidence(
     host, _, recorded = attacked
     leaked = [where for where, secret in host.secrets().items() if secret in recorded]
     assert leaked == []
-    assert ".autopack/autopack.db: No such file or directory" in recorded
+    assert "autopack.db: No such file or directory" in recorded  # paths made portable
 
 
 def test_a_fork_bomb_is_bounded(attacked: tuple[Host, str, str]) -> None:
