@@ -14,7 +14,6 @@ plain and sandboxed, alternately, in the same invocation.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import tempfile
@@ -68,16 +67,15 @@ def suite_rows(sandbox: BwrapSandbox, project: Project, runs: int) -> list[tuple
     """The suite's wall time, plain and sandboxed, alternating so load drifts hit both."""
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as scratch:
         root = fetch(project, Path(scratch))
-        env = {**os.environ, **project.env}
         plain: list[float] = []
         boxed: list[float] = []
         for _ in range(runs):
             began = time.perf_counter()
             done = subprocess.run(
-                project.command, shell=True, cwd=root, env=env, capture_output=True, check=False
+                project.command, shell=True, cwd=root, capture_output=True, check=False
             )
             plain.append(time.perf_counter() - began)
-            result = sandbox.run(project.command, root, env=project.env)
+            result = sandbox.run(project.command, root)
             boxed.append(result.duration_s)
             if done.returncode != 0 or result.exit_code != 0:
                 raise SystemExit(f"{project.name}: the suite failed\n{result.output[-2000:]}")
