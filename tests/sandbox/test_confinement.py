@@ -152,3 +152,15 @@ def test_a_sandbox_that_cannot_start_reports_why(bwrap: Sandbox, tmp_path: Path)
     assert result.exit_code not in (0, None)
     assert "never" not in result.output
     assert "missing" in result.output
+
+
+def test_a_command_never_closes_a_descriptor_another_thread_opened(tmp_path: Path) -> None:
+    """The handshake's pipes are closed once: a number freed during the command and
+    reused by another thread (the API server's database file) stays open (DBG-042)."""
+    from autopack.workspace.runner import _Handshake
+
+    with _Handshake() as handshake:
+        handshake.release(lambda child: None)  # closes its write and block ends
+        reused = os.open(tmp_path / "db", os.O_RDWR | os.O_CREAT)  # the lowest free number
+    os.write(reused, b"still mine")  # raised EBADF when the exit closed it again
+    os.close(reused)

@@ -339,20 +339,27 @@ class _Handshake:
         self.info_read, self.info_write = os.pipe()
         self.block_read, self.block_write = os.pipe()
         self.fds = {INFO: self.info_write, BLOCK: self.block_read}
+        self._open = {self.info_read, self.info_write, self.block_read, self.block_write}
 
     def __enter__(self) -> _Handshake:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for fd in (self.info_read, self.info_write, self.block_read, self.block_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        for fd in list(self._open):
+            self._close(fd)
+
+    def _close(self, fd: int) -> None:
+        """Close ``fd`` once. A second close of the same number would close whatever
+        another thread opened under it meanwhile (a database file: DBG-042)."""
+        if fd in self._open:
+            self._open.discard(fd)
+            os.close(fd)
 
     def release(self, confine: Callable[[int], None]) -> None:
         """Once bubblewrap started: confine its child, then let it go on. Raises when the
         child cannot be confined (the caller kills it: it never runs unconfined)."""
-        os.close(self.info_write)
-        os.close(self.block_read)
+        self._close(self.info_write)
+        self._close(self.block_read)
         child = _child_pid(self.info_read)
         if child is None:
             return  # bubblewrap is ending before it made a child: its output says why
