@@ -32,6 +32,15 @@ def scale(a: int) -> int:
 def typed() -> int:
     return "not an int"
 '''
+ADD_DEPENDENCY = """Adding a dependency.
+
+pyproject.toml
+<<<<<<< SEARCH
+dependencies = []
+=======
+dependencies = ["requests"]
+>>>>>>> REPLACE
+"""
 TESTS = """import pytest
 
 from calc import add, divide

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from autopilot_helpers import autopack, commit_all, git, write
+from autopilot_helpers import ADD_DEPENDENCY, autopack, commit_all, git, write
 
 INTENTION = """north_star: A calculator with powers, documented.
 success_criteria:
@@ -252,9 +252,11 @@ def test_power():
     ],
     ids=["public-name", "dependencies"],
 )
-def test_a_landed_change_that_breaks_a_constraint_does_not_move_the_autopilot_branch(
+def test_a_change_that_breaks_a_constraint_does_not_move_the_autopilot_branch(
     tmp_path: Path, constraint: str, build: str | None, broken: str
 ) -> None:
+    """The run's gate refuses the change (the constraints are gate evidence): the run
+    fails, the autopilot sees no progress and its branch stays where it was."""
     repo = project(tmp_path / "calc")
     pyproject = '[project]\nname = "calc"\nversion = "0"\ndependencies = []\n'
     calc = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
@@ -266,26 +268,19 @@ def test_a_landed_change_that_breaks_a_constraint_does_not_move_the_autopilot_br
         .replace('calc.py, "tests/**"', 'calc.py, pyproject.toml, "tests/**"')
     )
     write(repo, {".autopack/intention.yaml": intention + constraint})
-    deps = """Adding a dependency.
-
-pyproject.toml
-<<<<<<< SEARCH
-dependencies = []
-=======
-dependencies = ["requests"]
->>>>>>> REPLACE
-"""
     phase, paths = (
         ("power", "calc.py, tests/test_power.py") if build else ("deps", "pyproject.toml")
     )
-    model = script(tmp_path, [plan(phase, paths)], {phase: build or deps})
+    model = script(tmp_path, [plan(phase, paths)], {phase: build or ADD_DEPENDENCY})
     result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
                       "--auto-approve")  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert "needs a person" in result.stdout and broken in result.stdout
+    assert "no progress (the run landed nothing)" in result.stdout
     events = journal(repo)
-    assert [e["state"] for e in events if e["event"] == "run_finished"] == ["SUCCEEDED"]
-    assert "constraint_violated" in [e["event"] for e in events]
+    assert [e["state"] for e in events if e["event"] == "run_finished"] == ["FAILED"]
+    run_id = next(e["run_id"] for e in events if e["event"] == "run_finished")
+    shown = autopack("show", run_id, phase, "--attempt", "1", "-C", str(repo), "--json")
+    assert "intention" in shown.stdout and broken in shown.stdout, shown.output
     branch = branch_of(result.stdout)
     assert git(repo, "rev-parse", branch) == git(repo, "rev-parse", "main")
 

@@ -36,6 +36,7 @@ from autopack.api.views import (
     progress_of,
     run_summary,
 )
+from autopack.autopilot.intention import IntentionError
 from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.events import ApprovalGranted, ApprovalRejected
@@ -119,6 +120,9 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
         raise ApiError(409, "run_exists", message) from exc
     except RepoProblem as exc:
         raise ApiError(503, "repo_unavailable", str(exc)) from exc
+    except IntentionError as exc:  # the repository's own file, not the request, is wrong
+        message = "; ".join(str(issue) for issue in exc.issues)
+        raise ApiError(503, "invalid_intention", message) from exc
     return RunAction(run_id=run_id, state=RunState.QUEUED.value)
 
 

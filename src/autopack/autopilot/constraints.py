@@ -1,8 +1,9 @@
 """The intention's constraints a machine can check on a change: frozen paths, frozen
 dependencies, public names that must stay defined.
 
-The autopilot checks every landed run against them before its branch moves: a change
-that breaks one does not become the autopilot's work, and a person is asked.
+The gate checks every attempt of a run against the constraints recorded when the run
+was created (``intention_constraints`` in its settings; rule ``intention_violated``),
+and the autopilot checks every landed run again before its branch moves.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from autopack.autopilot.intention import Intention
+from autopack.autopilot.intention import Constraints
 from autopack.plan import path_matches
 from autopack.workspace import git
 
 REQUIREMENTS_PREFIX = "requirements"
 
 
-def violations(root: Path, intention: Intention, old: str, new: str) -> list[str]:
-    """What the change from commit ``old`` to ``new`` breaks (empty: nothing)."""
-    constraints = intention.constraints
+def violations(root: Path, constraints: Constraints, old: str, new: str) -> list[str]:
+    """What the change from ``old`` to ``new`` (commits or trees) breaks (empty: nothing)."""
     changed = _git(root, "diff", "--name-only", "-z", old, new).split("\0")
     changed = [path for path in changed if path]
     found = [

@@ -322,7 +322,7 @@ class Autopilot:
         if state is not RunState.SUCCEEDED:
             return tip
         landed = git.rev_parse(self.root, view.branch) or tip
-        broken = violations(self.root, self.intention, tip, landed)
+        broken = violations(self.root, self.intention.constraints, tip, landed)
         if broken:  # the run's branch stays for a person to look at; ours does not move
             why = f"run {run_id} breaks the intention: " + "; ".join(broken)
             self.journal.record("constraint_violated", iteration=number, run_id=run_id, why=why)

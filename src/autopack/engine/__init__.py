@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from autopack.engine.runtime import Runtime
@@ -46,6 +47,18 @@ def run_created(
     )
 
 
+def _intention_settings(repo: Path) -> dict[str, Any]:
+    """The constraints of the repository's intention, when it has one, recorded with the
+    run so that its gate checks the same constraints on a resume or a replay."""
+    from autopack.autopilot.intention import intention_path, load_intention
+
+    path = intention_path(repo)
+    if not path.is_file():
+        return {}
+    constraints = load_intention(path).constraints
+    return {"intention_constraints": constraints.model_dump(mode="json")}
+
+
 def create_run(
     rt: Runtime, plan: Plan, *, plan_source: str, run_id: str | None = None, base: str = "HEAD"
 ) -> str:
@@ -60,7 +73,11 @@ def create_run(
         repo=str(rt.repo),
         base_commit=base_commit,
         branch=f"autopack/{run_id}",
-        settings={"max_parallel": rt.settings.max_parallel, "model_override": rt.model_override},
+        settings={
+            "max_parallel": rt.settings.max_parallel,
+            "model_override": rt.model_override,
+            **_intention_settings(rt.repo),
+        },
     )
     rt.store.create_run(run_id, created)
     git.create_branch(rt.repo, created.branch, base_commit)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from autopack import gate, roles, verify
+from autopack.autopilot.constraints import violations
+from autopack.autopilot.intention import Constraints
 from autopack.config import autopack_table
 from autopack.edits import PathPolicy, apply_edit_text
 from autopack.engine.decider import FailPhase, SkipPhase
@@ -423,7 +425,18 @@ def apply(ctx: StepContext) -> dict[str, Any]:
         return _may_not_land(ctx, report, refused)
     _write(ctx.artifacts / "changes.diff", git.diff_between(worktree, ctx.base, tree))
     _KNOWN_TREES[worktree] = tree
-    return {"applied": True, "report": report, "changed_files": changed, "tree": tree}
+    applied = {"applied": True, "report": report, "changed_files": changed, "tree": tree}
+    return {**applied, **_intention_check(ctx, tree)}
+
+
+def _intention_check(ctx: StepContext, tree: str) -> dict[str, Any]:
+    """The intention's constraints the change breaks, read through Autopack's git from the
+    tree as stored (never from files the sandbox could have left)."""
+    recorded = ctx.view.settings.get("intention_constraints")
+    if not recorded:
+        return {}
+    constraints = Constraints.model_validate(recorded)
+    return {"intention_violations": violations(ctx.rt.repo, constraints, ctx.base, tree)}
 
 
 def _undeclared_protected(ctx: StepContext, changed: list[str], tree: str) -> list[str]:
@@ -663,6 +676,7 @@ def _gate_evidence(ctx: StepContext, *, approved: bool) -> gate.GateEvidence:
         risk=_risk(ctx, _changes_diff(ctx), applied.get("changed_files", [])),
         audit=steps.get("audit"),
         approved=approved,
+        intention_violations=list(applied.get("intention_violations", [])),
     )
 
 

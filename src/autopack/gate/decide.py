@@ -30,6 +30,9 @@ class GateEvidence:
     audit: dict[str, Any] | None = None
     approved: bool = False
     """A person approved this attempt: the rules marked ``unless_approved`` are lifted."""
+    intention_violations: list[str] = field(default_factory=list)
+    """Constraints of the project's intention the change breaks (frozen paths, declared
+    dependencies, public names), checked on the attempt's tree against its base."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def facts(evidence: GateEvidence, policy: Policy) -> dict[str, list[str]]:
         "tests_edited": _tests_edited(evidence),
         "protected_path": risk.paths_of("protected_path"),
         "source_refers_to_test_runner": risk.paths_of("runner_reference"),
+        "intention_violated": evidence.intention_violations,
         "risk_above_threshold": (
             [f"score {risk.score} > {policy.risk_threshold}"]
             if risk.score > policy.risk_threshold

@@ -75,6 +75,7 @@ def build_proof(
         "checks": [check.to_dict() for check in evidence.checks],
         "risk": evidence.risk.to_dict(),
         "audit": evidence.audit,
+        "intention_violations": list(evidence.intention_violations),
         "decision": decision.to_dict(),
         "approval": dict(approval) if approval else None,
         "models": dict(models or {}),
