@@ -133,6 +133,11 @@ ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Learned rules: failures fixed the same way in several runs.",
     ),
     "keys": ("autopack.api.cli", "keys_app", "API keys for the HTTP API and the dashboard."),
+    "mcp": (
+        "autopack.mcp.cli",
+        "mcp_command",
+        "Serve Autopack over MCP on stdin/stdout, for a local agent.",
+    ),
     "ci": ("autopack.ci.cli", "ci_app", "The CI contract of a repository Autopack builds."),
     "intention": (
         "autopack.cli.autopilot",
