@@ -289,6 +289,22 @@ def _check_gate(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: gate: {exc}") from exc
 
 
+def _check_mcp(settings: Settings, plan: Plan, source: Path) -> None:
+    """Every MCP tool a phase allows names a server of ``[mcp.servers]``: checked before
+    a run starts, not when the phase's Builder asks for it."""
+    from autopack.config import ConfigError
+    from autopack.mcp.client import unknown_servers
+
+    for _, phase in plan.phases():
+        missing = unknown_servers(phase.mcp_tools, settings.mcp.servers)
+        if missing:
+            servers = ", ".join(settings.mcp.servers) or "none"
+            raise ConfigError(
+                f"{source}: phase {phase.id!r}: mcp_tools {', '.join(missing)}: no such server"
+                f" in {settings.source} [mcp.servers] (configured: {servers})"
+            )
+
+
 @plan_app.command("check")
 @fails_cleanly
 def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> None:
@@ -336,6 +352,7 @@ def run(
     parsed = load_plan(plan)
     root = _repo(repo)
     _check_gate(load_settings(root))
+    _check_mcp(load_settings(root), parsed, plan)
     _check_model(model, root)
     _preflight(root, parsed, model)
     rt = _open(root, model)
