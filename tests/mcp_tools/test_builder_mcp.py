@@ -235,3 +235,17 @@ def _runs(proc: Path, marker: str) -> bool:
 def _scratch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs read no user config from the real home."""
     monkeypatch.setitem(os.environ, "HOME", str(tmp_path / "home"))
+
+
+def test_mcp_calls_count_against_the_step_limit(repo: Path) -> None:
+    """Each MCP call is a step as a model call is: with the default 40 steps, 20 model
+    calls that each call a tool use them all up."""
+    configure(repo)
+    plan = write_plan(repo, ["notes.lookup"])
+    run(repo, plan, write_script(repo, [lookup(f"t{n}") for n in range(30)]))
+    phase = Runtime.open(repo).store.view("mcp-run").phases["greet"]
+    build = (phase.attempts[-1]["steps"] if phase.attempts else phase.steps)["build"]
+    assert (build["steps"], build["stop_reason"]) == (20, "max_steps")
+    assert len(build["mcp_calls"]) == 20
+    assert len(mcp_events(repo)) == 20
+    assert git(repo, "show", "autopack/mcp-run:a.py") == "A = 1\n"  # never got to write it
