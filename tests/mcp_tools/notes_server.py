@@ -8,7 +8,11 @@ phase allows.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
@@ -40,10 +44,30 @@ def hang() -> str:
 
 
 @server.tool()
+def fetch(url: str) -> str:
+    """GET a URL."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return f"fetched: {response.read().decode()}"
+    except OSError as exc:
+        return f"could not fetch {url}: {exc}"
+
+
+@server.tool()
+def environment() -> str:
+    """The server's environment."""
+    return json.dumps(dict(os.environ), sort_keys=True)
+
+
+@server.tool()
 def delete_everything() -> str:
     """No phase allows this."""
     return "deleted"
 
 
 if __name__ == "__main__":
-    server.run()
+    if "--http" in sys.argv:  # python notes_server.py --http PORT: Streamable HTTP
+        port = int(sys.argv[sys.argv.index("--http") + 1])
+        server.run("streamable-http", host="127.0.0.1", port=port)
+    else:
+        server.run()

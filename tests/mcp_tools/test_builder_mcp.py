@@ -5,10 +5,16 @@ is checked as a person would check it afterwards: the branch, the cassette, the 
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,9 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def configure(repo: Path, server: Path = SERVER, *args: str, timeout_s: float = 30) -> None:
+def configure(
+    repo: Path, server: Path = SERVER, *args: str, timeout_s: float = 30, extra: str = ""
+) -> None:
     """``[mcp.servers.notes]`` in autopack.toml, kept out of git (it is local config).
 
     The server file lives with the tests, not under /tmp: the sandbox gives a server a
@@ -47,7 +55,7 @@ def configure(repo: Path, server: Path = SERVER, *args: str, timeout_s: float = 
     command = [sys.executable, str(server), *args]
     (repo / "autopack.toml").write_text(
         'test_command = "true"\n\n[mcp.servers.notes]\n'
-        f"command = {json.dumps(command)}\ntimeout_s = {timeout_s}\n"
+        f"command = {json.dumps(command)}\ntimeout_s = {timeout_s}\n{extra}"
     )
     (repo / ".git" / "info" / "exclude").write_text("autopack.toml\n")
 
@@ -249,3 +257,96 @@ def test_mcp_calls_count_against_the_step_limit(repo: Path) -> None:
     assert len(build["mcp_calls"]) == 20
     assert len(mcp_events(repo)) == 20
     assert git(repo, "show", "autopack/mcp-run:a.py") == "A = 1\n"  # never got to write it
+
+
+needs_bwrap = pytest.mark.skipif(not bwrap_works(), reason="the sandbox needs bubblewrap")
+
+
+@needs_bwrap
+@pytest.mark.parametrize("network", [False, True])
+def test_a_server_reaches_the_network_only_when_configured(repo: Path, network: bool) -> None:
+    with _http_answering("hello from the host") as url:
+        configure(repo, extra=f"network = {str(network).lower()}\n")
+        plan = write_plan(repo, ["notes.fetch"])
+        fetch = {"name": "mcp__notes__fetch", "arguments": {"url": url}}
+        done = run(repo, plan, write_script(repo, [fetch]))
+    assert done.exit_code == 0, done.output
+    answer = tool_results(repo)[0]
+    if network:
+        assert answer == "fetched: hello from the host"
+    else:
+        assert answer.startswith(f"could not fetch {url}")
+
+
+def test_a_server_gets_no_credential_and_none_is_recorded(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "sk-ant-builder-mcp-secret-0123456789"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    monkeypatch.setenv("DEPLOY_TOKEN", "tok-0123456789-secret")
+    configure(repo)
+    plan = write_plan(repo, ["notes.environment"])
+    done = run(
+        repo, plan, write_script(repo, [{"name": "mcp__notes__environment", "arguments": {}}])
+    )
+    assert done.exit_code == 0, done.output
+    environment = json.loads(tool_results(repo)[0])
+    assert "ANTHROPIC_API_KEY" not in environment and "DEPLOY_TOKEN" not in environment
+    recorded = (repo / ".autopack" / "runs" / "mcp-run" / "cassette.jsonl").read_text()
+    assert secret not in recorded and "tok-0123456789-secret" not in recorded
+
+
+def test_a_streamable_http_server_by_url_is_recorded_and_replayed(repo: Path) -> None:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, str(SERVER), "--http", str(port)])
+    try:
+        _wait_listening(port)
+        (repo / "autopack.toml").write_text(
+            f'test_command = "true"\n\n[mcp.servers.notes]\nurl = "http://127.0.0.1:{port}/mcp"\n'
+        )
+        plan = write_plan(repo, ["notes.lookup"])
+        done = run(repo, plan, write_script(repo, [lookup("urls")]))
+        assert done.exit_code == 0, done.output
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert tool_results(repo)[0] == "note on urls: greetings end with an exclamation mark"
+    replayed = CliRunner().invoke(app, ["replay", "mcp-run", "--repo", str(repo)])
+    assert replayed.exit_code == 0, replayed.output
+
+
+@contextlib.contextmanager
+def _http_answering(body: str) -> Iterator[str]:
+    """A plain HTTP server on a free loopback port of the host, answering ``body``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int) -> None:
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the MCP server did not start")
