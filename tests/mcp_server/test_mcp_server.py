@@ -322,3 +322,28 @@ def test_stdio_run_started_by_an_agent_executes_and_lands(repo: Path) -> None:
         ["git", "-C", str(repo), "show", f"{view.branch}:a.py"], capture_output=True, text=True
     )
     assert landed.stdout == "A = 2\n"
+
+
+def test_a_plan_naming_an_unconfigured_mcp_server_is_not_started(
+    repo: Path, served: Served
+) -> None:
+    """Through the API and through MCP alike: refused with the reason, nothing stored."""
+    plan = (PLAN % "needs-mcp").replace(
+        "        scope: {paths: [a.py]}\n",
+        "        scope: {paths: [a.py]}\n        mcp_tools: [notes.lookup]\n",
+    )
+    headers = {"Authorization": f"Bearer {served.secrets['operate']}"}
+    api = httpx.post(f"{served.url}/runs/start", content=plan, headers=headers)
+    assert api.status_code == 422
+    assert api.json()["error"]["code"] == "unknown_mcp_server"
+
+    async def main() -> str:
+        async with http_client(served.url, served.secrets["operate"]) as client:
+            result = await client.call_tool("run_start", {"plan": plan})
+            assert result.is_error
+            return text(result)
+
+    message = anyio.run(main)
+    assert "unknown_mcp_server: phase 'greet': mcp_tools notes.lookup: no such server" in message
+    with pytest.raises(RunNotFound):
+        Runtime.open(repo).store.run("needs-mcp")

@@ -40,6 +40,7 @@ from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.llm.selection import missing_models
+from autopack.mcp.client import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES
@@ -102,6 +103,9 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
         raise PlanError([issue]) from exc
     async with _parsing(request.app):  # seconds of CPU for a large plan: not on the loop
         plan = await anyio.to_thread.run_sync(parse_plan_text, text, "request")
+    problem = plan_problem(plan, ctx.rt.settings)
+    if problem:
+        raise ApiError(422, "unknown_mcp_server", problem)
     source = f"api ({caller.name})"
     found = executor(request)
     if found is not None:  # it would execute the run now: it must be able to call models

@@ -293,16 +293,11 @@ def _check_mcp(settings: Settings, plan: Plan, source: Path) -> None:
     """Every MCP tool a phase allows names a server of ``[mcp.servers]``: checked before
     a run starts, not when the phase's Builder asks for it."""
     from autopack.config import ConfigError
-    from autopack.mcp.client import unknown_servers
+    from autopack.mcp.client import plan_problem
 
-    for _, phase in plan.phases():
-        missing = unknown_servers(phase.mcp_tools, settings.mcp.servers)
-        if missing:
-            servers = ", ".join(settings.mcp.servers) or "none"
-            raise ConfigError(
-                f"{source}: phase {phase.id!r}: mcp_tools {', '.join(missing)}: no such server"
-                f" in {settings.source} [mcp.servers] (configured: {servers})"
-            )
+    problem = plan_problem(plan, settings)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
 
 
 @plan_app.command("check")

@@ -43,6 +43,7 @@ from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import README, SUMMARY_END, SUMMARY_START, render_summary_block
+from autopack.mcp.client import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.safeyaml import MAX_BYTES
 from autopack.states import RunState
@@ -177,6 +178,9 @@ def _run_tools(server: MCPServer, access: Access) -> None:
         except PlanError as exc:
             lines = "; ".join(str(issue) for issue in exc.issues[:20])
             fail("invalid_plan", f"{len(exc.issues)} problem(s): {lines} (plan_check lists them)")
+        problem = plan_problem(parsed, ctx.rt.settings)
+        if problem:
+            fail("unknown_mcp_server", problem)
         source = f"mcp ({caller.name})"
         host = access.host()
         try:
