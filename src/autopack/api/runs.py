@@ -372,7 +372,7 @@ def approve(
 ) -> RunAction:
     """Let a waiting phase land; the executor commits it and the run goes on."""
     note = (body or ApproveBody.model_validate({})).note
-    return _decide(
+    return answer_phase(
         ctx,
         executor(request),
         run_id,
@@ -392,7 +392,7 @@ def reject(
     run_id: str, phase_id: str, body: RejectBody, request: Request, ctx: Ctx, caller: Operator
 ) -> RunAction:
     """Turn a waiting phase down: the note goes to the next attempt, or ``fail`` ends it."""
-    return _decide(
+    return answer_phase(
         ctx,
         executor(request),
         run_id,
@@ -404,7 +404,7 @@ def reject(
     )
 
 
-def _decide(
+def answer_phase(
     ctx: ApiContext,
     host: RunHost | None,
     run_id: str,
@@ -412,6 +412,8 @@ def _decide(
     caller: Caller,
     payload_for: Callable[[PhaseView], ApprovalGranted | ApprovalRejected],
 ) -> RunAction:
+    """Record a person's answer to a waiting phase (the API's and MCP's one path): the
+    check that it waits and the append are one step, so two answers cannot both land."""
     store = ctx.rt.store
     with _actions:
         view = store.view(run_id)

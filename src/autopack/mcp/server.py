@@ -38,7 +38,7 @@ from autopack.api.models import (
     RunDetail,
     RunList,
 )
-from autopack.api.views import run_detail, run_summary
+from autopack.api.views import run_detail
 from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
@@ -202,9 +202,8 @@ def _run_tools(server: MCPServer, access: Access) -> None:
         limit: Annotated[int, Field(ge=1, le=500)] = 20,
     ) -> RunList:
         """Runs, newest first, with progress and spend; filter by state."""
-        require(access, context, "read")
-        rows = ctx.rt.store.list_runs(state, limit=limit)
-        return RunList(runs=[run_summary(r) for r in rows], total=len(rows), limit=limit, offset=0)
+        caller = require(access, context, "read")
+        return runs.list_runs(ctx, caller, state=state, limit=limit, offset=0)
 
     @server.tool()
     def run_status(run_id: RunId, context: Context) -> RunDetail:
@@ -245,7 +244,7 @@ def _approval_tools(server: MCPServer, access: Access) -> None:
         """Let a phase that waits for a person land; needs scope operate."""
         caller = require(access, context, "operate")
         return _api(
-            lambda: runs._decide(  # the API's one check-then-append path
+            lambda: runs.answer_phase(
                 ctx,
                 access.host(),
                 run_id,
@@ -268,7 +267,7 @@ def _approval_tools(server: MCPServer, access: Access) -> None:
         """Turn a waiting phase down: the note goes to its next attempt; needs scope operate."""
         caller = require(access, context, "operate")
         return _api(
-            lambda: runs._decide(
+            lambda: runs.answer_phase(
                 ctx,
                 access.host(),
                 run_id,
