@@ -137,6 +137,7 @@ def test_a_recorded_mcp_call_replays_with_the_server_gone(repo: Path) -> None:
     plan = write_plan(repo, ["notes.lookup"])
     done = run(repo, plan, write_script(repo, [lookup("greetings")]))
     assert done.exit_code == 0, done.output
+    assert "greet: MCP notes.lookup ok" in done.output  # the live view
     assert git(repo, "show", "autopack/mcp-run:a.py") == "A = 2\n"
 
     assert tool_results(repo)[0] == "note on greetings: greetings end with an exclamation mark"
@@ -226,6 +227,7 @@ def test_a_server_that_hangs_is_killed_at_its_timeout(repo: Path) -> None:
     assert after.startswith("error: the MCP server 'notes' was stopped: no answer within 2 s")
     events = mcp_events(repo)
     assert [(e["tool"], e["is_error"]) for e in events] == [("hang", True), ("lookup", True)]
+    assert "greet: MCP notes.hang error: no answer within 2 s" in done.output
     alive = [
         p for p in Path("/proc").iterdir() if p.name.isdigit() and _runs(p, "hangs-marker-7f3a")
     ]
