@@ -347,3 +347,18 @@ def test_a_plan_naming_an_unconfigured_mcp_server_is_not_started(
     assert "unknown_mcp_server: phase 'greet': mcp_tools notes.lookup: no such server" in message
     with pytest.raises(RunNotFound):
         Runtime.open(repo).store.run("needs-mcp")
+
+
+def test_stdio_run_start_without_a_model_is_refused_when_it_would_execute(repo: Path) -> None:
+    """As the API does: a server that would execute the run refuses one that could only
+    pause at its first model call."""
+
+    async def main() -> str:
+        async with stdio_client(repo, "--scope", "operate") as client:  # executor, no model
+            result = await client.call_tool("run_start", {"plan": PLAN % "no-model"})
+            assert result.is_error
+            return text(result)
+
+    assert "no_model: " in anyio.run(main)
+    with pytest.raises(RunNotFound):
+        Runtime.open(repo).store.run("no-model")

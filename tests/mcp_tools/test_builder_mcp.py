@@ -9,6 +9,7 @@ import contextlib
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "a.py").write_text("A = 1\n")
+    (root / "tools").mkdir()
+    shutil.copy(SERVER, root / "tools" / SERVER.name)  # a server the project ships
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
@@ -46,13 +49,18 @@ def repo(tmp_path: Path) -> Path:
 
 
 def configure(
-    repo: Path, server: Path = SERVER, *args: str, timeout_s: float = 30, extra: str = ""
+    repo: Path,
+    server: str = f"tools/{SERVER.name}",
+    *args: str,
+    timeout_s: float = 30,
+    extra: str = "",
 ) -> None:
     """``[mcp.servers.notes]`` in autopack.toml, kept out of git (it is local config).
 
-    The server file lives with the tests, not under /tmp: the sandbox gives a server a
-    private /tmp, as it gives every command."""
-    command = [sys.executable, str(server), *args]
+    The server is the repository's own (``tools/``, relative to the worktree it starts
+    in): the sandbox shows a server the worktree, the interpreter and system folders,
+    nothing else."""
+    command = [sys.executable, server, *args]
     (repo / "autopack.toml").write_text(
         'test_command = "true"\n\n[mcp.servers.notes]\n'
         f"command = {json.dumps(command)}\ntimeout_s = {timeout_s}\n{extra}"
@@ -154,7 +162,7 @@ def test_a_recorded_mcp_call_replays_with_the_server_gone(repo: Path) -> None:
     shown = CliRunner().invoke(app, ["show", "mcp-run", "greet", "--repo", str(repo)])
     assert "notes.lookup: ok" in shown.output
 
-    configure(repo, Path("/nonexistent/notes_server.py"))  # the server is gone
+    configure(repo, "/nonexistent/notes_server.py")  # the server is gone
     replayed = CliRunner().invoke(app, ["replay", "mcp-run", "--repo", str(repo)])
     assert replayed.exit_code == 0, replayed.output
     assert "every phase's tree hash equals the original's" in replayed.output
@@ -195,14 +203,14 @@ def test_a_server_writing_outside_the_scope_is_caught(repo: Path) -> None:
     configure(repo)
     plan = write_plan(repo, ["notes.write_note"])
     main_checkout = repo / "escaped.py"  # under /tmp: the sandbox's /tmp is private
-    read_only = Path(__file__).with_name(f"escaped-{os.getpid()}.py")
+    outside = Path(__file__).with_name(f"escaped-{os.getpid()}.py")  # not shown to it
     calls = [
         {"name": "mcp__notes__write_note", "arguments": {"path": "b.py", "text": "B = 1\n"}},
         {"name": "mcp__notes__write_note", "arguments": {"path": str(main_checkout), "text": ""}},
     ]
     if bwrap_works():  # without the sandbox this would really write there
         calls.append(
-            {"name": "mcp__notes__write_note", "arguments": {"path": str(read_only), "text": ""}}
+            {"name": "mcp__notes__write_note", "arguments": {"path": str(outside), "text": ""}}
         )
     done = run(repo, plan, write_script(repo, calls))
     assert done.exit_code == 1, done.output
@@ -212,12 +220,12 @@ def test_a_server_writing_outside_the_scope_is_caught(repo: Path) -> None:
     assert "b.py" not in git(repo, "ls-tree", "-r", "--name-only", "autopack/mcp-run")
     if bwrap_works():
         assert not main_checkout.exists()
-        assert not read_only.exists()
-        assert "Read-only file system" in tool_results(repo)[2]
+        assert not outside.exists()
+        assert tool_results(repo)[2].startswith(f"could not write {outside}")
 
 
 def test_a_server_that_hangs_is_killed_at_its_timeout(repo: Path) -> None:
-    configure(repo, SERVER, "hangs-marker-7f3a", timeout_s=2)
+    configure(repo, f"tools/{SERVER.name}", "hangs-marker-7f3a", timeout_s=2)
     plan = write_plan(repo, ["notes.hang", "notes.lookup"])
     calls = [{"name": "mcp__notes__hang", "arguments": {}}, lookup("after")]
     done = run(repo, plan, write_script(repo, calls))

@@ -43,6 +43,7 @@ from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import README, SUMMARY_END, SUMMARY_START, render_summary_block
+from autopack.llm.selection import missing_models
 from autopack.mcp.client import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.safeyaml import MAX_BYTES
@@ -183,6 +184,11 @@ def _run_tools(server: MCPServer, access: Access) -> None:
             fail("unknown_mcp_server", problem)
         source = f"mcp ({caller.name})"
         host = access.host()
+        if host is not None:  # it would execute the run now: it must be able to call models
+            settings = ctx.rt.settings.models.model_dump()
+            missing = missing_models(parsed, settings, ctx.config.model_override)
+            if missing:
+                fail("no_model", missing)
         try:
             run_id = (
                 host.submit(parsed, source)
