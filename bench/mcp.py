@@ -17,7 +17,7 @@ setup ten minutes on 2 cores (recall is ``bench/memory.py``'s subject); every qu
 embedded for real. Target: each MCP p95 within 20 ms of the API's.
 
     python bench/mcp.py            # 10,000 entries, 200 calls per operation and transport
-    python bench/mcp.py --quick    # 300 entries, 12 calls (CI smoke run)
+    python bench/mcp.py --quick    # 300 entries, 20 runs, 12 calls (CI smoke run)
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ PLAN = {
     "run": {"goal": "bench"},
     "tiers": [{"id": "t", "phases": [{"id": "p", "goal": "g", "scope": {"paths": ["a.py"]}}]}],
 }
-RUNS = 100
+RUNS, QUICK_RUNS = 100, 20
 WARM = 3
 """Untimed calls per operation before the timed ones (the model's first load, caches)."""
 
@@ -73,9 +73,9 @@ WARM = 3
 # -- the repository -------------------------------------------------------------------
 
 
-def build_repo(repo: Path, entries: int) -> str:
-    """A git repository with ``entries`` ledger entries, their memory index and
-    :data:`RUNS` stored runs; returns a read key's secret."""
+def build_repo(repo: Path, entries: int, runs: int) -> str:
+    """A git repository with ``entries`` ledger entries, their memory index and ``runs``
+    stored runs; returns a read key's secret."""
     repo.mkdir()
     for args in (["init", "-q", "-b", "main"], ["commit", "-q", "--allow-empty", "-m", "init"]):
         subprocess.run(
@@ -83,7 +83,7 @@ def build_repo(repo: Path, entries: int) -> str:
         )
     write_ledgers(repo, entries)
     index_memory(repo)
-    return seed_runs(repo)
+    return seed_runs(repo, runs)
 
 
 def write_ledgers(repo: Path, entries: int) -> None:
@@ -153,7 +153,7 @@ def index_memory(repo: Path) -> None:
     service.keyword.db.close()
 
 
-def seed_runs(repo: Path) -> str:
+def seed_runs(repo: Path, runs: int) -> str:
     from autopack.engine.runtime import Runtime
     from autopack.events import RunCreated
     from autopack.plan import Plan
@@ -161,7 +161,7 @@ def seed_runs(repo: Path) -> str:
 
     rt = Runtime.open(repo)
     plan = Plan.model_validate(PLAN)
-    for index in range(RUNS):
+    for index in range(runs):
         created = RunCreated(
             plan=plan.model_dump(mode="json"),
             plan_digest=plan.digest(),
@@ -277,13 +277,13 @@ async def over_mcp_stdio(repo: Path, work: dict[str, list[dict[str, Any]]]) -> A
         return await over_mcp(client, work)
 
 
-def questions(calls: int) -> dict[str, list[dict[str, Any]]]:
+def questions(calls: int, runs: int) -> dict[str, list[dict[str, Any]]]:
     """The same calls, in the same order, for every transport."""
     rng = random.Random(11)
     queries = [f"{rng.choice(COMPONENTS)} {failure}" for failure, _ in FAILURES for _ in range(5)]
     return {
         "memory_search": [{"query": rng.choice(queries), "k": 5} for _ in range(calls)],
-        "run_status": [{"run_id": f"bench-{rng.randrange(RUNS)}"} for _ in range(calls)],
+        "run_status": [{"run_id": f"bench-{rng.randrange(runs)}"} for _ in range(calls)],
     }
 
 
@@ -297,10 +297,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="300 entries, 12 calls")
     options = parser.parse_args()
     entries, calls = (300, 12) if options.quick else (10_000, 200)
+    runs = QUICK_RUNS if options.quick else RUNS
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         started = time.monotonic()
-        secret = build_repo(repo, entries)
+        secret = build_repo(repo, entries, runs)
         setup_s = time.monotonic() - started
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -308,7 +309,7 @@ def main() -> None:
         server.start()
         try:
             wait_healthy(url)
-            work = questions(calls)
+            work = questions(calls, runs)
             results = {
                 "HTTP API": anyio.run(over_api, url, secret, work),
                 "MCP HTTP": anyio.run(over_mcp_http, url, secret, work),
@@ -318,7 +319,7 @@ def main() -> None:
             server.terminate()
             server.join(10)
     print(
-        f"{entries:,} ledger entries, {RUNS} runs; {calls} calls per operation and transport,"
+        f"{entries:,} ledger entries, {runs} runs; {calls} calls per operation and transport,"
         f" one at a time (setup {setup_s:.0f} s; {os.cpu_count()} cores)"
     )
     print()
