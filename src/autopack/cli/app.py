@@ -292,6 +292,8 @@ def _check_gate(settings: Settings) -> None:
 def _check_mcp(settings: Settings, plan: Plan, source: Path) -> None:
     """Every MCP tool a phase allows names a server of ``[mcp.servers]``: checked before
     a run starts, not when the phase's Builder asks for it."""
+    if not any(phase.mcp_tools for _, phase in plan.phases()):
+        return  # the MCP SDK is imported only for a plan that uses it
     from autopack.config import ConfigError
     from autopack.mcp.client import plan_problem
 

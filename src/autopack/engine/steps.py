@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from autopack import gate, roles, verify
 from autopack.config import autopack_table
@@ -29,7 +29,6 @@ from autopack.events import PhaseFailed, PhaseSkipped
 from autopack.llm.cassette import ReplayModel
 from autopack.llm.door import ModelDoor, choose_model, resolve_model
 from autopack.llm.errors import BudgetExceeded, ModelError, ScriptExhausted
-from autopack.mcp.client import McpTape, McpToolbox, McpUnavailable, unknown_servers
 from autopack.memory.rules import RuleBook
 from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
@@ -39,6 +38,9 @@ from autopack.store import Store
 from autopack.verify import hidden
 from autopack.workspace import git, landing, seal
 from autopack.workspace.runner import CommandResult, Sandbox
+
+if TYPE_CHECKING:
+    from autopack.mcp.client import McpToolbox
 
 
 def record_phase_end(store: Store, run_id: str, command: SkipPhase | FailPhase) -> None:
@@ -341,6 +343,9 @@ def mcp_tools(ctx: StepContext, worktree: Path) -> Iterator[McpToolbox | None]:
     if not allowed:
         yield None
         return
+    # the MCP SDK only when a phase uses it: importing it costs a run seconds of start-up
+    from autopack.mcp.client import McpTape, McpToolbox, McpUnavailable, unknown_servers
+
     servers = ctx.rt.settings.mcp.servers
     missing = unknown_servers(allowed, servers)
     if missing:

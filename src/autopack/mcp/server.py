@@ -38,7 +38,6 @@ from autopack.api.models import (
     RunDetail,
     RunList,
 )
-from autopack.api.views import run_detail
 from autopack.engine import RepoProblem, create_run
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
@@ -217,8 +216,9 @@ def _run_tools(server: MCPServer, access: Access) -> None:
         require(access, context, "read")
         host = access.host()
         executing = host is not None and host.executing(run_id)
-        snap = _api(lambda: ctx.rt.store.snapshot(run_id))
-        return run_detail(snap, executing)
+        # the API's body for GET /runs/{id}, kept while the run has no new event
+        body = _api(lambda: ctx.run_bodies.body(ctx.rt.store, run_id, executing))
+        return RunDetail.model_validate_json(body)
 
     @server.tool()
     def phase_evidence(
