@@ -34,6 +34,9 @@ def _type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is typing.Literal:
         return " \\| ".join(repr(arg) for arg in args)
+    if origin is typing.Annotated:  # a constrained type: its base and its pattern
+        patterns = [m.pattern for m in args[1:] if getattr(m, "pattern", None)]
+        return _type_name(args[0]) + "".join(f" (pattern `{p}`)" for p in patterns)
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(arg) for arg in args)
     if origin is not None:

@@ -11,7 +11,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from autopack.configfile import (
     CONFIG_FILE,
@@ -20,6 +29,10 @@ from autopack.configfile import (
     default_db_path,
     read_config_file,
 )
+
+MCP_NAME = r"^[a-z0-9][a-z0-9_-]{0,30}$"
+"""An MCP server's name in ``[mcp.servers]``; a tool is offered to the model as
+``mcp__NAME__TOOL``, which provider tool-name rules allow."""
 
 __all__ = ["CONFIG_FILE", "STATE_DIR", "ConfigError", "Settings", "load_settings"]
 
@@ -88,6 +101,39 @@ class ApprovalSettings(_Section):
     webhook_secret_env: str = Field(default="", description="Env var of the HMAC key.")
 
 
+class McpServer(_Section):
+    """``[mcp.servers.NAME]``: an MCP server whose tools phases may allow their Builder.
+
+    A stdio server (``command``) is started in the phase's worktree through the same
+    sandbox as every command; a ``url`` names a Streamable HTTP server.
+    """
+
+    command: list[str] | None = Field(
+        default=None, min_length=1, description="Program and arguments of a stdio server."
+    )
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Streamable HTTP endpoint."
+    )
+    network: bool = Field(default=False, description="Let a stdio server reach the network.")
+    timeout_s: float = Field(
+        default=60, gt=0, le=3600, allow_inf_nan=False, description="Longest one call may take."
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServer:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of command (stdio) or url (HTTP)")
+        return self
+
+
+class McpSettings(_Section):
+    """``[mcp]``: MCP servers the Builder may use."""
+
+    servers: dict[Annotated[str, StringConstraints(pattern=MCP_NAME)], McpServer] = Field(
+        default_factory=dict, description="By name; a phase allows tools as NAME.TOOL."
+    )
+
+
 def _checked(model: type[BaseModel]) -> Any:
     """A validator that checks a table against ``model`` and keeps it as the plain table
     its consumer reads (so a wrong type is a config error, not a crash mid-run)."""
@@ -147,6 +193,9 @@ class Settings(_Section):
     memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
     approvals: Annotated[dict[str, Any], _checked(ApprovalSettings)] = Field(
         default_factory=dict, description="Approval timeout policy and webhook."
+    )
+    mcp: McpSettings = Field(
+        default_factory=McpSettings, description="MCP servers whose tools phases may allow."
     )
 
     _source: str = PrivateAttr(default="defaults")

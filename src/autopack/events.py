@@ -129,6 +129,22 @@ class ModelRetrying(Payload):
     reason: str
 
 
+class McpCalled(Payload):
+    """The Builder called a tool of an MCP server (served from the cassette on replay)."""
+
+    TYPE: ClassVar[str] = "mcp_called"
+    phase_id: str
+    attempt: int
+    server: str
+    tool: str
+    is_error: bool
+    """The server answered with an error, refused the call, or did not answer in time."""
+    detail: str = ""
+    """Why it is an error, in one line; empty when it is not."""
+    duration_ms: int = 0
+    replayed: bool = False
+
+
 class PhaseFailed(Payload):
     """A phase ended without landing."""
 
@@ -180,6 +196,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StepCompleted,
         ModelCalled,
         ModelRetrying,
+        McpCalled,
         PhaseFailed,
         PhaseSkipped,
         ApprovalGranted,

@@ -13,10 +13,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from autopack.globs import path_matches as path_matches
 from autopack.safeyaml import MAX_BYTES, Loc, YamlRefused, field_name, load_yaml
@@ -26,6 +26,8 @@ MAX_PHASES = 500
 """Most phases a plan may have; with :data:`autopack.safeyaml.MAX_BYTES` and
 :data:`~autopack.safeyaml.MAX_DEPTH` this bounds what checking a plan costs."""
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+MCP_TOOL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,30}\.[A-Za-z0-9_-]{1,64}$"
+"""``SERVER.TOOL``: a server of ``[mcp.servers]`` and one of its tools."""
 
 
 class _Strict(BaseModel):
@@ -125,6 +127,11 @@ class Phase(_Strict):
     budget: Budget | None = None
     models: ModelOverrides | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    mcp_tools: list[Annotated[str, StringConstraints(pattern=MCP_TOOL_PATTERN)]] = Field(
+        default_factory=list,
+        description="MCP tools the Builder may call, as SERVER.TOOL (servers are named in"
+        " autopack.toml's [mcp.servers]).",
+    )
 
 
 class Tier(_Strict):
@@ -166,7 +173,14 @@ class Plan(_Strict):
         return [phase.id for _, phase in self.phases()]
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The plan's content as JSON; a phase's empty ``mcp_tools`` is left out, so plans
+        written before the field existed keep their digest."""
+        data = self.model_dump(mode="json")
+        for tier in data["tiers"]:
+            for phase in tier["phases"]:
+                if not phase["mcp_tools"]:
+                    del phase["mcp_tools"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         """Stable hash of the plan's content (not of its formatting)."""

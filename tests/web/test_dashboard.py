@@ -171,3 +171,43 @@ def test_the_attempt_page_collapses_long_lists_and_fits_the_viewport(tmp_path: P
         expect(lists.first.locator("li").first).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "dashboard-wide-attempt.png"), full_page=True)
         browser.close()
+
+
+def test_a_phase_page_lists_the_builders_mcp_calls(demo_repo: Path) -> None:
+    """The build step's MCP calls, as the engine records them, on the phase's page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from autopack.engine import create_run
+    from autopack.events import PhaseStarted, StepCompleted
+    from autopack.plan import load_plan
+
+    _, plan_path, _ = demo_files()
+    app = create_app(ApiConfig(repo=demo_repo, executor=False))
+    rt = app.state.ctx.rt
+    plan = load_plan(plan_path)
+    phase_id = plan.phase_ids()[0]
+    run_id = create_run(rt, plan, plan_source="test")
+    rt.store.append(run_id, PhaseStarted(phase_id=phase_id, attempt=1, base_commit="0" * 40))
+    calls = [
+        {"server": "notes", "tool": "lookup", "is_error": False, "detail": "",
+         "duration_ms": 12, "replayed": False},
+        {"server": "notes", "tool": "hang", "is_error": True,
+         "detail": "no answer within 2 s; the server was stopped", "duration_ms": 2004,
+         "replayed": False},
+    ]  # fmt: skip
+    build = StepCompleted(phase_id=phase_id, attempt=1, step="build", result={"mcp_calls": calls})
+    rt.store.append(run_id, build)
+    _, secret = create_key(rt.store.engine, "reader", "read")
+    with LiveServer(app) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server.url)
+        page.fill("#key", secret)
+        page.click("button[type=submit]")
+        expect(page.locator("#who")).to_have_text("reader (read)")
+        page.goto(f"{server.url}/#/runs/{run_id}/phases/{phase_id}")
+        card = page.locator("#mcp-calls li")
+        expect(card).to_have_count(2)
+        expect(card.nth(0)).to_contain_text("notes.lookup ok 12 ms")
+        expect(card.nth(1)).to_contain_text("notes.hang error: no answer within 2 s")
+        browser.close()

@@ -1,7 +1,8 @@
 """The HTTP API (FastAPI) and the dashboard it serves. ``autopack.main:app`` is the app.
 
 Every route but ``/health`` and the dashboard's static shell (which holds no data and
-must be reachable to show the sign-in form) needs an API key.
+must be reachable to show the sign-in form) needs an API key; so does ``/mcp``, the
+MCP server (:mod:`autopack.mcp`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from autopack.api.executor import EmbeddedExecutor, RunHost
 from autopack.api.models import WhoAmI
 from autopack.api.runs import Reader
 from autopack.api.stream import EventHub, all_events
+from autopack.mcp.http import mount_mcp
 
 WEB = Path(str(resources.files("autopack") / "web" / "static"))
 
@@ -49,6 +51,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(knowledge.router)
     app.include_router(metrics.router)
+    app.state.mcp = mount_mcp(app)
     _session_routes(app)
     _dashboard(app)
     return app
@@ -63,7 +66,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(host.start)
         app.state.executor = host
     try:
-        yield
+        async with app.state.mcp.session_manager.run():
+            yield
     finally:
         if app.state.executor is not None:
             app.state.executor.stop()

@@ -41,6 +41,7 @@ from autopack.engine import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.llm.selection import missing_models
+from autopack.mcp.client import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES
@@ -103,6 +104,9 @@ async def start_run(request: Request, ctx: Ctx, caller: Operator) -> RunAction:
         raise PlanError([issue]) from exc
     async with _parsing(request.app):  # seconds of CPU for a large plan: not on the loop
         plan = await anyio.to_thread.run_sync(parse_plan_text, text, "request")
+    problem = plan_problem(plan, ctx.rt.settings)
+    if problem:
+        raise ApiError(422, "unknown_mcp_server", problem)
     source = f"api ({caller.name})"
     found = executor(request)
     if found is not None:  # it would execute the run now: it must be able to call models
@@ -372,7 +376,7 @@ def approve(
 ) -> RunAction:
     """Let a waiting phase land; the executor commits it and the run goes on."""
     note = (body or ApproveBody.model_validate({})).note
-    return _decide(
+    return answer_phase(
         ctx,
         executor(request),
         run_id,
@@ -392,7 +396,7 @@ def reject(
     run_id: str, phase_id: str, body: RejectBody, request: Request, ctx: Ctx, caller: Operator
 ) -> RunAction:
     """Turn a waiting phase down: the note goes to the next attempt, or ``fail`` ends it."""
-    return _decide(
+    return answer_phase(
         ctx,
         executor(request),
         run_id,
@@ -404,7 +408,7 @@ def reject(
     )
 
 
-def _decide(
+def answer_phase(
     ctx: ApiContext,
     host: RunHost | None,
     run_id: str,
@@ -412,6 +416,8 @@ def _decide(
     caller: Caller,
     payload_for: Callable[[PhaseView], ApprovalGranted | ApprovalRejected],
 ) -> RunAction:
+    """Record a person's answer to a waiting phase (the API's and MCP's one path): the
+    check that it waits and the append are one step, so two answers cannot both land."""
     store = ctx.rt.store
     with _actions:
         view = store.view(run_id)

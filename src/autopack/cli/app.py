@@ -133,6 +133,11 @@ ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Learned rules: failures fixed the same way in several runs.",
     ),
     "keys": ("autopack.api.cli", "keys_app", "API keys for the HTTP API and the dashboard."),
+    "mcp": (
+        "autopack.mcp.cli",
+        "mcp_command",
+        "Serve Autopack over MCP on stdin/stdout, for a local agent.",
+    ),
     "ci": ("autopack.ci.cli", "ci_app", "The CI contract of a repository Autopack builds."),
     "intention": (
         "autopack.cli.autopilot",
@@ -284,6 +289,19 @@ def _check_gate(settings: Settings) -> None:
         raise ConfigError(f"{settings.source}: gate: {exc}") from exc
 
 
+def _check_mcp(settings: Settings, plan: Plan, source: Path) -> None:
+    """Every MCP tool a phase allows names a server of ``[mcp.servers]``: checked before
+    a run starts, not when the phase's Builder asks for it."""
+    if not any(phase.mcp_tools for _, phase in plan.phases()):
+        return  # the MCP SDK is imported only for a plan that uses it
+    from autopack.config import ConfigError
+    from autopack.mcp.client import plan_problem
+
+    problem = plan_problem(plan, settings)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
+
+
 @plan_app.command("check")
 @fails_cleanly
 def plan_check(plan: Annotated[Path, typer.Argument(help="The plan file.")]) -> None:
@@ -331,6 +349,7 @@ def run(
     parsed = load_plan(plan)
     root = _repo(repo)
     _check_gate(load_settings(root))
+    _check_mcp(load_settings(root), parsed, plan)
     _check_model(model, root)
     _preflight(root, parsed, model)
     rt = _open(root, model)

@@ -60,8 +60,21 @@ def attempt_summary(evidence: dict[str, Any]) -> RenderableType:
     parts += _audit(steps.get("audit"))
     parts += _changes(evidence["diff"])
     parts += _refused(steps.get("apply"))
+    parts += _mcp_calls(steps.get("build"))
     parts.append(Text("the full evidence (test output, every report): add --json", "dim"))
     return Group(*parts)
+
+
+def _mcp_calls(build: dict[str, Any] | None) -> list[RenderableType]:
+    """The Builder's calls of MCP tools, each with its outcome."""
+    calls = (build or {}).get("mcp_calls", [])
+    if not calls:
+        return []
+    lines = [
+        f"{c['server']}.{c['tool']}: " + (f"error: {c['detail']}" if c["is_error"] else "ok")
+        for c in calls
+    ]
+    return [Text(f"MCP calls: {len(calls)}"), *(_item(line) for line in lines)]
 
 
 def _item(text: str, indent: int = 2) -> RenderableType:

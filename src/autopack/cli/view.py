@@ -233,6 +233,9 @@ def _event_line(event: Event) -> str:
         return f"[{event.seq:>4}] {phase}: gate {data['result'].get('decision')} {reasons}"
     if event.type == "step_completed" and data["step"] == "commit" and "commit" in data["result"]:
         return f"[{event.seq:>4}] {phase}: landed as {data['result']['commit'][:12]}"
+    if event.type == "mcp_called":
+        outcome = f"error: {data['detail']}" if data["is_error"] else "ok"
+        return f"[{event.seq:>4}] {phase}: MCP {data['server']}.{data['tool']} {outcome}"
     if event.type in ("phase_failed", "phase_skipped"):
         return f"[{event.seq:>4}] {phase}: {event.type.split('_')[1]}: {data['reason']}"
     if event.type == "run_finished":

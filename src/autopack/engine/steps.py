@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from autopack import gate, roles, verify
 from autopack.autopilot.constraints import violations
@@ -40,6 +40,9 @@ from autopack.store import Store
 from autopack.verify import hidden
 from autopack.workspace import git, landing, seal
 from autopack.workspace.runner import CommandResult, Sandbox
+
+if TYPE_CHECKING:
+    from autopack.mcp.client import McpToolbox
 
 
 def record_phase_end(store: Store, run_id: str, command: SkipPhase | FailPhase) -> None:
@@ -291,15 +294,18 @@ def build(ctx: StepContext) -> dict[str, Any]:
         return _rebuild_nothing(ctx)
     lessons, injections = lessons_for(ctx)
     try:
-        result = roles.build(
-            ctx.brief(tuple(lessons)),
-            worktree=worktree,
-            policy=ctx.policy(),
-            sandbox=ctx.sandbox,
-            door=ctx.door,
-            model=ctx.model("builder"),
-            call_counter=ctx.call_counter,
-        )
+        with mcp_tools(ctx, worktree) as extra:
+            result = roles.build(
+                ctx.brief(tuple(lessons)),
+                worktree=worktree,
+                policy=ctx.policy(),
+                sandbox=ctx.sandbox,
+                door=ctx.door,
+                model=ctx.model("builder"),
+                call_counter=ctx.call_counter,
+                extra=extra,
+            )
+            mcp_calls = extra.records if extra is not None else []
     except ScriptExhausted as exc:
         raise PhaseFailure(str(exc)) from exc
     except ModelError as exc:
@@ -326,7 +332,55 @@ def build(ctx: StepContext) -> dict[str, Any]:
         "lessons": len(lessons),
         "rule_injections": injections,
         **({"special_files": special} if special else {}),
+        **({"mcp_calls": mcp_calls} if mcp_calls else {}),
     }
+
+
+@contextmanager
+def mcp_tools(ctx: StepContext, worktree: Path) -> Iterator[McpToolbox | None]:
+    """The phase's MCP tools for one Builder attempt (``None`` when it allows none); the
+    servers are stopped afterwards, and, as after any sandboxed command, a server that
+    moved the worktree's link to git fails the phase."""
+    allowed = ctx.phase.mcp_tools
+    if not allowed:
+        yield None
+        return
+    # the MCP SDK only when a phase uses it: importing it costs a run seconds of start-up
+    from autopack.mcp.client import McpTape, McpToolbox, McpUnavailable, unknown_servers
+
+    servers = ctx.rt.settings.mcp.servers
+    missing = unknown_servers(allowed, servers)
+    if missing:
+        where = ctx.rt.settings.source
+        raise PhaseFailure(f"MCP tools {', '.join(missing)}: no such server in {where} [mcp]")
+    tape = McpTape(
+        ctx.rt.run_dir(ctx.run_id) / "cassette.jsonl", ctx.rt.replay_from, ctx.phase.id, ctx.attempt
+    )
+    box = McpToolbox(
+        allowed,
+        servers,
+        worktree=worktree,
+        sandbox=ctx.sandbox,
+        tape=tape,
+        observe=lambda called: ctx.rt.store.append(ctx.run_id, called),
+        logs=ctx.artifacts,
+    )
+    try:
+        sealed = seal.take(worktree)
+    except seal.WorktreeTampered as exc:
+        raise PhaseFailure(f"refused: {exc}") from exc
+    try:
+        box.open()
+        yield box
+    except McpUnavailable as exc:
+        raise PhaseFailure(str(exc)) from exc
+    finally:
+        box.close()
+        problem = seal.broken(sealed)
+        if problem is not None:
+            seal.restore(sealed)
+            _reset_to_base(ctx)
+            raise PhaseFailure(f"refused: an MCP server tampered with git: {problem}")
 
 
 def _used_no_tools(result: roles.BuildResult) -> bool:

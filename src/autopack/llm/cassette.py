@@ -199,7 +199,9 @@ class ReplayModel:
     def __init__(self, cassette_path: str | Path, inner_spec: str) -> None:
         self.spec = inner_spec
         self._entries = [
-            e for e in Cassette(cassette_path).entries() if e["request"]["model"] == inner_spec
+            e
+            for e in Cassette(cassette_path).entries()
+            if "request" in e and e["request"]["model"] == inner_spec  # not MCP exchanges
         ]
         self._source = str(cassette_path)
         self._by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -8,6 +8,7 @@ otherwise pull in torch; only its data files are used). Nothing is downloaded.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,8 +101,13 @@ def _tokenizer_file() -> Path:
     return path
 
 
+@functools.cache
 def default_embedder() -> Embedder | None:
-    """The MiniLM embedder, or ``None`` when it is not installed (keyword search only)."""
+    """The MiniLM embedder, or ``None`` when it is not installed (keyword search only).
+
+    Loaded once per process and shared: loading costs about 0.3 s, which every API or MCP
+    memory search paid before, and an onnxruntime session and a tokenizer may be called
+    from several threads at once."""
     try:
         return MiniLMEmbedder()
     except EmbedderUnavailable:

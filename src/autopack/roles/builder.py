@@ -24,7 +24,8 @@ from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolC
 from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
 from autopack.roles.context import Selection, select_context
 from autopack.roles.prompts import bullets, render
-from autopack.roles.tools import TOOL_SPECS, Toolbox, ToolLimits, parse_decisions
+from autopack.roles.tokens import clip
+from autopack.roles.tools import TOOL_SPECS, ExtraTools, Toolbox, ToolLimits, parse_decisions
 from autopack.workspace.portable import portable
 
 if TYPE_CHECKING:
@@ -139,11 +140,15 @@ def build(
     model: Model,
     call_counter: Callable[[str], int],
     limits: BuilderLimits = BuilderLimits(),
+    extra: ExtraTools | None = None,
 ) -> BuildResult:
-    """Run the Builder for one attempt of a phase and say how it ended."""
+    """Run the Builder for one attempt of a phase and say how it ended.
+
+    ``extra`` tools (the phase's MCP tools) are offered beside the Builder's own; each
+    call of one counts against ``max_steps`` as a model call does."""
     prompt = builder_prompt(brief, worktree, limits)
     tool_limits = ToolLimits(limits.run_timeout_s, limits.run_output_cap, limits.observation_tokens)
-    loop = _Loop(brief, prompt, Toolbox(worktree, policy, sandbox, tool_limits), limits)
+    loop = _Loop(brief, prompt, Toolbox(worktree, policy, sandbox, tool_limits), limits, extra)
     started = time.monotonic()
     for step in range(1, limits.max_steps + 1):
         response = door.complete(model, loop.request(call_counter("builder")))
@@ -152,6 +157,8 @@ def build(
             return result
         if time.monotonic() - started >= limits.wall_seconds:
             return loop.stop(step, "wall_time")
+        if step + loop.extra_calls >= limits.max_steps:
+            return loop.stop(step, "max_steps")
     return loop.stop(limits.max_steps, "max_steps")
 
 
@@ -159,12 +166,19 @@ class _Loop:
     """The conversation of one attempt: requests out, tool results back in."""
 
     def __init__(
-        self, brief: PhaseBrief, prompt: str, tools: Toolbox, limits: BuilderLimits
+        self,
+        brief: PhaseBrief,
+        prompt: str,
+        tools: Toolbox,
+        limits: BuilderLimits,
+        extra: ExtraTools | None = None,
     ) -> None:
         self.brief = brief
         self.prompt = prompt
         self.tools = tools
         self.limits = limits
+        self.extra = extra
+        self.specs = TOOL_SPECS + (extra.specs if extra is not None else ())
         self.messages: list[Message] = [Message(role="user", content=prompt)]
         self.stuck = StuckDetector(limits.stuck_repeats, limits.stuck_window)
         self.last_text = ""
@@ -173,7 +187,7 @@ class _Loop:
     def request(self, call_index: int) -> ModelRequest:
         return ModelRequest(
             messages=tuple(self.messages),
-            tools=TOOL_SPECS,
+            tools=self.specs,
             max_tokens=self.limits.max_output_tokens,
             role="builder",
             phase_id=self.brief.phase.id,
@@ -195,11 +209,21 @@ class _Loop:
                 summary = str(call.arguments.get("summary", "")).strip()
                 decisions = parse_decisions(call.arguments.get("decisions", []))
                 return BuildResult("", summary, decisions, step, "finish", self.prompt)
-            observation = self.tools.dispatch(call)
+            observation = self._dispatch(call)
             self.messages.append(Message(role="tool", content=observation, tool_call_id=call.id))
             if self.stuck.record(call, observation):
                 return self.stop(step, "stuck", f"repeated {call.name} without progress")
         return None
+
+    @property
+    def extra_calls(self) -> int:
+        return self.extra.calls if self.extra is not None else 0
+
+    def _dispatch(self, call: ToolCall) -> str:
+        if self.extra is None or not self.extra.handles(call.name):
+            return self.tools.dispatch(call)
+        observation = portable(self.extra.dispatch(call), self.tools.worktree)
+        return clip(observation, self.limits.observation_tokens)
 
     def text_reply(self, text: str, step: int) -> BuildResult:
         """The text protocol; after tool use, prose without edits just ends the loop."""

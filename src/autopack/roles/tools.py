@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jsonschema
 import regex as _regex
@@ -99,6 +99,22 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         ["summary"],
     ),
 )
+
+
+class ExtraTools(Protocol):
+    """Tools offered beside the Builder's own: a phase's MCP tools."""
+
+    calls: int
+    """Calls made so far; each counts against the Builder's step limit."""
+
+    @property
+    def specs(self) -> tuple[ToolSpec, ...]: ...
+
+    def handles(self, name: str) -> bool:
+        """Whether a call of ``name`` is for these tools (allowed or not)."""
+        ...
+
+    def dispatch(self, call: ToolCall) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -274,8 +274,17 @@ class BwrapSandbox:
     ) -> list[str]:
         """bubblewrap's command line; ``fds`` holds the descriptors of the seccomp filter
         and of the :class:`_Handshake`, when there are."""
+        return [*self.prefix(cwd, writable, fds), "/bin/sh", "-c", command]
+
+    def prefix(
+        self, cwd: Path, writable: Sequence[Path], fds: Mapping[str, int], *, network: bool = False
+    ) -> list[str]:
+        """bubblewrap's arguments up to the program it starts; the network is shared only
+        when ``network`` (an MCP server configured to reach it)."""
         argv = [self.executable, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts"]
+        if not network:
+            argv.append("--unshare-net")
         argv += ["--unshare-cgroup-try", "--hostname", HOSTNAME]
         if self.user_namespace:
             uid = str(SANDBOX_UID)
@@ -284,7 +293,7 @@ class BwrapSandbox:
             if key in fds:
                 argv += [option, str(fds[key])]
         argv += filesystem(cwd, writable, tmp_bytes=self.limits.tmp_mb * MB)
-        return [*argv, "--chdir", str(cwd.resolve()), "/bin/sh", "-c", command]
+        return [*argv, "--chdir", str(cwd.resolve())]
 
     def run(
         self,
@@ -471,3 +480,49 @@ def make_sandbox(kind: str = "auto", limits: SandboxLimits | None = None) -> San
 def sandbox_for(settings: Settings) -> Sandbox:
     """The sandbox the settings ask for, with their limits."""
     return make_sandbox(settings.sandbox, settings.sandbox_limits)
+
+
+@dataclass(frozen=True)
+class ServerCommand:
+    """How to start a long-lived helper (an MCP server) the way the runner runs commands:
+    its argv, its scrubbed environment, the sandbox's name and the warnings the evidence
+    keeps for the protections it runs without."""
+
+    argv: list[str]
+    env: dict[str, str]
+    sandbox: str
+    warning: str
+
+
+SERVER_WARNING = "a server's processes are not counted by a pids cgroup"
+
+
+def server_command(
+    sandbox: Sandbox, argv: Sequence[str], cwd: Path, scratch: Path, *, network: bool = False
+) -> ServerCommand:
+    """``argv`` started as the sandbox starts a command, but kept running with its stdin
+    and stdout open (the MCP SDK starts it and talks to it): under bubblewrap the same
+    namespaces, seccomp filter (read from a file in ``scratch``, which must outlive the
+    server), filesystem allow-list with ``cwd`` the only writable folder, and limits; no
+    network unless ``network``. No pids cgroup: the SDK starts the process, so it cannot
+    be moved into one before it forks (said in ``warning``)."""
+    inner = getattr(sandbox, "inner", sandbox)  # the engine wraps the runtime's sandbox
+    limits: SandboxLimits = getattr(inner, "limits", SandboxLimits())
+    env = scrubbed_env("/tmp", "/tmp")
+    if not isinstance(inner, BwrapSandbox):
+        warning = getattr(inner, "warning", NO_SANDBOX_WARNING)
+        return ServerCommand(limited(list(argv), limits, nproc=False), env, "subprocess", warning)
+    warnings = [SERVER_WARNING] + ([] if inner.user_namespace else [NO_USERNS_WARNING])
+    data = bwrap_data()
+    fds = {SECCOMP: 3} if SECCOMP in data else {}
+    wrapped = limited(
+        [*inner.prefix(cwd, (), fds, network=network), "--", *argv], limits, nproc=False
+    )
+    if SECCOMP not in data:
+        warnings.append(f"no seccomp filter for {platform.machine()}")
+        return ServerCommand(wrapped, env, inner.name, "; ".join(warnings))
+    program = scratch / "seccomp.bpf"
+    program.write_bytes(data[SECCOMP])
+    # bubblewrap reads the filter from descriptor 3, which the shell opens on the file
+    shell = ["/bin/sh", "-c", 'exec "$@" 3< "$0"', str(program), *wrapped]
+    return ServerCommand(shell, env, inner.name, "; ".join(warnings))

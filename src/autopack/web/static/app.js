@@ -275,7 +275,17 @@ async function phasePage(gen, runId, phaseId, attempt) {
         h("p", {}, e.audit_summary || h("span", { class: "muted" }, "no audit yet")),
         h("ul", { class: "issues" }, e.audit_issues.map((i) => h("li", {},
           i.severity ? h("b", {}, `${i.severity}: `) : "", i.message || i.description || JSON.stringify(i))))),
+      mcpCalls(e.steps.build),
       h("h2", {}, "Diff"), diffView(e.diff)));
+}
+
+function mcpCalls(build) {
+  const calls = (build && build.mcp_calls) || [];
+  if (!calls.length) return "";
+  return h("section", { class: "card", id: "mcp-calls", style: "margin-top:16px" }, h("h2", {}, "MCP calls"),
+    h("ul", {}, calls.map((c) => h("li", {}, h("span", { class: "mono" }, `${c.server}.${c.tool}`), " ",
+      c.is_error ? h("span", { class: "error" }, `error: ${c.detail}`) : "ok",
+      h("span", { class: "muted" }, ` ${c.duration_ms} ms${c.replayed ? " (replayed)" : ""}`)))));
 }
 
 // -- ledgers ---------------------------------------------------------------------

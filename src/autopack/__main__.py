@@ -1,0 +1,5 @@
+"""``python -m autopack``: the same as the ``autopack`` command."""
+
+from autopack.cli import main
+
+main()
