@@ -110,6 +110,10 @@ class ModelCalled(Payload):
     cost_usd: float
     duration_ms: int = 0
     usage_fault: str = ""
+    cache_read_tokens: int = 0
+    """Part of ``input_tokens`` read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Part of ``input_tokens`` written to the provider's prompt cache."""
     """How the provider's reported usage broke the request's limits (then the call is
     charged within its reservation); empty when the report was plausible."""
 

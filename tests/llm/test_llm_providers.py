@@ -73,11 +73,17 @@ def test_tool_use_round_trip_through_the_sdk(
         sent_key = sent.headers.get("x-api-key") or sent.headers["authorization"]
         assert sent_key.removeprefix("Bearer ") == ANTHROPIC_KEY
         assert "anthropic-version" in sent.headers
-        assert sent.body["system"] == "You are the Builder."
+        cache = {"cache_control": {"type": "ephemeral"}}
+        assert sent.body["system"] == [{"type": "text", "text": "You are the Builder.", **cache}]
         assert sent.body["tools"][0]["input_schema"] == READ_FILE.parameters
         assert sent.body["messages"][1]["content"][1]["type"] == "tool_use"
         result = sent.body["messages"][2]["content"][0]
-        assert result == {"type": "tool_result", "tool_use_id": call.id, "content": "print('hi')"}
+        assert result == {
+            "type": "tool_result",
+            "tool_use_id": call.id,
+            "content": "print('hi')",
+            **cache,
+        }
     else:
         assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
         assert sent.body["tools"][0]["function"]["parameters"] == READ_FILE.parameters
@@ -189,7 +195,7 @@ def test_schema_bound_reply_is_validated_and_repaired(
     assert json.loads(response.text.strip("`json\n")) == {"verdict": "approve"}
     first = server.requests[0].body
     if provider == "anthropic":
-        assert '"verdict"' in first["system"]
+        assert '"verdict"' in first["system"][0]["text"]
     else:
         assert first["response_format"]["json_schema"]["schema"] == schema
     assert "verdict" in json.dumps(server.requests[1].body["messages"][-1])

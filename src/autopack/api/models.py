@@ -51,6 +51,9 @@ class PhaseSummary(BaseModel):
     proof_hash: str
     commit: str
     tokens: int
+    cached_tokens: int | None = None
+    """Input tokens read from a provider's prompt cache (part of ``tokens``); given by the
+    phase detail, ``None`` in listings (the projection rows they read do not carry it)."""
     cost_usd: float
     model_calls: int
 

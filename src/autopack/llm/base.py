@@ -43,10 +43,17 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens the provider reports for one call."""
+    """Tokens the provider reports for one call.
+
+    ``input_tokens`` is the whole prompt; the ``cache_*`` counts say which part of it the
+    provider wrote to (5-minute or 1-hour lifetime) or read from its prompt cache.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ class ModelDoor:
         while True:
             prompt, most = estimate_prompt_tokens(request), request.max_tokens
             reservation = self.ledger.reserve(
-                request.phase_id, prompt + most, price.cost(prompt, most)
+                request.phase_id, prompt + most, price.worst_cost(prompt, most)
             )
             started = time.monotonic()
             try:
@@ -222,7 +222,9 @@ class ModelDoor:
         charge = charge_for(response.usage, request, reservation, price)
         if charge.fault:
             log.warning("%s: %s", model.spec, charge.fault)
-        self.ledger.reconcile(reservation, charge.input_tokens, charge.output_tokens, charge.cost)
+        self.ledger.reconcile(
+            reservation, charge.usage.input_tokens, charge.usage.output_tokens, charge.cost
+        )
         self._record(model, request, response, error)
         self.on_call(
             ModelCalled(
@@ -230,8 +232,11 @@ class ModelDoor:
                 attempt=request.attempt,
                 role=request.role,
                 model=model.spec,
-                input_tokens=charge.input_tokens,
-                output_tokens=charge.output_tokens,
+                input_tokens=charge.usage.input_tokens,
+                output_tokens=charge.usage.output_tokens,
+                cache_read_tokens=charge.usage.cache_read_tokens,
+                cache_write_tokens=charge.usage.cache_write_tokens
+                + charge.usage.cache_write_1h_tokens,
                 cost_usd=charge.cost,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 usage_fault=charge.fault,
@@ -253,8 +258,7 @@ class ModelDoor:
 class Charge:
     """What one call counts as spent; ``fault`` says how the reported usage was wrong."""
 
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
     cost: float
     fault: str = ""
 
@@ -262,12 +266,13 @@ class Charge:
 def charge_for(
     usage: Usage, request: ModelRequest, reservation: Reservation, price: Price
 ) -> Charge:
-    """The reported usage, held to what the request allowed.
+    """The reported usage, held to what the request allowed, priced by tier.
 
     A provider's report is what a call costs only within the call's worst case, which the
     reservation fitted under the caps: a negative count is unknown usage and is charged
-    at the worst case, output above ``max_tokens`` at ``max_tokens``, and the whole never
-    above the reservation, so no report can take the spend past a cap (nor below zero).
+    at the worst case, output above ``max_tokens`` at ``max_tokens``, cached parts never
+    above the whole prompt, and the whole never above the reservation, so no report can
+    take the spend past a cap (nor below zero).
     """
     most = request.max_tokens
     prompt = max(reservation.tokens - most, 0)
@@ -284,11 +289,31 @@ def charge_for(
     if input_tokens + output > reservation.tokens:
         faults.append(f"input_tokens {input_tokens} is above the {prompt} reserved")
         input_tokens = reservation.tokens - output
-    cost = min(price.cost(input_tokens, output), reservation.cost_usd)
+    tiers = _cache_tiers(usage, input_tokens, faults)
+    held = Usage(input_tokens, output, *tiers)
+    cost = min(price.cost_of(held), reservation.cost_usd)
     fault = "; ".join(faults)
     if fault:
         fault = f"reported usage outside the request ({fault}); charged within its reservation"
-    return Charge(input_tokens, output, cost, fault)
+    return Charge(held, cost, fault)
+
+
+def _cache_tiers(usage: Usage, input_tokens: int, faults: list[str]) -> tuple[int, int, int]:
+    """Cache read, 5-minute write and 1-hour write tokens, together within the prompt.
+
+    A negative count is dropped (those tokens are then priced as uncached input); parts
+    that add up to more than the prompt are cut, reads first, the dearer writes kept."""
+    given = (usage.cache_read_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
+    if any(n < 0 for n in given):
+        faults.append(f"cache token counts {list(given)} include a negative count")
+    read, write, write_1h = (max(n, 0) for n in given)
+    if read + write + write_1h > input_tokens:
+        cached = read + write + write_1h
+        faults.append(f"cached tokens {cached} are above the prompt's {input_tokens}")
+        write_1h = min(write_1h, input_tokens)
+        write = min(write, input_tokens - write_1h)
+        read = min(read, input_tokens - write_1h - write)
+    return read, write, write_1h
 
 
 def _check_schema(request: ModelRequest, response: ModelResponse) -> None:
