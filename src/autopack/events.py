@@ -133,6 +133,24 @@ class ModelRetrying(Payload):
     reason: str
 
 
+class ContextCondensed(Payload):
+    """The Builder's conversation would have passed its context budget: older tool results
+    were condensed to a note of what was dropped (the call they answer stays)."""
+
+    TYPE: ClassVar[str] = "context_condensed"
+    phase_id: str
+    attempt: int
+    step: int
+    """The Builder step whose request was condensed."""
+    condensed: list[str]
+    """One line per condensed tool result: the tool call it answered."""
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    """Prompt tokens the conversation must stay within (the model's context window less
+    the reply it may write)."""
+
+
 class PhaseFailed(Payload):
     """A phase ended without landing."""
 
@@ -184,6 +202,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         StepCompleted,
         ModelCalled,
         ModelRetrying,
+        ContextCondensed,
         PhaseFailed,
         PhaseSkipped,
         ApprovalGranted,

@@ -297,6 +297,7 @@ def build(ctx: StepContext) -> dict[str, Any]:
             door=ctx.door,
             model=ctx.model("builder"),
             call_counter=ctx.call_counter,
+            on_condense=lambda event: ctx.rt.store.append(ctx.run_id, event),
         )
     except ScriptExhausted as exc:
         raise PhaseFailure(str(exc)) from exc
@@ -385,9 +386,10 @@ def hidden_files(ctx: StepContext) -> list[hidden.HiddenFile]:
 
 def apply(ctx: StepContext) -> dict[str, Any]:
     worktree = ensure_worktree(ctx)
-    if ctx.recorded("build").get("error"):
+    error = ctx.recorded("build").get("error")
+    if error:
         _still_pristine(ctx)
-        return {"applied": False, "reason": "the Builder produced no change"}
+        return {"applied": False, "reason": f"the Builder produced no change: {error}"}
     special = ctx.recorded("build").get("special_files")
     if special:
         problems = [f"{p}: not a file, folder or symbolic link" for p in special]

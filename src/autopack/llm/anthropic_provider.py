@@ -41,6 +41,7 @@ class AnthropicModel:
     ) -> None:
         self.spec = f"anthropic:{name}"
         self.name = name
+        self.timeout_seconds = timeout_seconds
         self.info = ProviderInfo("anthropic", name, api_key_env, base_url)
         self._key = os.environ.get(api_key_env)
         self._client = anthropic.Anthropic(

@@ -28,7 +28,14 @@ from autopack.events import ModelCalled, ModelRetrying
 from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, Usage
 from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
 from autopack.llm.cassette import Cassette
-from autopack.llm.errors import ContextTooLong, MalformedReply, ModelError
+from autopack.llm.errors import (
+    CallTimedOut,
+    ContextTooLong,
+    MalformedReply,
+    ModelError,
+    ProviderTimeout,
+)
+from autopack.llm.limits import LimitTable
 from autopack.llm.pricing import Price, PriceTable
 from autopack.llm.selection import choose_model, resolve_model
 from autopack.llm.tokens import estimate_prompt_tokens
@@ -69,6 +76,9 @@ class RetryPolicy:
     """How many times a too-long prompt is halved before the call fails."""
     repair_turns: int = 1
     """Turns a model gets to fix an unparseable reply before it is a model failure."""
+    timeout_retries: int = 1
+    """Retries of a call that ran past the model's time limit (a dropped connection and a
+    model that never stops look the same from here; each retry may take as long again)."""
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
@@ -111,6 +121,7 @@ class ModelDoor:
         sleep: Callable[[float], None] = time.sleep,
         cancel: threading.Event | None = None,
         on_retry: Callable[[ModelRetrying], None] | None = None,
+        limits: LimitTable | None = None,
     ) -> None:
         """``cancel``: when it is set, a backoff wait ends at once and the call gives up
         with its last failure (Ctrl-C does not wait out a ``retry-after``); ``sleep``
@@ -124,6 +135,7 @@ class ModelDoor:
         self.sleep = sleep
         self.cancel = cancel
         self.on_retry = on_retry
+        self.limits = limits or LimitTable.default()
 
     def complete(self, model: Model, request: ModelRequest) -> ModelResponse:
         """One logical call: budgeted, retried, and repaired once if the reply does not parse.
@@ -133,6 +145,9 @@ class ModelDoor:
         failed too, and environment errors (bad key, unknown price) at once.
         """
         price = self.prices.price_for(model.spec)
+        most = self.limits.for_spec(model.spec).max_output_tokens
+        if request.max_tokens > most:
+            request = replace(request, max_tokens=most)
         for turn in range(self.retry.repair_turns + 1):
             try:
                 response = self._call(model, request, price)
@@ -145,7 +160,7 @@ class ModelDoor:
         raise AssertionError("unreachable: the last repair turn returns or raises")
 
     def _call(self, model: Model, request: ModelRequest, price: Price) -> ModelResponse:
-        retries = shrinks = 0
+        retries = shrinks = timeouts = 0
         while True:
             prompt, most = estimate_prompt_tokens(request), request.max_tokens
             reservation = self.ledger.reserve(
@@ -164,6 +179,16 @@ class ModelDoor:
                 if smaller is None or shrinks >= self.retry.context_shrinks:
                     raise
                 request, shrinks = smaller, shrinks + 1
+                continue
+            except ProviderTimeout as exc:
+                self.ledger.release(reservation)
+                if timeouts >= self.retry.timeout_retries or retries >= self.retry.max_retries:
+                    raise CallTimedOut(_timed_out(model, timeouts + 1)) from exc
+                delay = self.retry.delay(retries)
+                timeouts, retries = timeouts + 1, retries + 1
+                self._announce_retry(model, request, retries, delay, exc)
+                if not self._back_off(delay):
+                    raise
                 continue
             except ModelError as exc:
                 self.ledger.release(reservation)
@@ -314,6 +339,16 @@ def _cache_tiers(usage: Usage, input_tokens: int, faults: list[str]) -> tuple[in
         write = min(write, input_tokens - write_1h)
         read = min(read, input_tokens - write_1h - write)
     return read, write, write_1h
+
+
+def _timed_out(model: Model, tries: int) -> str:
+    seconds = getattr(model, "timeout_seconds", None)
+    limit = f"its time limit of {seconds:g} s per call" if seconds else "its time limit per call"
+    return (
+        f"{model.spec} gave no reply within {limit} ({tries} tries); a model that may "
+        f'need longer gets [models.limits."{model.spec}"] call_seconds, one that never '
+        "stops a lower max_output_tokens"
+    )
 
 
 def _check_schema(request: ModelRequest, response: ModelResponse) -> None:

@@ -52,6 +52,7 @@ class OpenAIModel:
     ) -> None:
         self.spec = f"{provider}:{name}"
         self.name = name
+        self.timeout_seconds = timeout_seconds
         self.native = provider == "openai"
         self.info = ProviderInfo(provider, name, api_key_env, base_url)
         if api_key_env is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections import deque
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autopack.edits import EditParseError, parse_edits
+from autopack.events import ContextCondensed
 from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, ToolCall
+from autopack.llm.tokens import estimate_prompt_tokens
 from autopack.roles.brief import BuildResult, PhaseBrief, StopReason
 from autopack.roles.context import Selection, select_context
 from autopack.roles.prompts import bullets, render
@@ -41,6 +44,8 @@ exact lines to replace
 =======
 new lines
 >>>>>>> REPLACE"""
+CONDENSED = "[condensed:"
+"""How a condensed tool result starts."""
 _EDIT_BLOCK = re.compile(r"[^\n]*\n<<<<<<< SEARCH.*?>>>>>>> REPLACE|```.*?```", re.DOTALL)
 
 
@@ -58,7 +63,16 @@ class BuilderLimits:
     map_share: float = 0.3
     """Part of ``context_tokens`` the repo map may take."""
     max_output_tokens: int = 8_192
-    """Longest reply per call."""
+    """Longest reply per call (the model's own ``max_output_tokens`` may lower it)."""
+    context_window: int | None = None
+    """Tokens the model reads per call, prompt plus reply; ``None``: the model's own
+    ``context_window`` (``[models.limits]``, else its known default)."""
+    condense_to: float = 0.6
+    """When the conversation would pass the context budget, older tool results are
+    condensed until it takes this share of the budget: condensing seldom, in one go,
+    keeps the prompt prefix (and the provider's cache of it) stable between times."""
+    keep_recent: int = 4
+    """Latest tool results never condensed."""
     run_timeout_s: float = 300
     """Longest a ``run`` command may take."""
     run_output_cap: int = 20_000
@@ -139,13 +153,22 @@ def build(
     model: Model,
     call_counter: Callable[[str], int],
     limits: BuilderLimits = BuilderLimits(),
+    on_condense: Callable[[ContextCondensed], object] = lambda event: None,
 ) -> BuildResult:
     """Run the Builder for one attempt of a phase and say how it ended."""
     prompt = builder_prompt(brief, worktree, limits)
     tool_limits = ToolLimits(limits.run_timeout_s, limits.run_output_cap, limits.observation_tokens)
+    model_limits = door.limits.for_spec(model.spec)
+    reply = min(limits.max_output_tokens, model_limits.max_output_tokens)
+    window = limits.context_window or model_limits.context_window
+    limits = replace(limits, max_output_tokens=reply)
     loop = _Loop(brief, prompt, Toolbox(worktree, policy, sandbox, tool_limits), limits)
+    budget = max(window - reply, 0)
     started = time.monotonic()
     for step in range(1, limits.max_steps + 1):
+        condensed = loop.condense(budget, step)
+        if condensed is not None:
+            on_condense(condensed)
         response = door.complete(model, loop.request(call_counter("builder")))
         result = loop.advance(response, step)
         if result is not None:
@@ -179,6 +202,48 @@ class _Loop:
             phase_id=self.brief.phase.id,
             attempt=self.brief.attempt,
             call_index=call_index,
+        )
+
+    def condense(self, budget: int, step: int) -> ContextCondensed | None:
+        """Condense the oldest tool results when the next request would pass ``budget``.
+
+        The first prompt (goal, acceptance criteria, scope, the gate's feedback) and the
+        latest ``keep_recent`` tool results stay verbatim; a condensed result keeps its
+        place and its call, so every call still has its answer, and says what was dropped.
+        The conversation is a function of the replies alone, so a replay condenses alike.
+        """
+        before = estimate_prompt_tokens(self.request(0))
+        if before <= budget:
+            return None
+        target = int(budget * self.limits.condense_to)
+        results = [i for i, m in enumerate(self.messages) if m.role == "tool"]
+        older = results[: max(len(results) - self.limits.keep_recent, 0)]
+        calls = {c.id: c for m in self.messages for c in m.tool_calls}
+        dropped, total = [], before
+        for index in older:
+            message = self.messages[index]
+            if total <= target or message.content.startswith(CONDENSED):
+                continue
+            call = calls.get(message.tool_call_id or "")
+            what = f"{call.name} {json.dumps(call.arguments, sort_keys=True)}"[:200] if call else ""
+            note = (
+                f"{CONDENSED} the result of {what or 'this call'} ({len(message.content)} "
+                "characters) was dropped to keep the conversation within the model's context "
+                "window; call the tool again if you need it]"
+            )
+            total -= math.ceil(len(message.content) / 3) - math.ceil(len(note) / 3)
+            self.messages[index] = replace(message, content=note)
+            dropped.append(what)
+        if not dropped:
+            return None
+        return ContextCondensed(
+            phase_id=self.brief.phase.id,
+            attempt=self.brief.attempt,
+            step=step,
+            condensed=dropped,
+            tokens_before=before,
+            tokens_after=estimate_prompt_tokens(self.request(0)),
+            budget=budget,
         )
 
     def advance(self, response: ModelResponse, step: int) -> BuildResult | None:
