@@ -16,6 +16,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +45,14 @@ exact lines to replace
 =======
 new lines
 >>>>>>> REPLACE"""
+READ_ONLY_TOOLS = frozenset({"read_file", "list_dir", "search"})
+"""Tools that change nothing: consecutive calls of these in one reply run together."""
+READ_WORKERS = 4
+REMINDER = (
+    "Your reply had no tool call and no edit blocks. If the phase is done, call finish "
+    "with a summary; otherwise carry on with the tools. A second reply like this one ends "
+    "the attempt."
+)
 CONDENSED = "[condensed:"
 """How a condensed tool result starts."""
 _EDIT_BLOCK = re.compile(r"[^\n]*\n<<<<<<< SEARCH.*?>>>>>>> REPLACE|```.*?```", re.DOTALL)
@@ -104,6 +113,25 @@ class StuckDetector:
         fingerprint = hashlib.sha256(action.encode()).hexdigest()
         self.recent.append(fingerprint)
         return self.recent.count(fingerprint) >= self.repeats
+
+
+def _groups(calls: list[ToolCall]) -> list[list[ToolCall]]:
+    """Calls in order, consecutive read-only ones grouped; every other call alone."""
+    groups: list[list[ToolCall]] = []
+    for call in calls:
+        if call.name in READ_ONLY_TOOLS and groups and groups[-1][0].name in READ_ONLY_TOOLS:
+            groups[-1].append(call)
+        else:
+            groups.append([call])
+    return groups
+
+
+def _has_edits(text: str) -> bool:
+    try:
+        parse_edits(text)
+    except EditParseError:
+        return False
+    return True
 
 
 def builder_prompt(brief: PhaseBrief, worktree: Path, limits: BuilderLimits) -> str:
@@ -192,6 +220,7 @@ class _Loop:
         self.stuck = StuckDetector(limits.stuck_repeats, limits.stuck_window)
         self.last_text = ""
         self.used_tools = False
+        self.reminded = False
 
     def request(self, call_index: int) -> ModelRequest:
         return ModelRequest(
@@ -247,24 +276,49 @@ class _Loop:
         )
 
     def advance(self, response: ModelResponse, step: int) -> BuildResult | None:
-        """Act on one reply; a result when the attempt is over, else ``None``."""
+        """Act on one reply; a result when the attempt is over, else ``None``.
+
+        The calls of one reply run in order, except that consecutive read-only ones run
+        together (their results still come back in order) and ``finish`` runs last, after
+        every other call of its reply.
+        """
         if not response.tool_calls:
+            if self.used_tools and not self.reminded and not _has_edits(response.text):
+                self.remind(response.text)
+                return None
             return self.text_reply(response.text, step)
         self.last_text = response.text or self.last_text
         self.used_tools = True
         self.messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
+        others = [c for c in response.tool_calls if c.name != "finish"]
+        for group in _groups(others):
+            for call, observation in zip(group, self._dispatch(group), strict=True):
+                self.messages.append(
+                    Message(role="tool", content=observation, tool_call_id=call.id)
+                )
+                if self.stuck.record(call, observation):
+                    return self.stop(step, "stuck", f"repeated {call.name} without progress")
         for call in response.tool_calls:
             if call.name == "finish":
                 summary = str(call.arguments.get("summary", "")).strip()
                 decisions = parse_decisions(call.arguments.get("decisions", []))
                 return BuildResult("", summary, decisions, step, "finish", self.prompt)
-            observation = self.tools.dispatch(call)
-            self.messages.append(Message(role="tool", content=observation, tool_call_id=call.id))
-            if self.stuck.record(call, observation):
-                return self.stop(step, "stuck", f"repeated {call.name} without progress")
         return None
+
+    def _dispatch(self, group: list[ToolCall]) -> list[str]:
+        if len(group) == 1:
+            return [self.tools.dispatch(group[0])]
+        with ThreadPoolExecutor(max_workers=min(len(group), READ_WORKERS)) as pool:
+            return list(pool.map(self.tools.dispatch, group))
+
+    def remind(self, text: str) -> None:
+        """A reply with neither tools nor edits in a tool session: one reminder, once."""
+        self.reminded = True
+        self.last_text = text or self.last_text
+        self.messages.append(Message(role="assistant", content=text or "(an empty reply)"))
+        self.messages.append(Message(role="user", content=REMINDER))
 
     def text_reply(self, text: str, step: int) -> BuildResult:
         """The text protocol; after tool use, prose without edits just ends the loop."""
