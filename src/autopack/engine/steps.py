@@ -33,6 +33,7 @@ from autopack.memory.rules import RuleBook
 from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
+from autopack.roles.instructions import gather
 from autopack.states import PHASE_TERMINAL
 from autopack.store import Store
 from autopack.verify import hidden
@@ -128,7 +129,20 @@ class StepContext:
             attempt=self.attempt,
             feedback=previous_feedback(self.pview),
             lessons=lessons,
+            instructions=self.instructions(),
         )
+
+    def instructions(self) -> str:
+        """The repository's instructions for agents as of the base commit (what the
+        Builder writes in its worktree cannot instruct the Auditor)."""
+        if not self.base:
+            return ""
+
+        def read(rel: str) -> str | None:
+            blob = git.read_blob(self.rt.repo, f"{self.base}:{rel}")
+            return None if blob is None else blob.decode("utf-8", errors="replace")
+
+        return gather(read, self.phase.scope.paths)
 
 
 def lessons_for(ctx: StepContext) -> tuple[list[str], list[dict[str, Any]]]:

@@ -165,6 +165,7 @@ def render_prompt(brief: PhaseBrief, selection: Selection) -> str:
         scope_listing=selection.scope_listing,
         feedback=brief.feedback or "(first attempt)",
         lessons=bullets(brief.lessons),
+        instructions=brief.instructions or "(none)",
         repo_map=selection.repo_map,
         context=selection.context,
         edit_format=EDIT_FORMAT,
