@@ -143,26 +143,27 @@ def test_retries_run_out_and_leave_the_budget_untouched(
 
 
 @pytest.mark.parametrize(("provider", "name"), PROVIDERS)
-def test_malformed_tool_arguments_get_one_repair_turn(
+def test_malformed_tool_arguments_come_back_as_a_call_with_the_error(
     server: FakeServer, rig: DoorRig, provider: str, name: str
 ) -> None:
-    bad = Reply(tool_calls=[("read_file", '{"path": "a.p')])
-    good = Reply(tool_calls=[("read_file", {"path": "a.py"})])
-    server.enqueue(provider, bad, good)  # type: ignore[arg-type]
+    """Unreadable arguments are the model's mistake on one call, not a broken reply: the
+    call comes back with the reason, for the tool loop to answer as a tool error."""
+    bad = Reply(tool_calls=[("read_file", '{"path": "a.p'), ("list_dir", {})])
+    server.enqueue(provider, bad)  # type: ignore[arg-type]
     response = rig.door.complete(model_for(server, provider, name), ask())
-    assert response.tool_calls[0].arguments == {"path": "a.py"}
-    repair = server.requests[1].body["messages"][-1]
-    repair_text = json.dumps(repair)
-    assert "could not be used" in repair_text and "read_file" in repair_text
-    assert len(rig.events) == 2, "the malformed reply was paid for and is counted"
+    broken, fine = response.tool_calls
+    assert broken.name == "read_file" and broken.arguments == {}
+    assert broken.error.startswith("they are not" + (" JSON" if provider == "openai" else " a"))
+    assert (fine.name, fine.arguments, fine.error) == ("list_dir", {}, "")
+    assert len(server.requests) == 1 and len(rig.events) == 1
 
 
 @pytest.mark.parametrize(("provider", "name"), PROVIDERS)
 def test_a_reply_malformed_twice_is_a_model_failure(
     server: FakeServer, rig: DoorRig, provider: str, name: str
 ) -> None:
-    bad = Reply(tool_calls=[("read_file", '{"path": ')])
-    server.enqueue(provider, bad, bad)  # type: ignore[arg-type]
+    cut = Reply(tool_calls=[("read_file", {"path": "a"})], stop="max_tokens")
+    server.enqueue(provider, cut, cut)  # type: ignore[arg-type]
     with pytest.raises(MalformedReply) as caught:
         rig.door.complete(model_for(server, provider, name), ask())
     assert not caught.value.retryable and not caught.value.environment

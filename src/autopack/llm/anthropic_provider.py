@@ -85,7 +85,8 @@ class AnthropicModel:
                 if isinstance(block.input, dict):
                     calls.append(ToolCall(block.id, block.name, dict(block.input)))
                 else:
-                    bad.append(f"tool call {block.name!r} has arguments that are not an object")
+                    error = "they are not a JSON object"
+                    calls.append(ToolCall(block.id, block.name, {}, error=error))
         response = ModelResponse(
             text="".join(texts),
             tool_calls=tuple(calls),

@@ -20,6 +20,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    error: str = ""
+    """Why the arguments could not be read (not JSON, not an object): the call is then
+    answered with this error instead of being run, which costs the model a step."""
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,10 @@ def response_from(data: dict[str, Any]) -> ModelResponse:
     """The inverse of :func:`response_data`."""
     return ModelResponse(
         text=data["text"],
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data["tool_calls"]),
+        tool_calls=tuple(
+            ToolCall(c["id"], c["name"], c["arguments"], c.get("error", ""))
+            for c in data["tool_calls"]
+        ),
         usage=Usage(**data["usage"]),
         stop_reason=data["stop_reason"],
         model=data["model"],
@@ -287,4 +290,5 @@ def _message_data(message: Message) -> dict[str, Any]:
 
 
 def _call_data(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+    data = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    return {**data, "error": call.error} if call.error else data

@@ -114,10 +114,10 @@ class OpenAIModel:
             try:
                 arguments = json.loads(call.function.arguments or "{}", parse_constant=_finite)
             except ValueError as exc:  # JSONDecodeError, or NaN / Infinity
-                bad.append(f"tool call {name!r} has arguments that are not JSON ({exc})")
+                calls.append(ToolCall(call.id, name, {}, error=f"they are not JSON ({exc})"))
                 continue
             if not isinstance(arguments, dict):
-                bad.append(f"tool call {name!r} has arguments that are not an object")
+                calls.append(ToolCall(call.id, name, {}, error="they are not a JSON object"))
                 continue
             calls.append(ToolCall(call.id, name, arguments))
         stop = _STOP_REASONS.get(choice.finish_reason or "stop", str(choice.finish_reason))
