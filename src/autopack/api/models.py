@@ -51,9 +51,6 @@ class PhaseSummary(BaseModel):
     proof_hash: str
     commit: str
     tokens: int
-    cached_tokens: int | None = None
-    """Input tokens read from a provider's prompt cache (part of ``tokens``); given by the
-    phase detail, ``None`` in listings (the projection rows they read do not carry it)."""
     cost_usd: float
     model_calls: int
 
@@ -121,6 +118,10 @@ class PhaseDetail(BaseModel):
 
     run_id: str
     phase: PhaseSummary
+    cached_tokens: int = 0
+    """The phase's input tokens read from a provider's prompt cache (part of its tokens)."""
+    uncached_tokens: int = 0
+    """The phase's input tokens neither read from nor written to a prompt cache."""
     attempts: list[int]
     evidence: AttemptEvidence | None
     approval: dict[str, Any] | None

@@ -146,7 +146,6 @@ def phase_summary(view: RunView, phase: PhaseView) -> PhaseSummary:
         proof_hash=phase.proof_hash or str(phase.steps.get("gate", {}).get("proof_hash", "")),
         commit=phase.commit,
         tokens=phase.spend.tokens,
-        cached_tokens=phase.spend.cache_read_tokens,
         cost_usd=phase.spend.cost_usd,
         model_calls=phase.spend.model_calls,
     )

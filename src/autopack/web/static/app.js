@@ -163,12 +163,12 @@ function phaseCard(runId, p) {
     h("div", {}, p.goal),
     h("div", { class: "meta" },
       `attempt ${p.attempt}${step}`, p.decision ? ` · gate ${p.decision}` : "",
-      ` · ${count(p.tokens)} tok${cached(p)} · ${money(p.cost_usd)}`),
+      ` · ${count(p.tokens)} tok · ${money(p.cost_usd)}`),
     p.reason ? h("div", { class: "meta error" }, p.reason) : "");
 }
 
-function cached(p) {
-  return p.cached_tokens ? ` (${count(p.cached_tokens)} cached)` : "";
+function cached(d) {
+  return d.cached_tokens ? ` (${count(d.cached_tokens)} read from cache, ${count(d.uncached_tokens)} uncached)` : "";
 }
 
 async function runAction(runId, action) {
@@ -263,7 +263,7 @@ async function phasePage(gen, runId, phaseId, attempt) {
     h("div", { class: "head" }, h("div", {},
       h("h1", {}, p.id, " ", h("span", { id: "phase-state" }, badge(p.state))),
       h("div", {}, p.goal),
-      h("div", { class: "muted" }, `${p.risk} risk · ${count(p.tokens)} tok${cached(p)} · ${money(p.cost_usd)}`),
+      h("div", { class: "muted" }, `${p.risk} risk · ${count(p.tokens)} tok${cached(d)} · ${money(p.cost_usd)}`),
       p.reason ? h("div", { class: "error" }, p.reason) : ""),
       h("div", { class: "actions" }, d.attempts.map((n) => h("a", { href: `#/runs/${runId}/phases/${phaseId}/${n}` },
         h("button", { disabled: e && e.attempt === n }, `attempt ${n}`))))),
