@@ -162,11 +162,21 @@ def test_the_reservation_holds_a_prompt_written_to_the_cache_in_full(
     fits = make_rig(Caps(cost_usd=worst))
     server.enqueue(
         "anthropic",
-        Reply(text="a", input_tokens=0, cache_write_1h=prompt, output_tokens=request.max_tokens),
+        Reply(text="a", input_tokens=0, cache_write=prompt, output_tokens=request.max_tokens),
     )
     fits.door.complete(model, request)
     assert fits.ledger.spent().cost_usd <= worst + 1e-12
     assert fits.events[0].usage_fault == ""
+
+    # Autopack never asks for the 1-hour cache; a report of 1-hour writes (dearer still)
+    # is charged within the reservation all the same.
+    hour = make_rig(Caps(cost_usd=worst))
+    server.enqueue(
+        "anthropic",
+        Reply(text="b", input_tokens=0, cache_write_1h=prompt, output_tokens=request.max_tokens),
+    )
+    hour.door.complete(model, request)
+    assert 0 < hour.ledger.spent().cost_usd <= worst + 1e-12
 
 
 def test_cached_parts_above_the_prompt_are_held_to_it(

@@ -68,8 +68,11 @@ class Price:
         return total / 1e6
 
     def worst_cost(self, prompt_tokens: int, output_tokens: int) -> float:
-        """The most a call can cost: every prompt token at the dearest input tier."""
-        return (prompt_tokens * max(self.rates()) + output_tokens * self.output_per_mtok) / 1e6
+        """The most a call can cost: every prompt token at the dearest input tier a call
+        of Autopack's can be billed (it asks for the 5-minute cache, never the 1-hour one;
+        a report of 1-hour writes is still charged within this reservation)."""
+        base, write, _, read = self.rates()
+        return (prompt_tokens * max(base, write, read) + output_tokens * self.output_per_mtok) / 1e6
 
 
 FREE = Price(0.0, 0.0)
