@@ -41,6 +41,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelLimitSettings(_Section):
+    """``[models.limits."provider:name"]``: one model's limits; unset keys keep the default."""
+
+    max_output_tokens: int | None = Field(default=None, gt=0, description="Longest reply.")
+    context_window: int | None = Field(default=None, gt=0, description="Prompt plus reply.")
+    call_seconds: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="Longest one call may take."
+    )
+
+
 class ModelSettings(_Section):
     """Which model plays which role; specs are ``provider:name``."""
 
@@ -53,6 +63,10 @@ class ModelSettings(_Section):
     )
     providers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per provider: base_url, api_key_env, timeout."
+    )
+    limits: dict[str, ModelLimitSettings] = Field(
+        default_factory=dict,
+        description="Per model spec: max_output_tokens, context_window, call_seconds.",
     )
 
 

@@ -110,6 +110,10 @@ class ModelCalled(Payload):
     cost_usd: float
     duration_ms: int = 0
     usage_fault: str = ""
+    cache_read_tokens: int = 0
+    """Part of ``input_tokens`` read from the provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Part of ``input_tokens`` written to the provider's prompt cache."""
     """How the provider's reported usage broke the request's limits (then the call is
     charged within its reservation); empty when the report was plausible."""
 
@@ -143,6 +147,24 @@ class McpCalled(Payload):
     """Why it is an error, in one line; empty when it is not."""
     duration_ms: int = 0
     replayed: bool = False
+
+
+class ContextCondensed(Payload):
+    """The Builder's conversation would have passed its context budget: older tool results
+    were condensed to a note of what was dropped (the call they answer stays)."""
+
+    TYPE: ClassVar[str] = "context_condensed"
+    phase_id: str
+    attempt: int
+    step: int
+    """The Builder step whose request was condensed."""
+    condensed: list[str]
+    """One line per condensed tool result: the tool call it answered."""
+    tokens_before: int
+    tokens_after: int
+    budget: int
+    """Prompt tokens the conversation must stay within (the model's context window less
+    the reply it may write)."""
 
 
 class PhaseFailed(Payload):
@@ -197,6 +219,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ModelCalled,
         ModelRetrying,
         McpCalled,
+        ContextCondensed,
         PhaseFailed,
         PhaseSkipped,
         ApprovalGranted,

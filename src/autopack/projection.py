@@ -55,14 +55,24 @@ class Spend:
     output_tokens: int = 0
     cost_usd: float = 0.0
     model_calls: int = 0
+    cache_read_tokens: int = 0
+    """Part of ``input_tokens`` read from a provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Part of ``input_tokens`` written to a provider's prompt cache."""
 
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def uncached_input_tokens(self) -> int:
+        return self.input_tokens - self.cache_read_tokens - self.cache_write_tokens
+
     def add(self, call: ModelCalled) -> None:
         self.input_tokens += call.input_tokens
         self.output_tokens += call.output_tokens
+        self.cache_read_tokens += call.cache_read_tokens
+        self.cache_write_tokens += call.cache_write_tokens
         self.cost_usd = round(self.cost_usd + call.cost_usd, 6)
         self.model_calls += 1
 

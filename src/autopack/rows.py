@@ -69,6 +69,8 @@ class RunStatus:
     """In plan order."""
     gate_reasons: dict[str, list[str]]
     """Per phase, the reasons of its current attempt's gate, when it has one."""
+    input_tokens: tuple[int, int, int] = (0, 0, 0)
+    """Prompt tokens of the run's model calls: all, read from a prompt cache, written to it."""
 
 
 RUN_COLUMNS = ", ".join(f.name for f in fields(RunRow))
@@ -79,6 +81,13 @@ _GATES_SINCE_START = """
       AND e.seq > COALESCE((SELECT MAX(s.seq) FROM events s WHERE s.run_id = e.run_id
                             AND s.phase_id = e.phase_id AND s.type = 'phase_started'), 0)
     ORDER BY e.seq
+"""
+
+_PROMPT_TOKENS = """
+    SELECT COALESCE(SUM(json_extract(data, '$.input_tokens')), 0),
+           COALESCE(SUM(json_extract(data, '$.cache_read_tokens')), 0),
+           COALESCE(SUM(json_extract(data, '$.cache_write_tokens')), 0)
+    FROM events WHERE run_id = ? AND type = 'model_called'
 """
 
 
@@ -126,6 +135,7 @@ def run_status(path: Path, run_id: str) -> RunStatus | None:
                 "SELECT data FROM events WHERE run_id = ? AND seq = 1", [run_id]
             ).fetchone()
             gates = conn.execute(_GATES_SINCE_START, [run_id]).fetchall()
+            prompt = conn.execute(_PROMPT_TOKENS, [run_id]).fetchone()
     except sqlite3.Error:
         return None
     if created is None:
@@ -142,6 +152,7 @@ def run_status(path: Path, run_id: str) -> RunStatus | None:
         tiers=[str(tier.get("id", "")) for tier in data.get("plan", {}).get("tiers", [])],
         phases=[PhaseRow(**dict(row)) for row in phases],
         gate_reasons=reasons,
+        input_tokens=(int(prompt[0]), int(prompt[1]), int(prompt[2])),
     )
 
 

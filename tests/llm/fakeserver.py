@@ -43,6 +43,11 @@ class Reply:
     A tool call's arguments given as a string are sent verbatim (malformed JSON for
     OpenAI, a non-object ``input`` for Anthropic). ``stop`` overrides the stop reason
     (``max_tokens`` renders as OpenAI's ``length``). ``usage=False`` omits usage.
+
+    Usage is rendered as each API reports it: for Anthropic ``input_tokens`` is the
+    uncached part and ``cache_write``/``cache_write_1h``/``cache_read`` come apart; for
+    OpenAI ``input_tokens`` is ``prompt_tokens`` (the whole prompt) and ``cache_read``
+    its ``cached_tokens``.
     """
 
     text: str = ""
@@ -51,6 +56,9 @@ class Reply:
     output_tokens: int = 5
     stop: str | None = None
     usage: bool = True
+    cache_read: int = 0
+    cache_write: int = 0
+    cache_write_1h: int = 0
 
 
 @dataclass(frozen=True)
@@ -197,7 +205,16 @@ def _anthropic_reply(n: int, body: dict[str, Any], reply: Reply) -> dict[str, An
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+        "usage": {
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "cache_creation_input_tokens": reply.cache_write + reply.cache_write_1h,
+            "cache_read_input_tokens": reply.cache_read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": reply.cache_write,
+                "ephemeral_1h_input_tokens": reply.cache_write_1h,
+            },
+        },
     }
 
 
@@ -230,6 +247,7 @@ def _openai_reply(n: int, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "prompt_tokens": reply.input_tokens,
             "completion_tokens": reply.output_tokens,
             "total_tokens": reply.input_tokens + reply.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": reply.cache_read},
         }
     return data
 

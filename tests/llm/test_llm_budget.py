@@ -17,6 +17,7 @@ from autopack.llm.base import Message, ModelRequest, ModelResponse, Usage
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, RetryPolicy, Spent
 from autopack.llm.errors import (
     BudgetExceeded,
+    CallTimedOut,
     ConnectionDropped,
     MalformedReply,
     ModelError,
@@ -133,7 +134,7 @@ def run_random_calls(run_cap: Caps, phase_cap: Caps, script: list[Any]) -> None:
         CALLS_MADE[0] += 1
         try:
             door.complete(model, request)
-        except (BudgetExceeded, MalformedReply) as exc:
+        except (BudgetExceeded, MalformedReply, CallTimedOut) as exc:
             assert not exc.retryable
         except ModelError as exc:
             assert exc.retryable, "only retryable errors escape after retries run out"

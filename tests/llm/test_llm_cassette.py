@@ -57,8 +57,7 @@ def script_server(server: FakeServer) -> None:
         "openai",
         Fault(400, message="This model's maximum context length is 128000 tokens"),
         Reply(text="Summarised.", input_tokens=900),
-        Reply(tool_calls=[("run", '{"cmd": ')]),
-        Reply(tool_calls=[("run", {"cmd": "ls"})]),
+        Reply(tool_calls=[("run", '{"cmd": ')]),  # replays with the reason it is unreadable
     )
 
 

@@ -219,7 +219,7 @@ def test_each_provider_lands_the_demo_with_the_scripted_attempts(
     view = Runtime.open(run.repo).store.view(run.run_id)
     assert view.state is RunState.SUCCEEDED
     assert len(git.log_commits(run.repo, view.base_commit, view.branch)) == 3
-    # Faults and the repaired reply cost nothing: attempts and gate decisions are the
+    # Faults and the unreadable tool call cost no attempt: attempts and gate decisions are the
     # scripted run's (word-frequencies is sent back once for breaking an existing test).
     assert gate_decisions(run.repo, run.run_id) == gate_decisions(*scripted)
     assert attempts_started(run.repo, run.run_id) == attempts_started(*scripted)
@@ -245,25 +245,27 @@ def test_faults_are_retried_by_the_door_as_the_same_call(provider_run: ProviderR
     )
 
 
-def test_malformed_tool_call_gets_one_repair_turn_not_an_attempt(
+def test_unreadable_tool_arguments_cost_a_step_not_an_attempt(
     provider_run: ProviderRun,
 ) -> None:
+    """A tool call whose arguments are not a JSON object is answered with a tool error that
+    says why; the model's next step goes on with the same attempt."""
     run = provider_run
     entries = [json.loads(line) for line in run.cassette().read_text().splitlines()]
-    malformed = [e for e in entries if e.get("error", {}).get("type") == "MalformedReply"]
-    assert len(malformed) == 1
-    bad = malformed[0]["request"]
-    assert (bad["phase_id"], bad["role"], bad["attempt"], bad["call_index"]) == (
-        "slugify",
-        "builder",
-        1,
-        0,
+    assert not [e for e in entries if e.get("error", {}).get("type") == "MalformedReply"]
+    first = next(e for e in entries if e["request"]["phase_id"] == "slugify")
+    assert (first["request"]["role"], first["request"]["call_index"]) == ("builder", 0)
+    (bad,) = first["response"]["tool_calls"]
+    assert bad["name"] == "write_file" and bad["error"].startswith("they are not")
+    follow = next(
+        e["request"]
+        for e in entries
+        if e["request"]["phase_id"] == "slugify" and e["request"]["call_index"] == 1
     )
-    assert "write_file" in malformed[0]["error"]["message"]
-    repair = entries[entries.index(malformed[0]) + 1]["request"]
-    assert (repair["phase_id"], repair["attempt"], repair["call_index"]) == ("slugify", 1, 1)
-    assert repair["messages"][:1] == bad["messages"][:1]
-    assert repair["messages"][-1]["content"].startswith("Your last reply could not be used")
+    assert follow["attempt"] == 1
+    answer = follow["messages"][-1]
+    assert answer["role"] == "tool" and answer["tool_call_id"] == bad["id"]
+    assert answer["content"].startswith("error: the arguments of this write_file call")
     builds = [e for e in run.events("step_completed") if e.data["step"] == "build"]
     slug = next(e.data for e in builds if e.data["phase_id"] == "slugify")
     assert slug["attempt"] == 1 and "error" not in slug["result"]
@@ -355,7 +357,7 @@ def configure_new(repo: Path, server: FakeServer) -> None:
     git.git(repo, "commit", "-q", "-m", "start")
 
 
-def test_malformed_again_after_the_repair_costs_one_attempt(
+def test_unreadable_arguments_twice_cost_two_steps_not_the_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "repo"
@@ -371,7 +373,7 @@ def test_malformed_again_after_the_repair_costs_one_attempt(
         server.enqueue(
             "openai",
             MALFORMED["openai"],
-            MALFORMED["openai"],  # the repair turn is malformed too: a model failure
+            MALFORMED["openai"],  # the same mistake again: another tool error, another step
             Reply(text=BUMP),
             Reply(text=json.dumps(approve)),
         )
@@ -380,18 +382,20 @@ def test_malformed_again_after_the_repair_costs_one_attempt(
         )
         assert result.exit_code == 0, result.output
         assert server.pending("openai") == 0
+        third = server.requests[2].body["messages"]
     (row,) = Runtime.open(repo).store.list_runs()
-    assert gate_decisions(repo, row.id) == {"bump": ["RETRY", "PASS"]}
-    assert attempts_started(repo, row.id) == {"bump": 2}
+    assert gate_decisions(repo, row.id) == {"bump": ["PASS"]}
+    assert attempts_started(repo, row.id) == {"bump": 1}
+    tool_errors = [m for m in third if m["role"] == "tool"]
+    assert len(tool_errors) == 2
+    assert all("could not be read: they are not JSON" in m["content"] for m in tool_errors)
     events = Runtime.open(repo).store.events(row.id)
-    first = next(e.data for e in events if e.type == "step_completed" and e.data["step"] == "build")
-    assert first["attempt"] == 1 and first["result"]["error"].startswith("MalformedReply")
     calls = [e.data for e in events if e.type == "model_called"]
     assert [(c["attempt"], c["role"]) for c in calls] == [
         (1, "builder"),
         (1, "builder"),
-        (2, "builder"),
-        (2, "auditor"),
+        (1, "builder"),
+        (1, "auditor"),
     ]
     assert (repo / "value.py").read_text() == "VALUE = 1\n"  # main is untouched
     assert git.git(repo, "show", f"autopack/{row.id}:value.py") == "VALUE = 2"

@@ -225,10 +225,12 @@ def test_prose_after_tool_writes_leaves_nothing_to_apply(
 ) -> None:
     replies = [
         turn(tool("write_file", path="src/app/greet.py", content="def greet(n):\n    return n\n")),
-        "Wrote greet.py; nothing else to change.",
+        "Done.",  # prose without edits or tools gets one reminder
+        "Wrote greet.py; nothing else to change.",  # and a second one ends the attempt
     ]
     result = run_builder(worktree, door, calls, replies)
     assert result.stop_reason == "text"
+    assert result.steps == 3
     assert result.edits_text == ""
     assert result.summary == "Wrote greet.py; nothing else to change."
     assert (worktree / "src/app/greet.py").exists()

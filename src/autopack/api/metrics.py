@@ -51,6 +51,14 @@ def exposition(store: Store) -> Iterator[str]:
                 func.coalesce(func.sum(runs.c.model_calls), 0),
             )
         ).one()
+        called = events.c.type == "model_called"
+        cache = conn.execute(
+            select(
+                func.coalesce(func.sum(events.c.data["cache_read_tokens"].as_integer()), 0),
+                func.coalesce(func.sum(events.c.data["cache_write_tokens"].as_integer()), 0),
+                func.coalesce(func.sum(events.c.data["input_tokens"].as_integer()), 0),
+            ).where(called)
+        ).one()
         decision = events.c.data[("result", "decision")].as_string()
         step = events.c.data["step"].as_string()
         decisions = conn.execute(
@@ -68,6 +76,12 @@ def exposition(store: Store) -> Iterator[str]:
     for state in RunState:
         yield f'autopack_runs{{state="{state.value}"}} {by_state.get(state.value, 0)}'
     yield from _counter("autopack_tokens_total", "Tokens used by model calls.", totals[0])
+    read, written, prompt = (int(n) for n in cache)
+    yield "# HELP autopack_input_tokens_total Prompt tokens of model calls, by prompt cache tier."
+    yield "# TYPE autopack_input_tokens_total counter"
+    yield f'autopack_input_tokens_total{{cache="uncached"}} {prompt - read - written}'
+    yield f'autopack_input_tokens_total{{cache="read"}} {read}'
+    yield f'autopack_input_tokens_total{{cache="write"}} {written}'
     yield from _counter("autopack_cost_usd_total", "Spend on model calls in USD.", totals[1])
     yield from _counter("autopack_model_calls_total", "Model calls made.", totals[2])
     yield "# HELP autopack_gate_decisions_total Gate decisions by outcome."

@@ -118,6 +118,10 @@ class PhaseDetail(BaseModel):
 
     run_id: str
     phase: PhaseSummary
+    cached_tokens: int = 0
+    """The phase's input tokens read from a provider's prompt cache (part of its tokens)."""
+    uncached_tokens: int = 0
+    """The phase's input tokens neither read from nor written to a prompt cache."""
     attempts: list[int]
     evidence: AttemptEvidence | None
     approval: dict[str, Any] | None

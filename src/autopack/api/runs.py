@@ -268,6 +268,8 @@ def get_phase(
     return PhaseDetail(
         run_id=run_id,
         phase=phase_summary(view, phase),
+        cached_tokens=phase.spend.cache_read_tokens,
+        uncached_tokens=phase.spend.uncached_input_tokens,
         attempts=sorted(recorded),
         evidence=None if found is None else evidence(ctx.rt, run_id, phase_id, number, found),
         approval=phase.approval,

@@ -11,6 +11,7 @@ from autopack.autopilot.intention import intention_path, load_intention
 from autopack.cli.view import retry_line
 from autopack.config import ConfigError, load_settings
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent, choose_model, resolve_model
+from autopack.llm.limits import LimitTable
 from autopack.llm.pricing import PriceTable
 from autopack.plan import plan_to_yaml
 from autopack.roles import draft_plan
@@ -35,6 +36,7 @@ def draft(goal: str, repo: Path, out: Path, model_spec: str | None, console: Con
         prices=PriceTable.default(settings.prices),
         on_call=lambda call: None,
         on_retry=lambda retry: console.print(retry_line(retry.model_dump()), soft_wrap=True),
+        limits=LimitTable.default(models["limits"]),
     )
     counter = itertools.count()
     plan = draft_plan(

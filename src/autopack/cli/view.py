@@ -65,6 +65,11 @@ class RunLines:
     cost_usd: float
     tiers: list[str]
     phases: list[PhaseLine]
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    """Part of ``input_tokens`` read from a provider's prompt cache."""
+    cache_write_tokens: int = 0
+    """Part of ``input_tokens`` written to a provider's prompt cache."""
 
     @classmethod
     def of_view(cls, view: RunView) -> RunLines:
@@ -83,7 +88,17 @@ class RunLines:
         ]
         tiers = [tier.id for tier in view.plan.tiers]
         spend = view.spend
-        return cls(view.run_id, view.state.value, spend.tokens, spend.cost_usd, tiers, phases)
+        return cls(
+            view.run_id,
+            view.state.value,
+            spend.tokens,
+            spend.cost_usd,
+            tiers,
+            phases,
+            spend.input_tokens,
+            spend.cache_read_tokens,
+            spend.cache_write_tokens,
+        )
 
     @classmethod
     def of_status(cls, status: RunStatus) -> RunLines:
@@ -101,7 +116,10 @@ class RunLines:
             for p in status.phases
         ]
         run = status.run
-        return cls(run.id, run.state, run.tokens, run.cost_usd, status.tiers, phases)
+        prompt, read, written = status.input_tokens
+        return cls(
+            run.id, run.state, run.tokens, run.cost_usd, status.tiers, phases, prompt, read, written
+        )
 
 
 def _table(title: str) -> Table:
@@ -128,6 +146,10 @@ def run_table(run: RunView | RunLines) -> RenderableType:
     """Tiers and phases of one run: state, attempt, current step, spend; notes below."""
     lines = run if isinstance(run, RunLines) else RunLines.of_view(run)
     title = f"{lines.run_id}  {lines.state}  {lines.tokens} tokens  ${lines.cost_usd:.4f}"
+    read, written = lines.cache_read_tokens, lines.cache_write_tokens
+    if read or written:
+        uncached = lines.input_tokens - read - written
+        title += f"\ninput: {uncached} uncached, cache {read} read, {written} written"
     phases = lines.phases
     table = _table(title)
     _whole(table, "tier / phase", [f"  {p.id}" for p in phases] + lines.tiers)

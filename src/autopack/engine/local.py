@@ -45,6 +45,7 @@ from autopack.events import (
 )
 from autopack.llm.cassette import Cassette
 from autopack.llm.door import BudgetLedger, Caps, ModelDoor, Spent
+from autopack.llm.limits import LimitTable
 from autopack.llm.pricing import PriceTable
 from autopack.projection import RunView
 from autopack.states import RUN_TERMINAL, RunState
@@ -268,6 +269,7 @@ class LocalExecutor:
             cassette=Cassette(run_dir / "cassette.jsonl"),
             cancel=self.cancel,
             on_retry=call_recorder(self.rt.store, view.run_id),
+            limits=LimitTable.default(self.rt.settings.models.model_dump()["limits"]),
         )
 
 

@@ -35,6 +35,7 @@ from autopack.memory.rules import RuleBook
 from autopack.memory.service import MemoryService
 from autopack.plan import Phase, path_matches
 from autopack.projection import PhaseView, RunView
+from autopack.roles.instructions import gather
 from autopack.states import PHASE_TERMINAL
 from autopack.store import Store
 from autopack.verify import hidden
@@ -133,7 +134,20 @@ class StepContext:
             attempt=self.attempt,
             feedback=previous_feedback(self.pview),
             lessons=lessons,
+            instructions=self.instructions(),
         )
+
+    def instructions(self) -> str:
+        """The repository's instructions for agents as of the base commit (what the
+        Builder writes in its worktree cannot instruct the Auditor)."""
+        if not self.base:
+            return ""
+
+        def read(rel: str) -> str | None:
+            blob = git.read_blob(self.rt.repo, f"{self.base}:{rel}")
+            return None if blob is None else blob.decode("utf-8", errors="replace")
+
+        return gather(read, self.phase.scope.paths)
 
 
 def lessons_for(ctx: StepContext) -> tuple[list[str], list[dict[str, Any]]]:
@@ -304,6 +318,7 @@ def build(ctx: StepContext) -> dict[str, Any]:
                 model=ctx.model("builder"),
                 call_counter=ctx.call_counter,
                 extra=extra,
+                on_condense=lambda event: ctx.rt.store.append(ctx.run_id, event),
             )
             mcp_calls = extra.records if extra is not None else []
     except ScriptExhausted as exc:
@@ -441,9 +456,10 @@ def hidden_files(ctx: StepContext) -> list[hidden.HiddenFile]:
 
 def apply(ctx: StepContext) -> dict[str, Any]:
     worktree = ensure_worktree(ctx)
-    if ctx.recorded("build").get("error"):
+    error = ctx.recorded("build").get("error")
+    if error:
         _still_pristine(ctx)
-        return {"applied": False, "reason": "the Builder produced no change"}
+        return {"applied": False, "reason": f"the Builder produced no change: {error}"}
     special = ctx.recorded("build").get("special_files")
     if special:
         problems = [f"{p}: not a file, folder or symbolic link" for p in special]

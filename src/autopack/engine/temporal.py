@@ -401,6 +401,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from autopack.llm.cassette import Cassette
     from autopack.llm.door import Caps, ModelDoor
+    from autopack.llm.limits import LimitTable
     from autopack.llm.pricing import PriceTable
     from autopack.plan import Plan
     from autopack.states import PhaseState
@@ -678,6 +679,7 @@ class RunActivities:
             prices=PriceTable.default(rt.settings.prices),
             on_call=call_recorder(self.store, view.run_id),
             cassette=Cassette(run_dir / "cassette.jsonl"),
+            limits=LimitTable.default(rt.settings.models.model_dump()["limits"]),
         )
 
 

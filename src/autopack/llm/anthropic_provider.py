@@ -14,6 +14,8 @@ from autopack.llm.sdk_errors import ProviderInfo, classify
 
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
 DEFAULT_TIMEOUT_SECONDS = 600.0
+MAX_CACHE_BREAKPOINTS = 4
+"""Blocks marked ``cache_control`` the Messages API accepts in one request."""
 SCHEMA_INSTRUCTION = (
     "Reply with only a JSON value that matches this JSON schema, with no prose and no "
     "code fence:\n{schema}"
@@ -39,6 +41,7 @@ class AnthropicModel:
     ) -> None:
         self.spec = f"anthropic:{name}"
         self.name = name
+        self.timeout_seconds = timeout_seconds
         self.info = ProviderInfo("anthropic", name, api_key_env, base_url)
         self._key = os.environ.get(api_key_env)
         self._client = anthropic.Anthropic(
@@ -60,12 +63,13 @@ class AnthropicModel:
             "max_tokens": request.max_tokens,
         }
         if system:
-            kwargs["system"] = system
+            kwargs["system"] = [{"type": "text", "text": system}]
         if request.tools:
             kwargs["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters}
                 for t in request.tools
             ]
+        mark_cache_breakpoints(kwargs)
         try:
             reply = self._client.messages.create(**kwargs)
         except anthropic.AnthropicError as exc:
@@ -81,17 +85,12 @@ class AnthropicModel:
                 if isinstance(block.input, dict):
                     calls.append(ToolCall(block.id, block.name, dict(block.input)))
                 else:
-                    bad.append(f"tool call {block.name!r} has arguments that are not an object")
-        usage = reply.usage
+                    error = "they are not a JSON object"
+                    calls.append(ToolCall(block.id, block.name, {}, error=error))
         response = ModelResponse(
             text="".join(texts),
             tool_calls=tuple(calls),
-            usage=Usage(
-                input_tokens=usage.input_tokens
-                + (getattr(usage, "cache_creation_input_tokens", None) or 0)
-                + (getattr(usage, "cache_read_input_tokens", None) or 0),
-                output_tokens=usage.output_tokens,
-            ),
+            usage=anthropic_usage(reply.usage),
             stop_reason=reply.stop_reason or "end_turn",
             model=self.spec,
         )
@@ -100,6 +99,47 @@ class AnthropicModel:
         if bad:
             raise MalformedReply(f"anthropic: {'; '.join(bad)}", response=response)
         return response
+
+
+def anthropic_usage(usage: Any) -> Usage:
+    """Reported usage; Anthropic counts cache writes and reads apart from ``input_tokens``.
+
+    The write count is split by cache lifetime when the reply says (``cache_creation``);
+    without that breakdown every write is taken as the 5-minute kind Autopack asks for.
+    """
+    written = getattr(usage, "cache_creation_input_tokens", None) or 0
+    read = getattr(usage, "cache_read_input_tokens", None) or 0
+    breakdown = getattr(usage, "cache_creation", None)
+    written_1h = min((getattr(breakdown, "ephemeral_1h_input_tokens", None) or 0), written)
+    return Usage(
+        input_tokens=usage.input_tokens + written + read,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=read,
+        cache_write_tokens=written - written_1h,
+        cache_write_1h_tokens=written_1h,
+    )
+
+
+def mark_cache_breakpoints(kwargs: dict[str, Any]) -> None:
+    """Prompt-cache breakpoints on the stable prefix and on the latest turn.
+
+    Anthropic caches the prompt up to each block marked ``cache_control`` and allows four
+    marks per request. The stable prefix gets three: the last tool, the system prompt and
+    the first message (the phase's brief, resent unchanged on every step); the latest
+    turn gets the fourth, so the next step reads the whole conversation so far from the
+    cache and pays full price only for what it adds.
+    """
+    marked: list[dict[str, Any]] = []
+    if kwargs.get("tools"):
+        marked.append(kwargs["tools"][-1])
+    if kwargs.get("system"):
+        marked.append(kwargs["system"][-1])
+    messages = kwargs["messages"]
+    for turn in (messages[:1] + messages[1:][-1:]) if messages else []:
+        if turn["content"]:
+            marked.append(turn["content"][-1])
+    for block in marked[:MAX_CACHE_BREAKPOINTS]:
+        block["cache_control"] = {"type": "ephemeral"}
 
 
 def to_anthropic_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict[str, Any]]]:

@@ -20,6 +20,9 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    error: str = ""
+    """Why the arguments could not be read (not JSON, not an object): the call is then
+    answered with this error instead of being run, which costs the model a step."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,17 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens the provider reports for one call."""
+    """Tokens the provider reports for one call.
+
+    ``input_tokens`` is the whole prompt; the ``cache_*`` counts say which part of it the
+    provider wrote to (5-minute or 1-hour lifetime) or read from its prompt cache.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -117,21 +117,30 @@ def response_data(response: ModelResponse, redactor: Redactor | None = None) -> 
         {
             "text": response.text,
             "tool_calls": [_call_data(c) for c in response.tool_calls],
-            "usage": {
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-            },
+            "usage": _usage_data(response.usage),
             "stop_reason": response.stop_reason,
             "model": response.model,
         }
     )
 
 
+def _usage_data(usage: Usage) -> dict[str, int]:
+    """Usage as data; cache counts only when there are any (older cassettes have none)."""
+    data = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    for key in ("cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens"):
+        if getattr(usage, key):
+            data[key] = getattr(usage, key)
+    return data
+
+
 def response_from(data: dict[str, Any]) -> ModelResponse:
     """The inverse of :func:`response_data`."""
     return ModelResponse(
         text=data["text"],
-        tool_calls=tuple(ToolCall(c["id"], c["name"], c["arguments"]) for c in data["tool_calls"]),
+        tool_calls=tuple(
+            ToolCall(c["id"], c["name"], c["arguments"], c.get("error", ""))
+            for c in data["tool_calls"]
+        ),
         usage=Usage(**data["usage"]),
         stop_reason=data["stop_reason"],
         model=data["model"],
@@ -283,4 +292,5 @@ def _message_data(message: Message) -> dict[str, Any]:
 
 
 def _call_data(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": call.arguments}
+    data = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    return {**data, "error": call.error} if call.error else data

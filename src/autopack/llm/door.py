@@ -28,7 +28,14 @@ from autopack.events import ModelCalled, ModelRetrying
 from autopack.llm.base import Message, Model, ModelRequest, ModelResponse, Usage
 from autopack.llm.budget import BudgetLedger, Caps, Reservation, Spent
 from autopack.llm.cassette import Cassette
-from autopack.llm.errors import ContextTooLong, MalformedReply, ModelError
+from autopack.llm.errors import (
+    CallTimedOut,
+    ContextTooLong,
+    MalformedReply,
+    ModelError,
+    ProviderTimeout,
+)
+from autopack.llm.limits import LimitTable
 from autopack.llm.pricing import Price, PriceTable
 from autopack.llm.selection import choose_model, resolve_model
 from autopack.llm.tokens import estimate_prompt_tokens
@@ -69,6 +76,9 @@ class RetryPolicy:
     """How many times a too-long prompt is halved before the call fails."""
     repair_turns: int = 1
     """Turns a model gets to fix an unparseable reply before it is a model failure."""
+    timeout_retries: int = 1
+    """Retries of a call that ran past the model's time limit (a dropped connection and a
+    model that never stops look the same from here; each retry may take as long again)."""
 
     def delay(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""
@@ -111,6 +121,7 @@ class ModelDoor:
         sleep: Callable[[float], None] = time.sleep,
         cancel: threading.Event | None = None,
         on_retry: Callable[[ModelRetrying], None] | None = None,
+        limits: LimitTable | None = None,
     ) -> None:
         """``cancel``: when it is set, a backoff wait ends at once and the call gives up
         with its last failure (Ctrl-C does not wait out a ``retry-after``); ``sleep``
@@ -124,6 +135,7 @@ class ModelDoor:
         self.sleep = sleep
         self.cancel = cancel
         self.on_retry = on_retry
+        self.limits = limits or LimitTable.default()
 
     def complete(self, model: Model, request: ModelRequest) -> ModelResponse:
         """One logical call: budgeted, retried, and repaired once if the reply does not parse.
@@ -133,6 +145,9 @@ class ModelDoor:
         failed too, and environment errors (bad key, unknown price) at once.
         """
         price = self.prices.price_for(model.spec)
+        most = self.limits.for_spec(model.spec).max_output_tokens
+        if request.max_tokens > most:
+            request = replace(request, max_tokens=most)
         for turn in range(self.retry.repair_turns + 1):
             try:
                 response = self._call(model, request, price)
@@ -145,11 +160,11 @@ class ModelDoor:
         raise AssertionError("unreachable: the last repair turn returns or raises")
 
     def _call(self, model: Model, request: ModelRequest, price: Price) -> ModelResponse:
-        retries = shrinks = 0
+        retries = shrinks = timeouts = 0
         while True:
             prompt, most = estimate_prompt_tokens(request), request.max_tokens
             reservation = self.ledger.reserve(
-                request.phase_id, prompt + most, price.cost(prompt, most)
+                request.phase_id, prompt + most, price.worst_cost(prompt, most)
             )
             started = time.monotonic()
             try:
@@ -164,6 +179,16 @@ class ModelDoor:
                 if smaller is None or shrinks >= self.retry.context_shrinks:
                     raise
                 request, shrinks = smaller, shrinks + 1
+                continue
+            except ProviderTimeout as exc:
+                self.ledger.release(reservation)
+                if timeouts >= self.retry.timeout_retries or retries >= self.retry.max_retries:
+                    raise CallTimedOut(_timed_out(model, timeouts + 1)) from exc
+                delay = self.retry.delay(retries)
+                timeouts, retries = timeouts + 1, retries + 1
+                self._announce_retry(model, request, retries, delay, exc)
+                if not self._back_off(delay):
+                    raise
                 continue
             except ModelError as exc:
                 self.ledger.release(reservation)
@@ -222,7 +247,9 @@ class ModelDoor:
         charge = charge_for(response.usage, request, reservation, price)
         if charge.fault:
             log.warning("%s: %s", model.spec, charge.fault)
-        self.ledger.reconcile(reservation, charge.input_tokens, charge.output_tokens, charge.cost)
+        self.ledger.reconcile(
+            reservation, charge.usage.input_tokens, charge.usage.output_tokens, charge.cost
+        )
         self._record(model, request, response, error)
         self.on_call(
             ModelCalled(
@@ -230,8 +257,11 @@ class ModelDoor:
                 attempt=request.attempt,
                 role=request.role,
                 model=model.spec,
-                input_tokens=charge.input_tokens,
-                output_tokens=charge.output_tokens,
+                input_tokens=charge.usage.input_tokens,
+                output_tokens=charge.usage.output_tokens,
+                cache_read_tokens=charge.usage.cache_read_tokens,
+                cache_write_tokens=charge.usage.cache_write_tokens
+                + charge.usage.cache_write_1h_tokens,
                 cost_usd=charge.cost,
                 duration_ms=int((time.monotonic() - started) * 1000),
                 usage_fault=charge.fault,
@@ -253,8 +283,7 @@ class ModelDoor:
 class Charge:
     """What one call counts as spent; ``fault`` says how the reported usage was wrong."""
 
-    input_tokens: int
-    output_tokens: int
+    usage: Usage
     cost: float
     fault: str = ""
 
@@ -262,12 +291,13 @@ class Charge:
 def charge_for(
     usage: Usage, request: ModelRequest, reservation: Reservation, price: Price
 ) -> Charge:
-    """The reported usage, held to what the request allowed.
+    """The reported usage, held to what the request allowed, priced by tier.
 
     A provider's report is what a call costs only within the call's worst case, which the
     reservation fitted under the caps: a negative count is unknown usage and is charged
-    at the worst case, output above ``max_tokens`` at ``max_tokens``, and the whole never
-    above the reservation, so no report can take the spend past a cap (nor below zero).
+    at the worst case, output above ``max_tokens`` at ``max_tokens``, cached parts never
+    above the whole prompt, and the whole never above the reservation, so no report can
+    take the spend past a cap (nor below zero).
     """
     most = request.max_tokens
     prompt = max(reservation.tokens - most, 0)
@@ -284,11 +314,41 @@ def charge_for(
     if input_tokens + output > reservation.tokens:
         faults.append(f"input_tokens {input_tokens} is above the {prompt} reserved")
         input_tokens = reservation.tokens - output
-    cost = min(price.cost(input_tokens, output), reservation.cost_usd)
+    tiers = _cache_tiers(usage, input_tokens, faults)
+    held = Usage(input_tokens, output, *tiers)
+    cost = min(price.cost_of(held), reservation.cost_usd)
     fault = "; ".join(faults)
     if fault:
         fault = f"reported usage outside the request ({fault}); charged within its reservation"
-    return Charge(input_tokens, output, cost, fault)
+    return Charge(held, cost, fault)
+
+
+def _cache_tiers(usage: Usage, input_tokens: int, faults: list[str]) -> tuple[int, int, int]:
+    """Cache read, 5-minute write and 1-hour write tokens, together within the prompt.
+
+    A negative count is dropped (those tokens are then priced as uncached input); parts
+    that add up to more than the prompt are cut, reads first, the dearer writes kept."""
+    given = (usage.cache_read_tokens, usage.cache_write_tokens, usage.cache_write_1h_tokens)
+    if any(n < 0 for n in given):
+        faults.append(f"cache token counts {list(given)} include a negative count")
+    read, write, write_1h = (max(n, 0) for n in given)
+    if read + write + write_1h > input_tokens:
+        cached = read + write + write_1h
+        faults.append(f"cached tokens {cached} are above the prompt's {input_tokens}")
+        write_1h = min(write_1h, input_tokens)
+        write = min(write, input_tokens - write_1h)
+        read = min(read, input_tokens - write_1h - write)
+    return read, write, write_1h
+
+
+def _timed_out(model: Model, tries: int) -> str:
+    seconds = getattr(model, "timeout_seconds", None)
+    limit = f"its time limit of {seconds:g} s per call" if seconds else "its time limit per call"
+    return (
+        f"{model.spec} gave no reply within {limit} ({tries} tries); a model that may "
+        f'need longer gets [models.limits."{model.spec}"] call_seconds, one that never '
+        "stops a lower max_output_tokens"
+    )
 
 
 def _check_schema(request: ModelRequest, response: ModelResponse) -> None:

@@ -93,6 +93,10 @@ class ProviderTimeout(ModelError):
     retryable = True
 
 
+class CallTimedOut(ModelError):
+    """A call ran past the model's time limit again after its retry: a model failure."""
+
+
 class ConnectionDropped(ModelError):
     """The connection failed or the reply was cut off before it was complete."""
 

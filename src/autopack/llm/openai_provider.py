@@ -52,6 +52,7 @@ class OpenAIModel:
     ) -> None:
         self.spec = f"{provider}:{name}"
         self.name = name
+        self.timeout_seconds = timeout_seconds
         self.native = provider == "openai"
         self.info = ProviderInfo(provider, name, api_key_env, base_url)
         if api_key_env is not None:
@@ -79,6 +80,7 @@ class OpenAIModel:
         }
         if self.native:
             kwargs["max_completion_tokens"] = request.max_tokens
+            kwargs["prompt_cache_key"] = prompt_cache_key(request)
         else:
             kwargs["max_tokens"] = request.max_tokens
         if not (self.native and _REASONING_MODEL.match(self.name)):
@@ -112,10 +114,10 @@ class OpenAIModel:
             try:
                 arguments = json.loads(call.function.arguments or "{}", parse_constant=_finite)
             except ValueError as exc:  # JSONDecodeError, or NaN / Infinity
-                bad.append(f"tool call {name!r} has arguments that are not JSON ({exc})")
+                calls.append(ToolCall(call.id, name, {}, error=f"they are not JSON ({exc})"))
                 continue
             if not isinstance(arguments, dict):
-                bad.append(f"tool call {name!r} has arguments that are not an object")
+                calls.append(ToolCall(call.id, name, {}, error="they are not a JSON object"))
                 continue
             calls.append(ToolCall(call.id, name, arguments))
         stop = _STOP_REASONS.get(choice.finish_reason or "stop", str(choice.finish_reason))
@@ -133,6 +135,13 @@ class OpenAIModel:
         return response
 
 
+def prompt_cache_key(request: ModelRequest) -> str:
+    """One key per role, phase and attempt: OpenAI routes requests with the same key to
+    the same cache, so the steps of one attempt read the prefix the step before wrote.
+    Only stable names go in (no run id, path or time), so a replay sends the same key."""
+    return f"autopack:{request.role}:{request.phase_id or '-'}:{request.attempt or 0}"
+
+
 def _finite(constant: str) -> float:
     """Python's JSON parser accepts NaN and Infinity, which JSON does not: refuse them."""
     raise ValueError(f"{constant} is not a JSON number")
@@ -141,7 +150,11 @@ def _finite(constant: str) -> float:
 def _with_usage(response: ModelResponse, request: ModelRequest, usage: Any) -> ModelResponse:
     """Reported usage, or an estimate when a compatible server reports none (never free)."""
     if usage is not None and usage.prompt_tokens is not None:
-        reported = Usage(usage.prompt_tokens, usage.completion_tokens or 0)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = getattr(details, "cached_tokens", None) or 0
+        reported = Usage(
+            usage.prompt_tokens, usage.completion_tokens or 0, cache_read_tokens=cached
+        )
     else:
         reported = Usage(estimate_prompt_tokens(request), estimate_reply_tokens(response))
     return replace(response, usage=reported)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from autopack.llm.base import Model
 from autopack.llm.errors import NoModelConfigured, UnknownProvider
+from autopack.llm.limits import LimitTable
 from autopack.llm.scripted import Script, ScriptedModel
 
 if TYPE_CHECKING:
@@ -94,11 +95,17 @@ def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Mo
 
     Provider settings come from ``settings["providers"][provider]``; keys given at the top
     level of ``settings`` (``base_url``, ``api_key_env``, ``timeout_seconds``) apply too.
+    The client's timeout is the model's ``call_seconds`` when ``[models.limits]`` sets it,
+    else the provider's ``timeout_seconds``, else the model's default ``call_seconds``.
     """
     provider, sep, name = spec.partition(":")
     if not sep or not name:
         raise UnknownProvider(f"model spec {spec!r} is not provider:name")
-    options = _provider_options(provider, settings or {})
+    settings = settings or {}
+    options = _provider_options(provider, settings)
+    limits = LimitTable.default(settings.get("limits"))
+    if limits.configured(spec, "call_seconds") or "timeout_seconds" not in options:
+        options["timeout_seconds"] = limits.for_spec(spec).call_seconds
     if provider == "scripted":
         return ScriptedModel(Script.load(name), name=name)
     if provider == "anthropic":

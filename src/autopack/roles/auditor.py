@@ -98,6 +98,7 @@ def auditor_prompt(
         test_delta=json.dumps(test_delta, indent=1, sort_keys=True, default=str),
         risk=json.dumps(risk, indent=1, sort_keys=True, default=str),
         diff=clip(diff, DIFF_TOKENS, note="[... diff truncated ...]") or "(empty diff)",
+        instructions=brief.instructions or "(none)",
     )
 
 

@@ -21,6 +21,9 @@ class PhaseBrief:
     """The previous attempt's gate feedback ("" on the first attempt)."""
     lessons: tuple[str, ...] = ()
     """Retrieved lessons and promoted rules, filled by the memory service."""
+    instructions: str = ""
+    """The repository's instructions for agents (AGENTS.md, CLAUDE.md, CONVENTIONS.md) as
+    of the phase's base commit, each under its path (see :mod:`autopack.roles.instructions`)."""
 
 
 @dataclass

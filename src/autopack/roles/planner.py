@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from autopack.llm.base import Message, Model, ModelRequest
 from autopack.plan import Plan, PlanError, parse_plan_text
+from autopack.roles.instructions import from_checkout, gather
 from autopack.roles.prompts import render
 from autopack.roles.repomap import repo_map
 from autopack.roles.tokens import clip
@@ -41,6 +42,7 @@ def planner_prompt(goal: str, repo: Path, intention: str = "") -> str:
         repo_map=repo_map(repo, token_budget=MAP_TOKENS),
         readme=_readme(repo),
         ledgers=_ledgers(repo),
+        instructions=gather(from_checkout(repo)),
     )
 
 

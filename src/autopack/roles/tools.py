@@ -151,6 +151,11 @@ class Toolbox:
 
     def dispatch(self, call: ToolCall) -> str:
         """Run one tool call and describe the outcome; refusals are results, not crashes."""
+        if call.error:
+            return (
+                f"error: the arguments of this {call.name} call could not be read: "
+                f"{call.error}; nothing was done. Call it again with one JSON object."
+            )
         handler = self.handlers.get(call.name)
         if handler is None:
             return f"error: unknown tool {call.name!r}; tools: {', '.join(self.handlers)}, finish"

@@ -167,6 +167,10 @@ function phaseCard(runId, p) {
     p.reason ? h("div", { class: "meta error" }, p.reason) : "");
 }
 
+function cached(d) {
+  return d.cached_tokens ? ` (${count(d.cached_tokens)} read from cache, ${count(d.uncached_tokens)} uncached)` : "";
+}
+
 async function runAction(runId, action) {
   try { await api(`/runs/${runId}/${action}`, { method: "POST", body: "{}" }); }
   catch (err) { alert(err.message); }
@@ -259,7 +263,7 @@ async function phasePage(gen, runId, phaseId, attempt) {
     h("div", { class: "head" }, h("div", {},
       h("h1", {}, p.id, " ", h("span", { id: "phase-state" }, badge(p.state))),
       h("div", {}, p.goal),
-      h("div", { class: "muted" }, `${p.risk} risk · ${count(p.tokens)} tok · ${money(p.cost_usd)}`),
+      h("div", { class: "muted" }, `${p.risk} risk · ${count(p.tokens)} tok${cached(d)} · ${money(p.cost_usd)}`),
       p.reason ? h("div", { class: "error" }, p.reason) : ""),
       h("div", { class: "actions" }, d.attempts.map((n) => h("a", { href: `#/runs/${runId}/phases/${phaseId}/${n}` },
         h("button", { disabled: e && e.attempt === n }, `attempt ${n}`))))),
