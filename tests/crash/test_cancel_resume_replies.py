@@ -147,3 +147,61 @@ def test_a_cancel_during_a_builder_call_then_resume_asks_for_the_same_replies(
 
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def killed_while_building(root: Path) -> Path:
+    """A run whose ``autopack run`` process was killed with SIGKILL while its Builder's
+    tool waited: recorded RUNNING, with nobody executing it."""
+    repo = make_repo(root)
+    model = f"scripted:{root / 'script.yaml'}"
+    running = autopack_process("run", str(root / "plan.yaml"), "-C", str(repo), "--model", model)
+    try:
+
+        def waiting_in_the_tool() -> bool:
+            if not (repo / ".autopack" / "runs" / "r1").exists():
+                return False
+            events = Runtime.open(repo).store.events("r1")
+            return any(e.type == "model_called" and e.data["role"] == "builder" for e in events)
+
+        wait_for(waiting_in_the_tool, "the Builder's first call")
+    finally:
+        running.kill()
+        running.communicate(timeout=60)
+        (root / "go").write_text("")  # the orphaned tool command ends
+    assert Runtime.open(repo).store.view("r1").state is RunState.RUNNING
+    return repo
+
+
+def test_cancel_of_a_run_whose_executor_died_ends_it_at_once(tmp_path: Path) -> None:
+    """``autopack cancel`` of a RUNNING run nobody executes: CANCELLED now, with the
+    reason, and listed so (never counted as running again)."""
+    repo = killed_while_building(tmp_path)
+    cancelled = CliRunner().invoke(app, ["cancel", "r1", "-C", str(repo)])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "cancelled r1 (no executor was running it)" in cancelled.output
+    view = Runtime.open(repo).store.view("r1")
+    assert view.state is RunState.CANCELLED
+    listed = CliRunner().invoke(app, ["runs", "-C", str(repo)])
+    assert "CANCELLED" in listed.output and "RUNNING" not in listed.output
+
+
+def test_the_api_cancels_a_run_whose_executor_died_at_once(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from autopack.api import ApiConfig, create_app
+    from autopack.store.keys import create_key
+
+    repo = killed_while_building(tmp_path)
+    api = create_app(ApiConfig(repo=repo))
+    _, secret = create_key(api.state.ctx.rt.store.engine, "operator", "operate")
+    auth = {"Authorization": f"Bearer {secret}"}
+    with TestClient(api) as client:
+        answer = client.post("/runs/r1/cancel", headers=auth, json={"reason": "stuck"})
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["state"] == "CANCELLED"
+        shown = client.get("/runs/r1", headers=auth).json()
+        metrics = client.get("/metrics", headers=auth).text
+    assert (shown["run"]["state"], shown["executing"]) == ("CANCELLED", False)
+    assert shown["run"]["reason"] == "stuck"
+    assert 'autopack_runs{state="RUNNING"} 0' in metrics
+    assert 'autopack_runs{state="CANCELLED"} 1' in metrics

@@ -210,8 +210,8 @@ app = typer.Typer(
 )
 PLAN_HELP = """Check or draft plans.
 
-autopack plan "GOAL" [--out plan.yaml] [--model SPEC]: the Planner drafts a plan for GOAL
-from the repository and writes it for you to review (it never runs it).
+autopack plan "GOAL" [--out plan.yaml] [--model SPEC]: the Planner drafts a
+plan for GOAL from the repository and writes it for you to review (it never runs it).
 
 autopack plan check PLAN: validate a plan; exit 2 naming file, line and field."""
 plan_app = typer.Typer(cls=PlanGroup, help=PLAN_HELP, no_args_is_help=True)

@@ -87,6 +87,7 @@ def _explain(console: Console, rt: Runtime, run_id: str, state: RunState) -> Non
         f"git log --stat {view.branch}",
         f"autopack status {run_id}",
         f"autopack show {run_id} word-frequencies --attempt 1",
-        f"ls .autopack/runs/{run_id}/   # events.jsonl, cassette, proofs, per-attempt evidence",
+        f"ls .autopack/runs/{run_id}/",
     ):
-        console.print(f"  {line}")
+        console.print(f"  {line}", soft_wrap=True)  # a command is copied whole, never wrapped
+    console.print("  (the run's events, cassette, proofs and per-attempt evidence)")
