@@ -81,6 +81,14 @@ def replies_served(repo: Path, run_id: str) -> list[tuple[str, int, str]]:
     ]
 
 
+def builder_called(repo: Path) -> bool:
+    """Whether run r1 has made its Builder's first model call (it then waits in its tool)."""
+    if not (repo / ".autopack" / "runs" / "r1").exists():
+        return False  # the run process has not stored the run yet
+    events = Runtime.open(repo).store.events("r1")
+    return any(e.type == "model_called" and e.data["role"] == "builder" for e in events)
+
+
 def wait_for(check: object, what: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -115,14 +123,7 @@ def test_a_cancel_during_a_builder_call_then_resume_asks_for_the_same_replies(
     model = f"scripted:{root / 'script.yaml'}"
     running = autopack_process("run", str(root / "plan.yaml"), "-C", str(repo), "--model", model)
     try:
-
-        def waiting_in_the_tool() -> bool:
-            if not (repo / ".autopack" / "runs" / "r1").exists():
-                return False  # the run process has not stored the run yet
-            events = Runtime.open(repo).store.events("r1")
-            return any(e.type == "model_called" and e.data["role"] == "builder" for e in events)
-
-        wait_for(waiting_in_the_tool, "the Builder's first call")
+        wait_for(lambda: builder_called(repo), "the Builder's first call")
         cancelled = CliRunner().invoke(app, ["cancel", "r1", "-C", str(repo)])
         assert cancelled.exit_code == 0, cancelled.output
         output, _ = running.communicate(timeout=120)
@@ -156,14 +157,7 @@ def killed_while_building(root: Path) -> Path:
     model = f"scripted:{root / 'script.yaml'}"
     running = autopack_process("run", str(root / "plan.yaml"), "-C", str(repo), "--model", model)
     try:
-
-        def waiting_in_the_tool() -> bool:
-            if not (repo / ".autopack" / "runs" / "r1").exists():
-                return False
-            events = Runtime.open(repo).store.events("r1")
-            return any(e.type == "model_called" and e.data["role"] == "builder" for e in events)
-
-        wait_for(waiting_in_the_tool, "the Builder's first call")
+        wait_for(lambda: builder_called(repo), "the Builder's first call")
     finally:
         running.kill()
         running.communicate(timeout=60)
