@@ -18,17 +18,11 @@ import logging
 import threading
 from typing import Protocol
 
-from autopack.engine import create_run
+from autopack.engine import commands, create_run
 from autopack.engine.local import LocalExecutor, cancel_orphan
 from autopack.engine.runtime import Runtime
-from autopack.events import (
-    CancelRequested,
-    RunFinished,
-    RunPaused,
-)
 from autopack.plan import Plan
-from autopack.states import RUN_TERMINAL, RunState
-from autopack.store import Store
+from autopack.states import RunState
 
 log = logging.getLogger(__name__)
 
@@ -65,22 +59,7 @@ class RunHost(Protocol):
 
     def answered(self, run_id: str) -> None:
         """A person's answer to a waiting phase is now in the run's log: let the run read
-        it. Called after the answer is recorded, outside the API's action lock."""
-
-
-def request_cancel(store: Store, run_id: str, reason: str, executing_here: bool) -> RunState:
-    """Record the request; finish a queued or paused run nobody executes. Returns the state.
-
-    A RUNNING run is left to its executor (here or in another process), which stops at
-    its next safe point.
-    """
-    state = store.view(run_id).state
-    if state in RUN_TERMINAL:
-        raise RunBusy(f"run {run_id} has ended ({state.value})")
-    store.append(run_id, CancelRequested(reason=reason))
-    if not executing_here and state is not RunState.RUNNING:
-        store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
-    return store.view(run_id).state
+        it. Called after the answer is recorded."""
 
 
 class EmbeddedExecutor:
@@ -132,8 +111,12 @@ class EmbeddedExecutor:
         """Ask a run to stop; a run nobody executes is cancelled at once. Returns its state."""
         with self._lock:
             executing = run_id in self._running
-            state = request_cancel(self.rt.store, run_id, reason, executing)
-            if not executing and cancel_orphan(self.rt, run_id, reason):
+            state = commands.cancel(self.rt.store, run_id, reason, executed=executing)
+            if (
+                not executing
+                and state is RunState.RUNNING
+                and cancel_orphan(self.rt, run_id, reason)
+            ):
                 return RunState.CANCELLED  # RUNNING, but its executor is gone
             return state
 
@@ -172,5 +155,4 @@ class EmbeddedExecutor:
                 self._running.pop(run_id, None)
 
     def _pause(self, run_id: str, reason: str) -> None:
-        if self.rt.store.view(run_id).state is RunState.RUNNING:
-            self.rt.store.append(run_id, RunPaused(reason=reason))
+        commands.pause(self.rt.store, run_id, reason)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -14,7 +13,7 @@ from sqlalchemy import func, select
 from autopack.api.auth import OPERATE, READ, Caller
 from autopack.api.context import ApiContext
 from autopack.api.errors import ApiError, documented
-from autopack.api.executor import RunBusy, RunHost, request_cancel
+from autopack.api.executor import RunBusy, RunHost
 from autopack.api.models import (
     Approval,
     ApproveBody,
@@ -37,16 +36,15 @@ from autopack.api.views import (
     run_summary,
 )
 from autopack.autopilot.intention import IntentionError
-from autopack.engine import RepoProblem, create_run
+from autopack.engine import RepoProblem, commands, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
-from autopack.events import ApprovalGranted, ApprovalRejected
 from autopack.llm.selection import missing_models
 from autopack.mcp.client import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES
 from autopack.states import IllegalTransition, PhaseState, RunState
-from autopack.store import RunExists, tables
+from autopack.store import RunExists, Store, tables
 
 PLAN_BYTES_CAP = MAX_BYTES
 """A plan sent to ``/runs/start`` is held to the same size as a plan file."""
@@ -54,8 +52,6 @@ PARSES_AT_ONCE = 2
 MAX_EVENT_ID = 2**63 - 1
 """Largest sequence number a store can hold (a signed 64-bit integer)."""
 router = APIRouter(tags=["runs"], responses=documented(400, 401, 403, 429))
-_actions = threading.Lock()
-"""Check-then-append for approvals is one step, so two clicks cannot both land."""
 
 
 async def context(request: Request) -> ApiContext:
@@ -206,10 +202,9 @@ def cancel_run(
         if host is not None:
             state = host.cancel(run_id, reason)
         else:
-            with _actions:
-                state = request_cancel(ctx.rt.store, run_id, reason, executing_here=False)
-                if cancel_orphan(ctx.rt, run_id, reason):
-                    state = RunState.CANCELLED  # RUNNING, but its executor is gone
+            state = commands.cancel(ctx.rt.store, run_id, reason, executed=False)
+            if state is RunState.RUNNING and cancel_orphan(ctx.rt, run_id, reason):
+                state = RunState.CANCELLED  # RUNNING, but its executor is gone
     except (RunBusy, IllegalTransition) as exc:
         raise ApiError(409, "run_ended", str(exc)) from exc
     return RunAction(run_id=run_id, state=state.value)
@@ -383,8 +378,7 @@ def approve(
         executor(request),
         run_id,
         phase_id,
-        caller,
-        lambda p: ApprovalGranted(phase_id=p.id, attempt=p.attempt, note=note, by=caller.name),
+        lambda store: commands.approve(store, run_id, phase_id, by=caller.name, note=note),
     )
 
 
@@ -403,9 +397,8 @@ def reject(
         executor(request),
         run_id,
         phase_id,
-        caller,
-        lambda p: ApprovalRejected(
-            phase_id=p.id, attempt=p.attempt, note=body.note, by=caller.name, fail=body.fail
+        lambda store: commands.reject(
+            store, run_id, phase_id, by=caller.name, note=body.note, fail=body.fail
         ),
     )
 
@@ -415,22 +408,17 @@ def answer_phase(
     host: RunHost | None,
     run_id: str,
     phase_id: str,
-    caller: Caller,
-    payload_for: Callable[[PhaseView], ApprovalGranted | ApprovalRejected],
+    answer: Callable[[Store], object],
 ) -> RunAction:
-    """Record a person's answer to a waiting phase (the API's and MCP's one path): the
-    check that it waits and the append are one step, so two answers cannot both land."""
+    """Record a person's answer to a waiting phase (the API's and MCP's one path):
+    ``answer`` is :func:`autopack.engine.commands.approve` or ``reject`` on the store,
+    whose check that the phase waits and append are one step."""
     store = ctx.rt.store
-    with _actions:
-        view = store.view(run_id)
-        phase = _phase(view, phase_id)
-        if phase.state is not PhaseState.AWAITING_APPROVAL:
-            message = f"phase {phase_id!r} is {phase.state.value}, not waiting for approval"
-            raise ApiError(409, "not_waiting", message)
-        try:
-            store.append(run_id, payload_for(phase))
-        except IllegalTransition as exc:
-            raise ApiError(409, "not_waiting", str(exc)) from exc
+    _phase(store.view(run_id), phase_id)  # 404 for a phase the run does not have
+    try:
+        answer(store)
+    except IllegalTransition as exc:
+        raise ApiError(409, "not_waiting", str(exc)) from exc
     if host is not None:
         host.answered(run_id)
     view = store.view(run_id)

@@ -15,7 +15,7 @@ import typer.main
 from typer.core import TyperCommand, TyperGroup
 
 from autopack.cli import output
-from autopack.states import RUN_TERMINAL, PhaseState, RunState
+from autopack.states import RunState
 from autopack.workspace import git
 
 if TYPE_CHECKING:  # the rest is imported by the commands that use it: a cold start is short
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the rest is imported by the commands that use it: a cold st
     from autopack.plan import Plan
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT = {RunState.SUCCEEDED: 0, RunState.FAILED: 1, RunState.CANCELLED: 130}
 
@@ -458,16 +459,6 @@ def replay(run_id: str, repo: RepoOption = Path(".")) -> None:
     raise typer.Exit(1)
 
 
-def _waiting(rt: Runtime, run_id: str, phase_id: str) -> int:
-    """The attempt of a phase that waits for approval; bad input otherwise."""
-    view = rt.store.view(run_id)
-    phase = view.phases.get(phase_id)
-    if phase is None or phase.state is not PhaseState.AWAITING_APPROVAL:
-        state = phase.state.value if phase else "not in this run"
-        _problem(f"phase {phase_id!r} of {run_id} is not awaiting approval ({state})")
-    return phase.attempt
-
-
 @app.command()
 @fails_cleanly
 def approve(
@@ -477,13 +468,11 @@ def approve(
     note: Annotated[str, typer.Option(help="Recorded with the approval.")] = "",
 ) -> None:
     """Land a phase that waits for approval; the run's executor commits it."""
-    from autopack.events import ApprovalGranted
+    from autopack.engine import commands
 
     rt = _open(_repo(repo))
-    attempt = _waiting(rt, run_id, phase_id)
-    granted = ApprovalGranted(phase_id=phase_id, attempt=attempt, note=note, by=_who())
-    rt.store.append(run_id, granted)
-    output.console.print(f"approved {phase_id} attempt {attempt}")
+    granted = _command(lambda: commands.approve(rt.store, run_id, phase_id, by=_who(), note=note))
+    output.console.print(f"approved {phase_id} attempt {granted.attempt}")
 
 
 @app.command()
@@ -496,31 +485,40 @@ def reject(
     fail: Annotated[bool, typer.Option("--fail", help="Fail the phase instead.")] = False,
 ) -> None:
     """Send a waiting phase back with a note as feedback, or fail it with --fail."""
-    from autopack.events import ApprovalRejected
+    from autopack.engine import commands
 
     rt = _open(_repo(repo))
-    attempt = _waiting(rt, run_id, phase_id)
-    rejected = ApprovalRejected(phase_id=phase_id, attempt=attempt, note=note, by=_who(), fail=fail)
-    rt.store.append(run_id, rejected)
-    output.console.print(f"rejected {phase_id} attempt {attempt}" + (" (failed)" if fail else ""))
+    rejected = _command(
+        lambda: commands.reject(rt.store, run_id, phase_id, by=_who(), note=note, fail=fail)
+    )
+    done = f"rejected {phase_id} attempt {rejected.attempt}"
+    output.console.print(done + (" (failed)" if fail else ""))
 
 
 @app.command()
 @fails_cleanly
 def cancel(run_id: str, repo: RepoOption = Path(".")) -> None:
     """Stop a run at the next safe point; landed phases keep their commits."""
+    from autopack.engine import commands
     from autopack.engine.local import cancel_orphan
-    from autopack.events import CancelRequested
 
     rt = _open(_repo(repo))
-    if rt.store.view(run_id).state in RUN_TERMINAL:
-        _problem(f"run {run_id} has already ended")
     reason = f"cancelled by {_who()}"
-    rt.store.append(run_id, CancelRequested(reason=reason))
-    if cancel_orphan(rt, run_id, reason):
+    state = _command(lambda: commands.cancel(rt.store, run_id, reason, executed=False))
+    if state is RunState.CANCELLED or cancel_orphan(rt, run_id, reason):
         output.console.print(f"cancelled {run_id} (no executor was running it)")
     else:
         output.console.print(f"cancel requested for {run_id}")
+
+
+def _command(carry_out: Callable[[], T]) -> T:
+    """A run command's result; its refusal is bad input (exit 2, the reason)."""
+    from autopack.engine.commands import CommandRefused
+
+    try:
+        return carry_out()
+    except CommandRefused as exc:
+        _problem(str(exc))
 
 
 def _who() -> str:

@@ -7,6 +7,7 @@ at a time), record each result as an event, repeat. Nothing else changes a run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -16,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
-from autopack.engine import steps
+from autopack.engine import commands, steps
 from autopack.engine.approvals import ApprovalPolicy, timed_out
 from autopack.engine.attempts import (
     STEP_FUNCTIONS,
@@ -37,10 +38,7 @@ from autopack.engine.decider import (
 from autopack.engine.runtime import Runtime
 from autopack.engine.summary import SUMMARY_FILE, close_run
 from autopack.events import (
-    ApprovalRejected,
-    CancelRequested,
     RunFinished,
-    RunPaused,
     RunStarted,
 )
 from autopack.llm.cassette import Cassette
@@ -129,7 +127,7 @@ class LocalExecutor:
         run_dir.mkdir(parents=True, exist_ok=True)
         trace = "".join(traceback.format_exception(exc))
         (run_dir / EXECUTOR_ERROR_FILE).write_text(trace, encoding="utf-8")
-        self.rt.store.append(run_id, RunPaused(reason=reason))
+        commands.pause(self.rt.store, run_id, reason)
 
     def _write_lost_summary(self, view: RunView) -> None:
         """A crash right after the run's last event lost its summary; write it now."""
@@ -151,7 +149,7 @@ class LocalExecutor:
             self.cancel.set()
             wait(list(in_flight.values()))
             reason = "interrupted (Ctrl-C)"
-            self.rt.store.append(run_id, CancelRequested(reason=reason))
+            commands.request_cancel(self.rt.store, run_id, reason)
             self._finish(self.rt.store.view(run_id), FinishRun(RunState.CANCELLED, reason))
             raise
 
@@ -205,10 +203,16 @@ class LocalExecutor:
             self.cancel.set()
         for phase_id, attempt in timed_out(view, self.approvals, now):
             note = f"no approval within {self.approvals.timeout_s:g} s"
-            rejected = ApprovalRejected(
-                phase_id=phase_id, attempt=attempt, note=note, by="timeout", fail=True
-            )
-            self.rt.store.append(view.run_id, rejected)
+            with contextlib.suppress(commands.NotWaiting):  # a person answered meanwhile
+                commands.reject(
+                    self.rt.store,
+                    view.run_id,
+                    phase_id,
+                    by="timeout",
+                    note=note,
+                    fail=True,
+                    attempt=attempt,
+                )
 
     def _raise_environment(self, future: Future[None], in_flight: dict[str, Future[None]]) -> None:
         error = future.exception()
@@ -295,7 +299,7 @@ def cancel_orphan(rt: Runtime, run_id: str, reason: str) -> bool:
     if holder is not None:
         return False
     try:
-        rt.store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
+        commands.end_cancelled(rt.store, run_id, reason)
     finally:
         rt.store.release_lease(run_id, owner)
     return True

@@ -378,7 +378,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.common import WorkflowIDReusePolicy
 
     from autopack.config import Settings, load_settings
-    from autopack.engine import RepoProblem, new_run_id, run_created, steps
+    from autopack.engine import RepoProblem, commands, new_run_id, run_created, steps
     from autopack.engine.approvals import ApprovalPolicy
     from autopack.engine.attempts import (
         STEP_FUNCTIONS,
@@ -392,11 +392,7 @@ with workflow.unsafe.imports_passed_through():
     from autopack.engine.summary import TIDY_FILE, close_run
     from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
     from autopack.events import (
-        ApprovalGranted,
-        ApprovalRejected,
-        CancelRequested,
         RunFinished,
-        RunPaused,
         RunStarted,
     )
     from autopack.llm.cassette import Cassette
@@ -404,7 +400,6 @@ with workflow.unsafe.imports_passed_through():
     from autopack.llm.limits import LimitTable
     from autopack.llm.pricing import PriceTable
     from autopack.plan import Plan
-    from autopack.states import PhaseState
     from autopack.store import Store
     from autopack.store.files import RunFiles
     from autopack.workspace import git
@@ -502,23 +497,28 @@ class RunActivities:
         return self._events(run_id, 0)
 
     def _record_verdict(self, run_id: str, answer: Verdict, after: int) -> Outcome:
-        phase = self.store.view(run_id).phases.get(answer.phase_id)
-        waiting = phase is not None and phase.state is PhaseState.AWAITING_APPROVAL
-        if waiting and phase is not None and phase.attempt == answer.attempt:
-            payload: ApprovalGranted | ApprovalRejected
+        # An answer to a phase that no longer waits (answered twice, or the activity
+        # retried after recording it) is dropped: the commands refuse it.
+        with contextlib.suppress(commands.CommandRefused):
             if answer.approve:
-                payload = ApprovalGranted(
-                    phase_id=answer.phase_id, attempt=answer.attempt, note=answer.note, by=answer.by
+                commands.approve(
+                    self.store,
+                    run_id,
+                    answer.phase_id,
+                    by=answer.by,
+                    note=answer.note,
+                    attempt=answer.attempt,
                 )
             else:
-                payload = ApprovalRejected(
-                    phase_id=answer.phase_id,
-                    attempt=answer.attempt,
-                    note=answer.note,
+                commands.reject(
+                    self.store,
+                    run_id,
+                    answer.phase_id,
                     by=answer.by,
+                    note=answer.note,
                     fail=answer.fail,
+                    attempt=answer.attempt,
                 )
-            self.store.append(run_id, payload)
         return self._events(run_id, after)
 
     def _finish(self, ending: Ending) -> Outcome:
@@ -562,14 +562,12 @@ class RunActivities:
             record.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n", "utf-8")
 
     def _cancel(self, ending: Ending) -> Outcome:
-        view = self.store.view(ending.run_id)
-        if view.state not in RUN_TERMINAL and not view.cancel_requested:
-            self.store.append(ending.run_id, CancelRequested(reason=ending.reason))
+        with contextlib.suppress(commands.RunEnded):
+            commands.request_cancel(self.store, ending.run_id, ending.reason)
         return self._finish(ending)
 
     def _pause(self, ending: Ending) -> Outcome:
-        if self.store.view(ending.run_id).state is RunState.RUNNING:
-            self.store.append(ending.run_id, RunPaused(reason=ending.reason))
+        commands.pause(self.store, ending.run_id, ending.reason)
         return self._events(ending.run_id, ending.after)
 
     # -- carrying out a stretch of one attempt ----------------------------------------

@@ -32,7 +32,7 @@ from temporalio.exceptions import CancelledError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from autopack.config import Settings
-from autopack.engine import RepoProblem
+from autopack.engine import RepoProblem, commands
 from autopack.engine.local import LeaseHeld
 from autopack.engine.temporal import (
     RunWorkflow,
@@ -43,9 +43,6 @@ from autopack.engine.temporal import (
 )
 from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache
 from autopack.events import (
-    CancelRequested,
-    RunFinished,
-    RunPaused,
     RunStarted,
 )
 from autopack.plan import Plan
@@ -200,7 +197,7 @@ class TemporalHost:
             self._call(self._launch(run_id))
         except RPCError as exc:
             if marked:
-                self.store.append(run_id, RunPaused(reason=f"its workflow did not start: {exc}"))
+                commands.pause(self.store, run_id, f"its workflow did not start: {exc}")
             raise
 
     def cancel(self, run_id: str, reason: str) -> RunState:
@@ -209,14 +206,10 @@ class TemporalHost:
         The request is recorded first, so the reason shows and a workflow that misses
         the cancellation still stops at its next step.
         """
-        state = self.store.view(run_id).state
-        if state in RUN_TERMINAL:
-            raise IllegalTransition(f"run {run_id} has ended ({state.value})")
-        self.store.append(run_id, CancelRequested(reason=reason))
+        commands.request_cancel(self.store, run_id, reason)
         if self._call(self._cancel_workflow(run_id)):
             return self.store.view(run_id).state
-        self.store.append(run_id, RunFinished(state=RunState.CANCELLED.value, reason=reason))
-        return RunState.CANCELLED
+        return commands.end_cancelled(self.store, run_id, reason)
 
     def answered(self, run_id: str) -> None:
         """Signal the workflow to read the answer the API recorded. A signal that does not
@@ -286,13 +279,11 @@ class TemporalHost:
             return
         with contextlib.suppress(IllegalTransition):  # a worker settled it meanwhile
             if cancelled:
-                ended = RunFinished(state=RunState.CANCELLED.value, reason=reason)
+                commands.end_cancelled(self.store, run_id, reason)
             elif view.state is RunState.QUEUED:  # a queued run cannot pause
-                ended = RunFinished(state=RunState.FAILED.value, reason=reason)
+                commands.end_failed(self.store, run_id, reason)
             else:
-                self.store.append(run_id, RunPaused(reason=reason))
-                return
-            self.store.append(run_id, ended)
+                commands.pause(self.store, run_id, reason)
 
     async def _running(self, run_id: str, *, fresh: bool = False) -> bool:
         if run_id in self._watched and not fresh:

@@ -38,8 +38,7 @@ from autopack.api.models import (
     RunDetail,
     RunList,
 )
-from autopack.engine import RepoProblem, create_run
-from autopack.events import ApprovalGranted, ApprovalRejected
+from autopack.engine import RepoProblem, commands, create_run
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import README, SUMMARY_END, SUMMARY_START, render_summary_block
 from autopack.llm.selection import missing_models
@@ -255,10 +254,7 @@ def _approval_tools(server: MCPServer, access: Access) -> None:
                 access.host(),
                 run_id,
                 phase_id,
-                caller,
-                lambda p: ApprovalGranted(
-                    phase_id=p.id, attempt=p.attempt, note=note, by=caller.name
-                ),
+                lambda store: commands.approve(store, run_id, phase_id, by=caller.name, note=note),
             )
         )
 
@@ -278,9 +274,8 @@ def _approval_tools(server: MCPServer, access: Access) -> None:
                 access.host(),
                 run_id,
                 phase_id,
-                caller,
-                lambda p: ApprovalRejected(
-                    phase_id=p.id, attempt=p.attempt, note=note, by=caller.name, fail=fail_phase
+                lambda store: commands.reject(
+                    store, run_id, phase_id, by=caller.name, note=note, fail=fail_phase
                 ),
             )
         )
