@@ -49,7 +49,7 @@ from typing import Any
 
 import yaml
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import PlanError, parse_plan_text

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from autopack.cli.demo import demo_files, prepare_demo_repo
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import load_plan, parse_plan_text

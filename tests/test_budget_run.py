@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import parse_plan_text

@@ -26,7 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 from autopack.cli import app
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.runtime import Runtime
 from autopack.plan import Plan
 from autopack.states import PhaseState, RunState

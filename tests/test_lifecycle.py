@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from autopack.cli import app
-from autopack.engine import create_run
 from autopack.engine.approvals import SIGNATURE_HEADER, signature
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import CancelRequested

@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import parse_plan_text

@@ -14,7 +14,7 @@ import pytest
 from api_helpers import LiveServer, make_repo, plan
 
 from autopack.api import ApiConfig, create_app, runs
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.plan import parse_plan_text
 from autopack.store.keys import create_key
 

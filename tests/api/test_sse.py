@@ -13,7 +13,7 @@ import pytest
 from api_helpers import LiveServer, make_repo, plan
 
 from autopack.api import ApiConfig, create_app
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.events import ModelCalled
 from autopack.plan import Plan, parse_plan_text
 from autopack.store.keys import create_key

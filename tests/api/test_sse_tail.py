@@ -12,7 +12,7 @@ from api_helpers import LiveServer, make_repo, plan
 from fastapi import FastAPI
 
 from autopack.api import ApiConfig, create_app
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.events import ModelCalled
 from autopack.plan import parse_plan_text
 from autopack.store import Store

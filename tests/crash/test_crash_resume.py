@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LeaseHeld, LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import parse_plan_text

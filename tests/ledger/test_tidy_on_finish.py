@@ -10,7 +10,8 @@ from ledger_helpers import git
 from sqlalchemy import select
 
 from autopack.cli.demo import demo_files, prepare_demo_repo
-from autopack.engine import create_run, summary
+from autopack.engine import summary
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.ledger.sync import sot_rows, sync_sot

@@ -22,7 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.runtime import Runtime
 from autopack.events import PhaseStarted, StepCompleted, StepStarted
 from autopack.ledger import AttemptSummary, PhaseSummary, RunSummary, tidy

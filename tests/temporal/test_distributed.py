@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from autopack.cli.demo import demo_files, prepare_demo_repo
 from autopack.config import load_settings
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.engine.temporal import (

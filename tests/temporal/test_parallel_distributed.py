@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.engine.temporal import create_distributed_run, run_input, start_run

@@ -128,7 +128,7 @@ def test_the_attempt_page_collapses_long_lists_and_fits_the_viewport(tmp_path: P
     no space to break at: the lists are collapsed, and no card is wider than 1280 px."""
     from playwright.sync_api import expect, sync_playwright
 
-    from autopack.engine import create_run
+    from autopack.engine.create import create_run
     from autopack.events import PhaseStarted, StepCompleted, StepStarted
     from autopack.plan import Plan
 
@@ -177,7 +177,7 @@ def test_a_phase_page_lists_the_builders_mcp_calls(demo_repo: Path) -> None:
     """The build step's MCP calls, as the engine records them, on the phase's page."""
     from playwright.sync_api import expect, sync_playwright
 
-    from autopack.engine import create_run
+    from autopack.engine.create import create_run
     from autopack.events import PhaseStarted, StepCompleted
     from autopack.plan import load_plan
 

@@ -18,7 +18,8 @@ import logging
 import threading
 from typing import Protocol
 
-from autopack.engine import commands, create_run
+from autopack.engine import commands
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor, cancel_orphan
 from autopack.engine.runtime import Runtime
 from autopack.plan import Plan

@@ -36,7 +36,8 @@ from autopack.api.views import (
     run_summary,
 )
 from autopack.autopilot.intention import IntentionError
-from autopack.engine import RepoProblem, commands, create_run
+from autopack.engine import commands
+from autopack.engine.create import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.llm.selection import missing_models
 from autopack.mcp.client import plan_problem

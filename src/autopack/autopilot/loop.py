@@ -262,7 +262,7 @@ class Autopilot:
         self, number: int, result: Scan, tip: str, left: Budget, outcome: Outcome
     ) -> str | None:
         """Plan, approve, run; the new tip, or ``None`` when a person must decide."""
-        from autopack.engine import create_run
+        from autopack.engine.create import create_run
 
         before = Spent(self.spent.tokens, self.spent.cost_usd, self.spent.model_calls)
         try:

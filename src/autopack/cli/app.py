@@ -61,7 +61,7 @@ def fails_cleanly(func: F) -> F:
 
 KNOWN_FAILURES: list[tuple[int, str, str, tuple[str, ...]]] = [
     (2, "error:", "autopack.config", ("ConfigError",)),
-    (2, "error:", "autopack.engine", ("RepoProblem",)),
+    (2, "error:", "autopack.engine.create", ("RepoProblem",)),
     (2, "error:", "autopack.store", ("RunExists", "RunNotFound")),
     (1, "refused:", "autopack.engine.local", ("LeaseHeld",)),
     (3, "environment:", "autopack.engine.attempts", ("EnvironmentProblem",)),
@@ -250,7 +250,7 @@ def _repo(repo: Path) -> Path:
 
 def _problem(message: str) -> NoReturn:
     """Bad input about the repository or a run: exit 2 with ``message``."""
-    from autopack.engine import RepoProblem
+    from autopack.engine.create import RepoProblem
 
     raise RepoProblem(message)
 
@@ -344,7 +344,7 @@ def run(
 ) -> None:
     """Run a plan against a repository; every landed phase is a commit on autopack/<run>."""
     from autopack.config import load_settings
-    from autopack.engine import create_run
+    from autopack.engine.create import create_run
     from autopack.plan import load_plan
 
     parsed = load_plan(plan)

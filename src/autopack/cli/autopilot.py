@@ -20,7 +20,7 @@ from autopack.autopilot.intention import (
 from autopack.cli.app import ModelOption, RepoOption, _check_model, _repo, fails_cleanly
 from autopack.cli.output import console, labelled
 from autopack.config import load_settings
-from autopack.engine import RepoProblem
+from autopack.engine.create import RepoProblem
 from autopack.workspace import git
 
 WIDTH = 80

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from autopack.config import CONFIG_FILE, render_default_config
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.plan import load_plan

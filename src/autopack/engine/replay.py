@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, replace
 
-from autopack.engine import RepoProblem, create_run
+from autopack.engine.create import RepoProblem, create_run
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
 from autopack.events import RunFinished

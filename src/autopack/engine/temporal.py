@@ -378,7 +378,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.common import WorkflowIDReusePolicy
 
     from autopack.config import Settings, load_settings
-    from autopack.engine import RepoProblem, commands, new_run_id, run_created, steps
+    from autopack.engine import commands, steps
     from autopack.engine.approvals import ApprovalPolicy
     from autopack.engine.attempts import (
         STEP_FUNCTIONS,
@@ -388,6 +388,7 @@ with workflow.unsafe.imports_passed_through():
         phase_started,
     )
     from autopack.engine.budget_ledger import StoreBudgetLedger
+    from autopack.engine.create import RepoProblem, new_run_id, run_created
     from autopack.engine.runtime import Runtime
     from autopack.engine.summary import TIDY_FILE, close_run
     from autopack.engine.worker import DEFAULT_TASK_QUEUE, RepoCache

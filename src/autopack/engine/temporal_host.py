@@ -32,7 +32,8 @@ from temporalio.exceptions import CancelledError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from autopack.config import Settings
-from autopack.engine import RepoProblem, commands
+from autopack.engine import commands
+from autopack.engine.create import RepoProblem
 from autopack.engine.local import LeaseHeld
 from autopack.engine.temporal import (
     RunWorkflow,

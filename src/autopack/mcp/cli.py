@@ -49,7 +49,7 @@ def mcp_command(
     ] = True,
 ) -> None:
     """Serve Autopack over MCP on stdin/stdout, for a local agent."""
-    from autopack.engine import RepoProblem
+    from autopack.engine.create import RepoProblem
     from autopack.mcp.server import Access, build_server
     from autopack.workspace import git
 

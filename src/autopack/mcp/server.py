@@ -38,7 +38,8 @@ from autopack.api.models import (
     RunDetail,
     RunList,
 )
-from autopack.engine import RepoProblem, commands, create_run
+from autopack.engine import commands
+from autopack.engine.create import RepoProblem, create_run
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import README, SUMMARY_END, SUMMARY_START, render_summary_block
 from autopack.llm.selection import missing_models
