@@ -190,6 +190,9 @@ CONFIGS = [
     ("approvals on_timeout", '[approvals]\non_timeout = "retry"\n', "approvals.on_timeout:"),
     ("approvals unknown", "[approvals]\nwho = 1\n", "approvals.who:"),
     ("memory a number", "memory = 5\n", "autopack.toml: memory:"),
+    ("memory store", '[memory]\nvector_store = "faiss"\n', "memory.vector_store:"),
+    ("memory unknown", "[memory]\nqdrant = 1\n", "memory.qdrant: unknown setting"),
+    ("builder is no setting", "[builder]\nmax_steps = 3\n", "builder: unknown setting"),
     ("db_url", 'db_url = "nonsense://x"\n', "autopack.toml: db_url: Can't load plugin"),
     ("db_url garbage", 'db_url = "::::"\n', "autopack.toml: db_url: not a database URL"),
 ]

@@ -140,6 +140,16 @@ class McpServer(_Section):
         return self
 
 
+class MemorySettings(_Section):
+    """``[memory]``: where the memory keeps its vectors."""
+
+    vector_store: Literal["array", "qdrant"] = Field(
+        default="array",
+        description="array (NumPy, embedded) or qdrant (local mode, small memories only).",
+    )
+    qdrant_url: str = Field(default="", description="A Qdrant server; implies vector_store qdrant.")
+
+
 class McpSettings(_Section):
     """``[mcp]``: MCP servers the Builder may use."""
 
@@ -200,11 +210,12 @@ class Settings(_Section):
     gate: GateSettings = Field(
         default_factory=GateSettings, description="Gate checks and policy overrides."
     )
-    builder: dict[str, Any] = Field(default_factory=dict, description="Builder limits.")
     tidy_on_finish: bool = Field(default=False, description="Write ledgers when a run ends.")
     enable_sot_memory_indexing: bool = Field(default=False, description="Index the ledgers.")
     sot_retrieval_enabled: bool = Field(default=False, description="Give the Builder lessons.")
-    memory: dict[str, Any] = Field(default_factory=dict, description="Memory service options.")
+    memory: MemorySettings = Field(
+        default_factory=MemorySettings, description="Memory service options."
+    )
     approvals: Annotated[dict[str, Any], _checked(ApprovalSettings)] = Field(
         default_factory=dict, description="Approval timeout policy and webhook."
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from autopack.config import STATE_DIR, load_settings
+from autopack.config import STATE_DIR, MemorySettings, load_settings
 from autopack.memory.documents import MemoryDoc, repo_documents
 from autopack.memory.keyword import KeywordIndex
 
@@ -203,10 +203,10 @@ def _embedder() -> Embedder | None:
     return default_embedder()
 
 
-def _vector_store(options: dict[str, object], root: Path, dim: int) -> VectorStore:
+def _vector_store(options: MemorySettings, root: Path, dim: int) -> VectorStore:
     from autopack.memory.vectors import ArrayVectorStore, QdrantVectorStore
 
-    url = options.get("qdrant_url")
-    if url or options.get("vector_store") == "qdrant":
-        return QdrantVectorStore(dim, path=str(root / "qdrant"), url=str(url) if url else None)
+    url = options.qdrant_url
+    if url or options.vector_store == "qdrant":
+        return QdrantVectorStore(dim, path=str(root / "qdrant"), url=url or None)
     return ArrayVectorStore(dim, root / "vectors")
