@@ -52,7 +52,6 @@ def pr_command(
     if forge not in ("", "github", "gitlab"):
         raise ConfigError(f"--forge {forge}: give github or gitlab")
     rt = _open(_repo(repo))
-    rt.store.view(run_id)  # an unknown run is exit 2 before anything reaches the forge
     options = TargetOptions(forge=forge, api_url=api_url, repository=repository, remote=remote)
     done = publish_and_sync(rt, run_id, options, base=base, sync_first=sync_approvals)
     for answered in done.answered:

@@ -46,10 +46,17 @@ def connect(rt: Runtime, settings: PrSettings, options: TargetOptions) -> tuple[
     return target, open_forge(target)
 
 
-def _head(rt: Runtime, view: RunView) -> str:
+def _head(rt: Runtime, view: RunView, *, landed: bool = False) -> str:
+    """The head of the run's branch; with ``landed``, it must be past the run's base (the
+    forges refuse a pull request without a commit)."""
     head = git.rev_parse(rt.repo, f"refs/heads/{view.branch}")
     if head is None:
         raise NoBranch(f"run {view.run_id} has no branch {view.branch} in {rt.repo}")
+    if landed and head == view.base_commit:
+        raise NoBranch(
+            f"run {view.run_id} has landed no commit on {view.branch} yet: a pull request "
+            f"needs one (a phase waiting for approval: autopack approve {view.run_id} PHASE)"
+        )
     return head
 
 
@@ -69,7 +76,7 @@ def publish(
 ) -> Published:
     """Push the run's branch and notes, open or update its pull request, report verdicts."""
     view = rt.store.view(run_id)
-    head = _head(rt, view)
+    head = _head(rt, view, landed=True)
     push_run(rt.repo, target, view.branch)
     changes = body.collect(view, rt.repo, rt.run_dir(run_id))
     text = body.render(view, changes)
@@ -89,13 +96,7 @@ def publish_and_sync(
     """What ``autopack pr`` does: reviews answer waiting phases first (when asked), then
     the pull request shows the run as it is now."""
     settings = rt.settings.pr
-    view = rt.store.view(run_id)
-    head = _head(rt, view)  # no branch: exit 2 before the forge is asked
-    if head == view.base_commit:  # the forges refuse a pull request without a commit
-        raise NoBranch(
-            f"run {run_id} has landed no commit on {view.branch} yet: a pull request needs "
-            f"one (a phase waiting for approval: autopack approve {run_id} PHASE)"
-        )
+    _head(rt, rt.store.view(run_id), landed=True)  # exit 2 before the forge is asked
     target, forge = connect(rt, settings, options)
     synced = sync(rt, run_id, forge) if sync_first else Synced()
     done = publish(rt, run_id, target, forge, base or settings.base)

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from autopack.config import PrSettings
 from autopack.engine.runtime import Runtime
-from autopack.forge.publish import connect, publish, sync
+from autopack.forge.publish import NoBranch, connect, publish_and_sync, sync
 from autopack.forge.target import TargetOptions
 from autopack.states import RUN_TERMINAL, RunState
 
@@ -60,6 +60,9 @@ class PrWatcher:
                     and row.id not in self._done
                 ):
                     self._publish(row.id, RunState(row.state))
+            except NoBranch as exc:  # nothing landed: no pull request to open, ever
+                self._done.add(row.id)
+                log.info("no pull request for run %s: %s", row.id, exc)
             except Exception as exc:  # logged and tried again; the run goes on
                 log.warning("pull request of run %s: %s", row.id, exc)
 
@@ -75,7 +78,6 @@ class PrWatcher:
             self.host.answered(run_id)
 
     def _publish(self, run_id: str, state: RunState) -> None:
-        target, forge = connect(self.rt, self.settings, TargetOptions())
-        done = publish(self.rt, run_id, target, forge, self.settings.base)
+        done = publish_and_sync(self.rt, run_id, TargetOptions(), base=self.settings.base)
         self._done.add(run_id)
         log.info("run %s %s: %s", run_id, state.value, done.pull.url)
