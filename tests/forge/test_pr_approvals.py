@@ -165,3 +165,33 @@ def test_reviews_answer_the_waiting_phase(
     assert kinds.count("approval_granted") == 1 and kinds.count("approval_rejected") == 1
     assert running.wait(timeout=120) == 0
     assert TOKEN not in (repo / ".autopack/runs/r1/events.jsonl").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_merge_request_approvals_answer_the_waiting_phase_on_gitlab(
+    waiting: tuple[Path, FakeForge, subprocess.Popen[str]],
+) -> None:
+    repo, forge, running = waiting
+    wait_for(repo, awaiting(1), "tighten waits for approval")
+    args = ["pr", "r1", "-C", str(repo), "--forge", "gitlab", "--api-url", forge.url]
+    args += ["--repository", forge.repository]
+
+    def pr_gitlab(*extra: str) -> str:
+        done = CliRunner().invoke(app, [*args, *extra], env={"GITLAB_TOKEN": TOKEN})
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    assert "merge request !1 opened" in pr_gitlab()
+    forge.add_gitlab_note(1, forge.author, 2, "approved this merge request")  # the token's own
+    forge.add_gitlab_note(1, "erin", 32, "approved this merge request")  # a Reporter
+    out = pr_gitlab("--sync-approvals")
+    assert "by autopack-bot: written by the pull request's author" in out
+    assert "by erin: its writer may not write to the repository" in out
+    assert "approved tighten" not in out
+    forge.add_gitlab_note(1, "dana", 31, "approved this merge request")  # a Developer
+    out = pr_gitlab("--sync-approvals")
+    assert "approved tighten (review" in out and "by dana" in out
+    view = wait_for(repo, lambda v: v.state in RUN_TERMINAL, "the run ends")
+    assert view.state is RunState.SUCCEEDED
+    assert view.phases["tighten"].approval["by"] == "gitlab:dana"  # type: ignore[index]
+    assert running.wait(timeout=120) == 0
