@@ -83,11 +83,15 @@ def test_pr_opens_then_updates_one_pull_request_with_checks(
         assert f"{phase_id}: PASS" in check["output"]["title"]
         assert phase.proof_hash in check["output"]["summary"]
 
+    before = len(forge.log)
+    forge.check_runs[next(iter(forge.check_runs))]["conclusion"] = "neutral"  # made stale
     code, out = run_pr(pr_args(forge, repo, run_id))
     assert code == 0, out
     assert "pull request #1 updated" in out
     assert len(forge.pulls) == 1 and len(forge.check_runs) == 3  # updated, not duplicated
-    assert [r.method for r in forge.log].count("PATCH") >= 1 + 3
+    writes = [(r.method, r.path.split("/")[-2]) for r in forge.log[before:] if r.method != "GET"]
+    assert sorted(writes) == [("PATCH", "check-runs"), ("PATCH", "pulls")]  # only what changed
+    assert all(c["conclusion"] == "success" for c in forge.check_runs.values())
 
     leaked = [r for r in forge.log if TOKEN in r.path or TOKEN in r.body]
     assert not leaked
