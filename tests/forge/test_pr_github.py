@@ -85,6 +85,7 @@ def test_pr_opens_then_updates_one_pull_request_with_checks(
 
     before = len(forge.log)
     forge.check_runs[next(iter(forge.check_runs))]["conclusion"] = "neutral"  # made stale
+    forge.pulls[1]["body"] = "edited by someone"
     code, out = run_pr(pr_args(forge, repo, run_id))
     assert code == 0, out
     assert "pull request #1 updated" in out
@@ -92,6 +93,7 @@ def test_pr_opens_then_updates_one_pull_request_with_checks(
     writes = [(r.method, r.path.split("/")[-2]) for r in forge.log[before:] if r.method != "GET"]
     assert sorted(writes) == [("PATCH", "check-runs"), ("PATCH", "pulls")]  # only what changed
     assert all(c["conclusion"] == "success" for c in forge.check_runs.values())
+    assert forge.pulls[1]["body"] == body
 
     leaked = [r for r in forge.log if TOKEN in r.path or TOKEN in r.body]
     assert not leaked

@@ -50,8 +50,10 @@ def test_merge_request_opened_updated_and_statuses(
     assert {s["sha"] for s in gitlab.statuses} == commits
     assert all(s["state"] == "success" and s["name"] == "Autopack gate" for s in gitlab.statuses)
 
+    gitlab.pulls[1]["description"] = "edited by someone"
     code, out = pr(repo, run_id)
     assert code == 0 and "merge request !1 updated" in out, out
+    assert "3 of 3 phases landed" in gitlab.pulls[1]["description"]
     assert len(gitlab.pulls) == 1
     put = [r for r in gitlab.log if r.method == "PUT"]
     assert len(put) == 1 and "3 of 3 phases landed" in put[0].body

@@ -164,19 +164,23 @@ class GitHubForge:
     def _pull(self, pr: Any, created: bool = False) -> PullRequest:
         return PullRequest(int(pr.number), str(pr.html_url), str(pr.user.login), created)
 
-    def find(self, head: str) -> PullRequest | None:
+    def _open_pull(self, head: str) -> Any:
         owner = self.target.repository.split("/")[0]
         with self._errors():
             for pr in self.repo.get_pulls(state="open", head=f"{owner}:{head}"):
-                return self._pull(pr)
+                return pr
         return None
 
+    def find(self, head: str) -> PullRequest | None:
+        pr = self._open_pull(head)
+        return self._pull(pr) if pr is not None else None
+
     def open_or_update(self, head: str, base: str, title: str, body: str) -> PullRequest:
-        found = self.find(head)
+        pr = self._open_pull(head)
         with self._errors():
-            if found is not None:
-                pr = self.repo.get_pull(found.number)
-                pr.edit(title=title, body=body)
+            if pr is not None:
+                if (pr.title, pr.body) != (title, body):  # unchanged: no write
+                    pr.edit(title=title, body=body)
                 return self._pull(pr)
             pr = self.repo.create_pull(base=base, head=head, title=title, body=body)
             return self._pull(pr, created=True)
@@ -325,8 +329,9 @@ class GitLabForge:
     def open_or_update(self, head: str, base: str, title: str, body: str) -> PullRequest:
         mr = self._find(head)
         if mr is not None:
-            mr.title, mr.description = title, body
-            self._call(mr.save)
+            if (mr.title, mr.description) != (title, body):  # unchanged: no write
+                mr.title, mr.description = title, body
+                self._call(mr.save)
             return self._pull(mr)
         fields = {"source_branch": head, "target_branch": base, "title": title}
         created = self._call(
