@@ -46,6 +46,7 @@ class FakeForge:
     repository: str = "acme/textkit"
     author: str = "autopack-bot"
     refuse_checks: bool = False
+    rate_limited: bool = False
     permissions: dict[str, str] = field(
         default_factory=lambda: {"autopack-bot": "write", "bob": "write", "carol": "admin"}
     )
@@ -117,6 +118,8 @@ class FakeForge:
         body = json.loads(raw) if raw else {}
         gitlab = parts.path.startswith("/api/v4/")
         given = headers.get("PRIVATE-TOKEN", "") if gitlab else _bearer(headers)
+        if self.rate_limited and not gitlab:
+            return 403, {"message": "API rate limit exceeded for user ID 2."}
         if given != self.token:
             return 401, (
                 {"message": "401 Unauthorized"} if gitlab else {"message": "Bad credentials"}

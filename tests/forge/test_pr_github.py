@@ -114,6 +114,16 @@ def test_a_refused_token_exits_3_in_one_line(demo: tuple[Path, str], forge: Fake
     assert forge.pulls == {}
 
 
+def test_a_rate_limit_is_not_called_a_refused_token(
+    demo: tuple[Path, str], forge: FakeForge
+) -> None:
+    repo, run_id = demo
+    forge.rate_limited = True
+    code, out = run_pr(pr_args(forge, repo, run_id))
+    assert code == 3, out
+    assert "GitHub's rate limit: API rate limit exceeded" in out and "refused" not in out
+
+
 def test_no_token_unknown_run_and_no_branch_are_clear(
     demo: tuple[Path, str], forge: FakeForge
 ) -> None:

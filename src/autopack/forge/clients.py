@@ -141,6 +141,8 @@ class GitHubForge:
         except GithubException as exc:
             text = _clean(_message(exc.data, str(exc.status)), self.target.token)
             where = f"{self.target.api_url} ({self.target.repository})"
+            if exc.status in (403, 429) and "rate limit" in text.lower():
+                raise ForgeProblem(f"GitHub's rate limit: {text}; try again later") from None
             if exc.status in (401, 403):
                 raise ForgeRefused(
                     f"GitHub refused the token in {self.target.token_env} ({exc.status} {text})"
