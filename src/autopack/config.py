@@ -182,6 +182,35 @@ class SandboxLimits(_Section):
     tmp_mb: int = Field(default=2048, ge=16, description="Size of the sandbox's private /tmp.")
 
 
+class PrSettings(_Section):
+    """``[pr]``: the pull request (GitHub) or merge request (GitLab) of a run's branch."""
+
+    open_on_finish: bool = Field(
+        default=False, description="autopack serve opens or updates it when a run ends."
+    )
+    sync_approvals: bool = Field(
+        default=False, description="autopack serve answers waiting phases from its reviews."
+    )
+    poll_s: float = Field(
+        default=30,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds between serve's looks for ended runs and reviews.",
+    )
+    forge: Literal["", "github", "gitlab"] = Field(
+        default="", description="github or gitlab; empty: told by the remote's host."
+    )
+    api_url: str = Field(
+        default="", description="API base (GitHub Enterprise, self-hosted GitLab, tests)."
+    )
+    repository: str = Field(default="", description="owner/name; empty: the remote URL's path.")
+    remote: str = Field(default="origin", description="The git remote the branch is pushed to.")
+    base: str = Field(default="", description="Target branch; empty: the repository's default.")
+    token_env: str = Field(
+        default="", description="Env var of the token; empty: GITHUB_TOKEN or GITLAB_TOKEN."
+    )
+
+
 class Settings(_Section):
     """All of Autopack's settings for one repository."""
 
@@ -221,6 +250,9 @@ class Settings(_Section):
     )
     mcp: McpSettings = Field(
         default_factory=McpSettings, description="MCP servers whose tools phases may allow."
+    )
+    pr: PrSettings = Field(
+        default_factory=PrSettings, description="Pull requests of run branches (autopack pr)."
     )
 
     _source: str = PrivateAttr(default="defaults")

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import FastAPI, Request, Response
@@ -27,6 +28,9 @@ from autopack.api.models import WhoAmI
 from autopack.api.runs import Reader
 from autopack.api.stream import EventHub, all_events
 from autopack.mcp.http import mount_mcp
+
+if TYPE_CHECKING:
+    from autopack.forge.watch import PrWatcher
 
 WEB = Path(str(resources.files("autopack") / "web" / "static"))
 
@@ -61,16 +65,32 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx: ApiContext = app.state.ctx
     app.state.hub.attach(ctx.rt.store)
+    watcher = None
     if ctx.config.executor:
         host = _host(ctx)
         await anyio.to_thread.run_sync(host.start)
         app.state.executor = host
+        watcher = _pr_watcher(ctx, host)
     try:
         async with app.state.mcp.session_manager.run():
             yield
     finally:
+        if watcher is not None:
+            watcher.stop()
         if app.state.executor is not None:
             app.state.executor.stop()
+
+
+def _pr_watcher(ctx: ApiContext, host: RunHost) -> PrWatcher | None:
+    """Pull requests of ended runs and approvals from reviews, when ``[pr]`` asks."""
+    settings = ctx.rt.settings.pr
+    if not (settings.open_on_finish or settings.sync_approvals):
+        return None
+    from autopack.forge.watch import PrWatcher  # the forge clients, only if used
+
+    watcher = PrWatcher(ctx.rt, host, settings)
+    watcher.start()
+    return watcher
 
 
 def _host(ctx: ApiContext) -> RunHost:

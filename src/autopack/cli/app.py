@@ -67,6 +67,9 @@ KNOWN_FAILURES: list[tuple[int, str, str, tuple[str, ...]]] = [
     (3, "environment:", "autopack.engine.attempts", ("EnvironmentProblem",)),
     (3, "environment:", "autopack.workspace.git", ("GitError",)),
     (3, "environment:", "autopack.llm.errors", ("ModelError",)),
+    (2, "error:", "autopack.forge.publish", ("NoBranch",)),
+    (3, "refused:", "autopack.forge.clients", ("ForgeRefused",)),
+    (3, "environment:", "autopack.forge.clients", ("ForgeProblem",)),
 ]
 """Exit code and label of each failure a command reports in one line, by the module
 that defines it (a failure of a module never imported cannot have been raised)."""
@@ -149,6 +152,11 @@ ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "autopack.cli.autopilot",
         "gaps_command",
         "Find what is missing or broken at HEAD, without a model.",
+    ),
+    "pr": (
+        "autopack.forge.cli",
+        "pr_command",
+        "Open or update the pull request (GitHub) or merge request (GitLab) of a run.",
     ),
     "autopilot": (
         "autopack.cli.autopilot",

@@ -1,0 +1,1 @@
+"""Pull requests of run branches on GitHub and GitLab: ``autopack pr`` (see README.md)."""
