@@ -9,8 +9,8 @@ the engine's code carries no instrumentation.
 
 Times the record does not hold are derived and marked: a model call ends at its
 ``model_called`` event and lasted its ``duration_ms``; the tool calls of one reply ran
-between that reply and the next request, whose interval they share in order
-(``autopack.timing = "shared"``).
+between that reply and the next request (or the end of the step), whose interval they
+share in order (``autopack.timing = "shared"``); ``finish`` ends the loop and takes none.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from autopack.events import Event
 from autopack.llm.cassette import Redactor
 from autopack.projection import fold
 
+FINISH = "finish"
+"""The Builder's tool that ends its loop: nothing runs, so its span has no length."""
 AttrValue = str | bool | int | float | list[str]
 """What an OpenTelemetry attribute may hold (the subset Autopack uses)."""
 
@@ -318,12 +320,15 @@ class _Builder:
             begin = self.spans[call.key].end_ns
             until = self.spans[after.key].start_ns if after else self.spans[call.parent].end_ns
             results = _tool_results(after.entry if after else None)
-            share = max(until - begin, 0) // len(tool_calls)
+            working = [t for t in tool_calls if t.get("name") != FINISH]
+            share = max(until - begin, 0) // max(len(working), 1)
+            start = begin
             for n, tool in enumerate(tool_calls):
-                start = begin + n * share
+                end = start if tool.get("name") == FINISH else start + share
                 self.spans[f"{call.key}/tool/{n}"] = self._tool_span(
-                    call, n, tool, start, start + share, results.get(str(tool.get("id")))
+                    call, n, tool, start, end, results.get(str(tool.get("id")))
                 )
+                start = end
 
     def _tool_span(
         self,
