@@ -154,8 +154,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class TelemetrySettings(_Section):
-    """``[telemetry]``: OpenTelemetry traces and metrics of each run, sent over OTLP when
-    the run ends (docs/telemetry.md). The standard ``OTEL_*`` variables apply too."""
+    """``[telemetry]``: runs as OpenTelemetry traces and metrics, see docs/telemetry.md.
+
+    Sent over OTLP once, when a run ends; the standard ``OTEL_*`` variables apply too."""
 
     enabled: bool | None = Field(
         default=None,

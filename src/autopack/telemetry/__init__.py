@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from autopack.config import TelemetrySettings
+from autopack.llm.cassette import register_secret_env
 
 TELEMETRY_FILE = "telemetry.json"
 """In the run's folder: the outcome of its export (trace id, span count, or the error)."""
@@ -75,6 +76,7 @@ def destination(
     env = os.environ if environ is None else environ
     headers = {}
     for header, variable in settings.headers.items():
+        register_secret_env(variable)  # its value is redacted wherever Autopack writes
         value = env.get(variable)
         if not value:
             raise TelemetryError(f"[telemetry] headers: {header}: ${variable} is not set")

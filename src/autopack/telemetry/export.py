@@ -11,9 +11,12 @@ keeps its own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -129,14 +132,16 @@ def export_run(
     }
 
 
-def _resource(run_id: str) -> Resource:
-    import os
-
+@functools.cache
+def _release() -> str:
     try:
-        release = version("autopack")
+        return version("autopack")
     except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
-        release = "0"
-    attributes: dict[str, str] = {"service.version": release, "service.instance.id": run_id}
+        return "0"
+
+
+def _resource(run_id: str) -> Resource:
+    attributes = {"service.version": _release(), "service.instance.id": run_id}
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = "autopack"
     return Resource.create(attributes)
@@ -231,20 +236,30 @@ def _metrics(records: list[SpanRecord], resource: Resource) -> MetricsData:
 
 
 def _send(where: Destination, spans: list[ReadableSpan], metrics: MetricsData) -> None:
-    headers = where.headers or None
-    span_exporter: SpanExporter = OTLPSpanExporter(endpoint=where.traces_url, headers=headers)
+    """Spans and metrics, each in its own request, sent at the same time."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-metrics") as pool:
+        metrics_sent = pool.submit(_send_metrics, where, metrics)
+        _send_spans(where, spans)
+        metrics_sent.result()
+
+
+def _send_spans(where: Destination, spans: list[ReadableSpan]) -> None:
+    exporter: SpanExporter = OTLPSpanExporter(endpoint=where.traces_url, headers=where.headers)
     try:
         for start in range(0, len(spans), 512):
-            if span_exporter.export(spans[start : start + 512]) is not SpanExportResult.SUCCESS:
+            if exporter.export(spans[start : start + 512]) is not SpanExportResult.SUCCESS:
                 raise TelemetryError(f"the OTLP endpoint {where.shown()} did not take the spans")
     finally:
-        span_exporter.shutdown()
-    metric_exporter = OTLPMetricExporter(endpoint=where.metrics_url, headers=headers)
+        exporter.shutdown()
+
+
+def _send_metrics(where: Destination, metrics: MetricsData) -> None:
+    exporter = OTLPMetricExporter(endpoint=where.metrics_url, headers=where.headers)
     try:
-        if metric_exporter.export(metrics) is not MetricExportResult.SUCCESS:
+        if exporter.export(metrics) is not MetricExportResult.SUCCESS:
             raise TelemetryError(f"the OTLP endpoint {where.shown()} did not take the metrics")
     finally:
-        metric_exporter.shutdown()
+        exporter.shutdown()
 
 
 def read_cassette(run_dir: Path) -> list[dict[str, Any]]:
