@@ -5,7 +5,7 @@ events and evidence. The floor, measured in the same process on the same reposit
 ``git worktree add`` + commit + ``git worktree remove``. Prints one table.
 
 Each repository is run twice, telemetry off and on (OTLP/HTTP to a loopback collector in
-this process), side by side. Telemetry is exported once, when the run ends, from the
+another process), side by side. Telemetry is exported once, when the run ends, from the
 run's events: its cost per phase is that export (read the events and cassette, build
 the spans and metrics, send them), timed again ``samples`` times, divided by the phases.
 
@@ -19,16 +19,14 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from autopack.cli.demo import demo_files, prepare_demo_repo
 from autopack.config import TelemetrySettings, load_settings
@@ -119,27 +117,40 @@ def generated_repo(root: Path, files: int, phases: int) -> tuple[Path, Path, Pat
     return repo, plan, script
 
 
+SINK = """
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+"""A loopback OTLP/HTTP receiver that takes every export, in its own process as a
+collector would be (in this one, its request handling would be counted as ours)."""
+
+
 @contextmanager
 def collector() -> Iterator[str]:
-    """A loopback OTLP/HTTP receiver that takes every export; yields its base URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    """Start :data:`SINK`; yields its base URL."""
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        assert sink.stdout is not None
+        yield f"http://127.0.0.1:{sink.stdout.readline().strip()}"
     finally:
-        server.shutdown()
-        server.server_close()
+        sink.kill()
+        sink.wait()
 
 
 def measure(
@@ -192,6 +203,9 @@ def main(argv: list[str]) -> None:
         _, demo_plan, demo_script = demo_files()
         demo_repo = prepare_demo_repo(root / "demo")
         repo, plan, script = generated_repo(root, files, phases)
+        # An untimed run first: the off and on columns then both start warm (imports,
+        # caches), and differ only by telemetry.
+        measure(prepare_demo_repo(root / "warm-up"), demo_plan, demo_script, 1)
         for name, where in (
             ("demo", (demo_repo, demo_plan, demo_script)),
             (f"generated {files} files", (repo, plan, script)),

@@ -64,8 +64,8 @@ def export_telemetry(rt: Runtime, run_id: str) -> dict[str, Any]:
     where = destination(rt.settings.telemetry)
     from autopack.telemetry.export import export_run, read_cassette
 
-    events = rt.store.events(run_id)
-    return export_run(events, read_cassette(rt.run_dir(run_id)), where)
+    events, view = rt.store.events(run_id), rt.store.view(run_id)
+    return export_run(events, read_cassette(rt.run_dir(run_id)), where, view)
 
 
 def tidy_run_branch(rt: Runtime, summary: RunSummary, branch: str) -> dict[str, Any]:

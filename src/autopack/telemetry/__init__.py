@@ -37,9 +37,11 @@ class Destination:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     include_content: bool = False
 
-    def shown(self) -> str:
-        """The endpoint as a record may show it: no user, password, query or headers."""
-        url = self.traces_url or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", DEFAULT_ENDPOINT)
+    def shown(self, url: str | None = None) -> str:
+        """An endpoint (by default the traces') as a record may show it: no user, password,
+        query or headers."""
+        url = url or self.traces_url
+        url = url or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", DEFAULT_ENDPOINT)
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.hostname or ''}" + (
             f":{parts.port}{parts.path}" if parts.port else parts.path

@@ -16,13 +16,14 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from autopack.events import Event
+from autopack.projection import RunView
 from autopack.telemetry import Destination, TelemetryError
 from autopack.telemetry.spans import SpanRecord, run_spans
 
@@ -110,12 +111,16 @@ class _Collect(SpanProcessor):
 
 
 def export_run(
-    events: Sequence[Any], cassette: Sequence[dict[str, Any]], where: Destination
+    events: Sequence[Event],
+    cassette: Sequence[dict[str, Any]],
+    where: Destination,
+    view: RunView | None = None,
 ) -> dict[str, Any]:
-    """Export an ended run (its events, its cassette entries); returns what to record."""
+    """Export an ended run (its events, its cassette entries, its view when the caller has
+    it folded already); returns what to record."""
     started = time.perf_counter()
     run_id = events[0].run_id
-    records = run_spans(events, cassette, include_content=where.include_content)
+    records = run_spans(events, cassette, include_content=where.include_content, view=view)
     resource = _resource(run_id)
     spans = _sdk_spans(run_id, records, resource)
     metrics = _metrics(records, resource)
@@ -236,11 +241,18 @@ def _metrics(records: list[SpanRecord], resource: Resource) -> MetricsData:
 
 
 def _send(where: Destination, spans: list[ReadableSpan], metrics: MetricsData) -> None:
-    """Spans and metrics, each in its own request, sent at the same time."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-metrics") as pool:
-        metrics_sent = pool.submit(_send_metrics, where, metrics)
+    """Spans, then metrics; both are tried (a refused trace still leaves the metrics)."""
+    problems = []
+    try:
         _send_spans(where, spans)
-        metrics_sent.result()
+    except TelemetryError as exc:
+        problems.append(str(exc))
+    try:
+        _send_metrics(where, metrics)
+    except TelemetryError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise TelemetryError("; ".join(problems))
 
 
 def _send_spans(where: Destination, spans: list[ReadableSpan]) -> None:
@@ -257,7 +269,8 @@ def _send_metrics(where: Destination, metrics: MetricsData) -> None:
     exporter = OTLPMetricExporter(endpoint=where.metrics_url, headers=where.headers)
     try:
         if exporter.export(metrics) is not MetricExportResult.SUCCESS:
-            raise TelemetryError(f"the OTLP endpoint {where.shown()} did not take the metrics")
+            shown = where.shown(where.metrics_url)
+            raise TelemetryError(f"the OTLP endpoint {shown} did not take the metrics")
     finally:
         exporter.shutdown()
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from autopack.events import Event
 from autopack.llm.cassette import Redactor
-from autopack.projection import fold
+from autopack.projection import RunView, fold
 
 FINISH = "finish"
 """The Builder's tool that ends its loop: nothing runs, so its span has no length."""
@@ -67,18 +67,27 @@ def ns(ts: str) -> int:
 
 
 def run_spans(
-    events: Sequence[Event], cassette: Iterable[dict[str, Any]], *, include_content: bool = False
+    events: Sequence[Event],
+    cassette: Iterable[dict[str, Any]],
+    *,
+    include_content: bool = False,
+    view: RunView | None = None,
 ) -> list[SpanRecord]:
-    """The run's spans, parents before children: run > phase > attempt > step > call."""
-    return _Builder(events, cassette, include_content).build()
+    """The run's spans, parents before children: run > phase > attempt > step > call.
+    ``view`` is the events' fold, when the caller has it already."""
+    return _Builder(events, cassette, include_content, view).build()
 
 
 class _Builder:
     def __init__(
-        self, events: Sequence[Event], cassette: Iterable[dict[str, Any]], include_content: bool
+        self,
+        events: Sequence[Event],
+        cassette: Iterable[dict[str, Any]],
+        include_content: bool,
+        view: RunView | None,
     ) -> None:
         self.events = list(events)
-        self.view = fold(self.events)
+        self.view = view if view is not None and view.last_seq == events[-1].seq else fold(events)
         self.exchanges = _exchanges(cassette)
         self.include_content = include_content
         self.redactor = Redactor()
