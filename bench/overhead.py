@@ -7,7 +7,7 @@ events and evidence. The floor, measured in the same process on the same reposit
 Each repository is run twice, telemetry off and on (OTLP/HTTP to a loopback collector in
 another process), side by side. Telemetry is exported once, when the run ends, from the
 run's events: its cost per phase is that export (read the events and cassette, build
-the spans and metrics, send them), timed again ``samples`` times, divided by the phases.
+the spans and metrics, send them), timed again 21 times, divided by the phases.
 
     python bench/overhead.py            # the demo and a generated 5,000-file repository
     python bench/overhead.py --quick    # tiny inputs, for CI smoke runs
@@ -171,7 +171,7 @@ def measure(
     if endpoint is not None:
         record = json.loads((rt.run_dir(run_id) / "telemetry.json").read_text())
         assert record["ok"], record  # the run's own export reached the collector
-        export = statistics.median(_timed_export(rt, run_id) for _ in range(floor_samples))
+        export = statistics.median(_timed_export(rt, run_id) for _ in range(EXPORT_SAMPLES))
     return {
         "phases": len(figures),
         "wall": statistics.median(f["wall"] for f in figures),
@@ -183,6 +183,10 @@ def measure(
         "export": export,
         "spans": 0 if endpoint is None else record["spans"],
     }
+
+
+EXPORT_SAMPLES = 21
+"""Repeats of the export (about 15 ms each): enough for a steady median on a busy machine."""
 
 
 def _timed_export(rt: Runtime, run_id: str) -> float:
