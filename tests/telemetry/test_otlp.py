@@ -162,3 +162,13 @@ def test_bad_telemetry_settings_exit_2_naming_the_key_and_write_nothing(
     assert said in output and run_id == ""
     assert not (repo / ".autopack" / "runs").exists()
     assert "Bearer abc123" not in output
+
+
+def test_enabled_false_wins_over_the_otel_endpoint_variable(
+    tmp_path: Path, collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+    repo = demo_repo(tmp_path / "demo", "[telemetry]\nenabled = false\n")
+    run_id, _ = run_demo(repo)
+    assert collector.requests == []
+    assert not (repo / ".autopack" / "runs" / run_id / TELEMETRY_FILE).exists()
