@@ -5,7 +5,8 @@ which answers the demo plan's Builder with the script's edits as ``write_file``/
 tool calls then ``finish``, and the Auditor with the script's verdicts, and retries one
 call after a 429. The trace must carry each tool call as a span beside the model call
 that asked for it, a non-zero cost that adds up to the store's, the retry as an event,
-and never the provider key, even with ``include_content``.
+and the prompt cache's reads and writes, and never the provider key, even with
+``include_content``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ def conversation() -> list[Item]:
             ]
             items += [
                 Reply(text=note, tool_calls=calls, input_tokens=900, output_tokens=300),
-                Reply(tool_calls=[("finish", {"summary": note})], input_tokens=1200),
+                Reply(
+                    tool_calls=[("finish", {"summary": note})],
+                    input_tokens=300,
+                    cache_read=800,
+                    cache_write=100,
+                ),
             ]
             if phase != "word-frequencies" or n == 1:  # attempt 1 fails before the audit
                 verdict = json.dumps(replies[phase]["auditor"][0])
@@ -110,6 +116,10 @@ def test_tool_calls_are_spans_and_the_priced_spend_adds_up(
     assert spend.cost_usd > 0
     assert sum(float(c["autopack.cost_usd"]) for c in calls) == pytest.approx(spend.cost_usd)
     assert sum(int(c["gen_ai.usage.input_tokens"]) for c in calls) == spend.input_tokens  # type: ignore[call-overload]
+    cached = sum(int(c["gen_ai.usage.cache_read.input_tokens"]) for c in calls)  # type: ignore[call-overload]
+    assert cached == spend.cache_read_tokens == 4 * 800
+    written = sum(int(c["gen_ai.usage.cache_creation.input_tokens"]) for c in calls)  # type: ignore[call-overload]
+    assert written == spend.cache_write_tokens == 4 * 100
     retried = [e for s in spans for e in s.events if e.name == "model_retrying"]
     assert len(retried) == 1 and "rate limited" in str((retried[0].attributes or {})["reason"])
 

@@ -126,6 +126,8 @@ class _Builder:
                 "autopack.run.phases": len(view.phases),
                 "autopack.run.input_tokens": spend.input_tokens,
                 "autopack.run.output_tokens": spend.output_tokens,
+                "autopack.run.cache_read_tokens": spend.cache_read_tokens,
+                "autopack.run.cache_write_tokens": spend.cache_write_tokens,
                 "autopack.run.cost_usd": spend.cost_usd,
                 "autopack.run.model_calls": spend.model_calls,
             },
@@ -287,6 +289,8 @@ class _Builder:
             "gen_ai.request.model": model or provider,
             "gen_ai.usage.input_tokens": int(data["input_tokens"]),
             "gen_ai.usage.output_tokens": int(data["output_tokens"]),
+            "gen_ai.usage.cache_read.input_tokens": int(data.get("cache_read_tokens", 0)),
+            "gen_ai.usage.cache_creation.input_tokens": int(data.get("cache_write_tokens", 0)),
             "autopack.cost_usd": float(data["cost_usd"]),
             "autopack.role": str(data["role"]),
         }
