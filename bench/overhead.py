@@ -165,13 +165,13 @@ def measure(
     run_id = create_run(rt, plan, plan_source=str(plan_path))
     LocalExecutor(rt).execute(run_id)
     figures = phase_figures(rt, run_id)
-    floor = git_floor(repo, floor_samples)
-    own = statistics.median(f["own"] for f in figures)
     export = 0.0
     if endpoint is not None:
         record = json.loads((rt.run_dir(run_id) / "telemetry.json").read_text())
         assert record["ok"], record  # the run's own export reached the collector
         export = statistics.median(_timed_export(rt, run_id) for _ in range(EXPORT_SAMPLES))
+    floor = git_floor(repo, floor_samples)
+    own = statistics.median(f["own"] for f in figures)
     return {
         "phases": len(figures),
         "wall": statistics.median(f["wall"] for f in figures),
