@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from autopack.cli import app
 from autopack.cli.demo import demo_files
-from autopack.engine import create_run
+from autopack.engine.create import create_run
 from autopack.engine.runtime import Runtime
 from autopack.plan import load_plan
 from autopack.telemetry import TELEMETRY_FILE
