@@ -7,6 +7,7 @@ config is reported (exit 2) instead of silently ignored.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -158,6 +160,49 @@ class McpSettings(_Section):
     )
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class TelemetrySettings(_Section):
+    """``[telemetry]``: runs as OpenTelemetry traces and metrics, see docs/telemetry.md.
+
+    Sent over OTLP once, when a run ends; the standard ``OTEL_*`` variables apply too."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="On or off; unset: on when an OTLP endpoint is set, here or in OTEL_*.",
+    )
+    endpoint: str = Field(default="", description="OTLP/HTTP base URL, e.g. http://localhost:4318.")
+    protocol: Literal["http/protobuf"] = Field(
+        default="http/protobuf", description="OTLP transport (http/protobuf)."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Header name -> the environment variable holding its value.",
+    )
+    include_content: bool = Field(
+        default=False, description="Export prompt, reply and tool text (never by default)."
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, env in value.items():
+            if not _ENV_NAME.fullmatch(env):
+                raise ValueError(
+                    f"{header}: the name of an environment variable that holds the value, "
+                    "not the value itself"
+                )
+        return value
+
+
 def _checked(model: type[BaseModel]) -> Any:
     """A validator that checks a table against ``model`` and keeps it as the plain table
     its consumer reads (so a wrong type is a config error, not a crash mid-run)."""
@@ -253,6 +298,9 @@ class Settings(_Section):
     )
     pr: PrSettings = Field(
         default_factory=PrSettings, description="Pull requests of run branches (autopack pr)."
+    )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings, description="OpenTelemetry export of runs."
     )
 
     _source: str = PrivateAttr(default="defaults")

@@ -30,12 +30,13 @@ from autopack.ledger.sync import sync_sot
 from autopack.ledger.tidy import TidyError, commit_message, tidy
 from autopack.memory.service import MemoryService
 from autopack.projection import PhaseView, RunView
+from autopack.telemetry import TELEMETRY_FILE, TelemetryError, destination, telemetry_enabled
 from autopack.workspace import git
 
 SUMMARY_FILE = "summary.json"
 TIDY_FILE = "tidy.json"
 INDEX_FILE = "index.json"
-CHORE_ERRORS = (TidyError, git.GitError, SummaryError, SQLAlchemyError, OSError)
+CHORE_ERRORS = (TidyError, TelemetryError, git.GitError, SummaryError, SQLAlchemyError, OSError)
 """What an after-run chore may fail with: git, the files, the database. Anything else is
 a bug and is raised."""
 
@@ -43,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 def close_run(rt: Runtime, view: RunView, ended_at: str) -> RunSummary:
-    """Write the ended run's summary, then tidy and index as the settings ask."""
+    """Write the ended run's summary, then tidy, index and export telemetry as the settings
+    ask (a replay exports nothing: its calls were served from a recorded run's cassette)."""
     summary = run_summary(view, ended_at)
     run_dir = rt.run_dir(view.run_id)
     write_summary(run_dir, summary)
@@ -51,7 +53,19 @@ def close_run(rt: Runtime, view: RunView, ended_at: str) -> RunSummary:
         _chore(run_dir / TIDY_FILE, "tidy", lambda: tidy_run_branch(rt, summary, view.branch))
     if rt.settings.enable_sot_memory_indexing:
         _chore(run_dir / INDEX_FILE, "memory index", lambda: index_memory(rt))
+    if rt.replay_from is None and telemetry_enabled(rt.settings.telemetry):
+        _chore(run_dir / TELEMETRY_FILE, "telemetry", lambda: export_telemetry(rt, view.run_id))
     return summary
+
+
+def export_telemetry(rt: Runtime, run_id: str) -> dict[str, Any]:
+    """The run's trace and metrics, derived from its events, to the configured OTLP
+    endpoint (telemetry is off by default)."""
+    where = destination(rt.settings.telemetry)
+    from autopack.telemetry.export import export_run, read_cassette
+
+    events, view = rt.store.events(run_id), rt.store.view(run_id)
+    return export_run(events, read_cassette(rt.run_dir(run_id)), where, view)
 
 
 def tidy_run_branch(rt: Runtime, summary: RunSummary, branch: str) -> dict[str, Any]:
