@@ -16,8 +16,8 @@ of them costs what it costs for real ones, and embedding 10,000 texts would take
 setup ten minutes on 2 cores (recall is ``bench/memory.py``'s subject); every query is
 embedded for real. Target: each MCP p95 within 20 ms of the API's.
 
-    python bench/mcp.py            # 10,000 entries, 200 calls per operation and transport
-    python bench/mcp.py --quick    # 300 entries, 20 runs, 12 calls (CI smoke run)
+    python bench/mcp_latency.py            # 10,000 entries, 200 calls per operation and transport
+    python bench/mcp_latency.py --quick    # 300 entries, 20 runs, 12 calls (CI smoke run)
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path[:] = [str(SRC), *(p for p in sys.path if Path(p or ".").resolve() != HERE)]
-"""Run as a script, this file's folder comes first on the path, and this file (mcp.py)
-would shadow the MCP SDK (``mcp``); the SDK is imported where it is used, after this."""
+"""This checkout's package first; the bench folder off the path (a bench script named
+like a package would shadow it: DBG-049)."""
 COMPONENTS = [
     "scheduler", "billing", "ingest", "auth", "search", "exporter", "cache", "webhooks",
     "reports", "uploader", "notifier", "planner", "ledger", "gateway", "importer", "queue",
