@@ -40,7 +40,7 @@ from autopack.engine import commands
 from autopack.engine.create import RepoProblem, create_run
 from autopack.engine.local import LeaseHeld, cancel_orphan
 from autopack.llm.selection import missing_models
-from autopack.mcp.client import plan_problem
+from autopack.mcp.plans import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES

@@ -304,7 +304,7 @@ def _check_mcp(settings: Settings, plan: Plan, source: Path) -> None:
     if not any(phase.mcp_tools for _, phase in plan.phases()):
         return  # the MCP SDK is imported only for a plan that uses it
     from autopack.config import ConfigError
-    from autopack.mcp.client import plan_problem
+    from autopack.mcp.plans import plan_problem
 
     problem = plan_problem(plan, settings)
     if problem:

@@ -361,7 +361,8 @@ def mcp_tools(ctx: StepContext, worktree: Path) -> Iterator[McpToolbox | None]:
         yield None
         return
     # the MCP SDK only when a phase uses it: importing it costs a run seconds of start-up
-    from autopack.mcp.client import McpTape, McpToolbox, McpUnavailable, unknown_servers
+    from autopack.mcp.client import McpTape, McpToolbox, McpUnavailable
+    from autopack.mcp.plans import unknown_servers
 
     servers = ctx.rt.settings.mcp.servers
     missing = unknown_servers(allowed, servers)

@@ -33,12 +33,11 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
-from autopack.config import McpServer, Settings
+from autopack.config import McpServer
 from autopack.events import McpCalled
 from autopack.llm.base import ToolCall, ToolSpec
 from autopack.llm.cassette import CASSETTE_VERSION, Cassette, Redactor
 from autopack.llm.errors import ReplayDivergence
-from autopack.plan import Plan
 from autopack.workspace.runner import Sandbox, server_command
 
 PREFIX = "mcp__"
@@ -51,25 +50,6 @@ class McpUnavailable(RuntimeError):
 
 def offered_name(server: str, tool: str) -> str:
     return f"{PREFIX}{server}__{tool}"
-
-
-def unknown_servers(allowed: Sequence[str], servers: Mapping[str, McpServer]) -> list[str]:
-    """The ``SERVER.TOOL`` names whose server is not configured."""
-    return [name for name in allowed if name.split(".", 1)[0] not in servers]
-
-
-def plan_problem(plan: Plan, settings: Settings) -> str:
-    """Why ``plan`` cannot run with these settings' MCP servers (a phase allows a tool of
-    a server ``[mcp.servers]`` does not name), or ``""``. Checked wherever a run starts."""
-    for _, phase in plan.phases():
-        missing = unknown_servers(phase.mcp_tools, settings.mcp.servers)
-        if missing:
-            servers = ", ".join(settings.mcp.servers) or "none"
-            return (
-                f"phase {phase.id!r}: mcp_tools {', '.join(missing)}: no such server in"
-                f" {settings.source} [mcp.servers] (configured: {servers})"
-            )
-    return ""
 
 
 class McpTape:

@@ -43,7 +43,7 @@ from autopack.engine.create import RepoProblem, create_run
 from autopack.ledger import SummaryError, load_run_summaries, read_ledgers
 from autopack.ledger.tidy import README, SUMMARY_END, SUMMARY_START, render_summary_block
 from autopack.llm.selection import missing_models
-from autopack.mcp.client import plan_problem
+from autopack.mcp.plans import plan_problem
 from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.safeyaml import MAX_BYTES
 from autopack.states import RunState
