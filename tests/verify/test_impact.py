@@ -53,14 +53,16 @@ UNUSED = "def helper():\n    return 1\n"
 TEST_UNUSED = "import unused\n\n\ndef test_none():\n    pass\n"
 
 
-def attempt(project: Any, edits: dict[str, tuple[str, str]]) -> VerifyEvidence:
+def attempt(
+    project: Any, edits: dict[str, tuple[str, str]], command: str = "python -m pytest"
+) -> VerifyEvidence:
     for rel, (old, new) in edits.items():
         path = project.repo / rel
         path.write_text(path.read_text().replace(old, new))
     return verify_attempt(
         project.repo,
         base_tree=project.tree,
-        command="python -m pytest",
+        command=command,
         fail_to_pass=(),
         changed_files=sorted(edits),
         sandbox=make_sandbox(),
@@ -149,4 +151,56 @@ def test_the_rest_of_the_suite_sees_the_conftest_fixtures(make_project: Any) -> 
     run = evidence.selected_run
     assert run is not None and run.continued, evidence.to_dict()
     assert run.outcomes["tests/test_other.py::test_limit"] == "passed"
+    assert evidence.passed, evidence.to_dict()
+
+
+# A test file whose import needs ``double`` intact: imported after a change that breaks
+# ``double``, it fails to collect.
+TEST_IMPORTS_DOUBLE = """\
+import shapes
+
+assert shapes.double(1) == 2, "imported with a broken double"
+
+
+def test_limit():
+    assert shapes.LIMIT == 10
+
+
+def test_skipme():
+    assert shapes.LIMIT == 10
+"""
+
+
+def test_a_failing_attempt_never_imports_the_rest_of_the_suite(make_project: Any) -> None:
+    """The affected tests fail: the attempt stops there, and the test files that hold
+    none of them were never imported (the one here would fail to collect if it were)."""
+    project = make_project(
+        {"shapes.py": SHAPES, "tests/test_shapes.py": TEST_SHAPES}
+        | {"tests/test_other.py": TEST_IMPORTS_DOUBLE}
+    )
+    evidence = attempt(project, {"shapes.py": ("return 2 * x", "return 3 * x")})
+    run = evidence.selected_run
+    assert run is not None and not run.continued, evidence.to_dict()
+    assert evidence.delta.newly_failing == ["tests/test_shapes.py::test_double"]
+    assert run.collection_errors == [], evidence.to_dict()
+    assert run.collected == 3  # test_shapes.py's three; test_other.py was set aside
+    assert not any(t.startswith("tests/test_other.py") for t in run.outcomes)
+    assert evidence.rest_run is None and not evidence.passed
+
+
+def test_the_rest_collected_late_keeps_the_command_s_selection(make_project: Any) -> None:
+    """A clean selection goes on with the files set aside during collection; the
+    command's own ``-k`` still deselects in them, and every base test is accounted for."""
+    project = make_project(
+        {"shapes.py": SHAPES, "tests/test_shapes.py": TEST_SHAPES}
+        | {"tests/test_other.py": TEST_IMPORTS_DOUBLE}
+    )
+    command = "python -m pytest -k 'not test_skipme'"
+    evidence = attempt(project, {"shapes.py": ("return 2 * x", "return x + x")}, command)
+    run = evidence.selected_run
+    assert run is not None and run.continued, evidence.to_dict()
+    assert run.outcomes["tests/test_other.py::test_limit"] == "passed"
+    assert "tests/test_other.py::test_skipme" in run.deselected
+    assert "tests/test_other.py::test_skipme" not in run.outcomes
+    assert run.collected == 4
     assert evidence.passed, evidence.to_dict()

@@ -260,7 +260,7 @@ def read_report(text: str, run: TestRun) -> None:
             run.collection_errors.append(entry["collect_error"])
         elif "collected" in entry:
             run.collected += len(entry["collected"])
-            run.deselected = list(entry["deselected"])
+            run.deselected += entry["deselected"]
         elif "continued" in entry:
             run.continued = bool(entry["continued"])
             run.before_rest = list(run.outcomes) if run.continued else []

@@ -19,15 +19,22 @@ hook calling ``os._exit``, a crash, a timeout) is known to be incomplete, and th
 
 Spec keys: ``report`` (path); ``exclude`` (node IDs or ID prefixes, e.g. files, already
 graded by an earlier run of the same attempt: left out silently, counted as excluded);
-``first`` and ``continue`` (``known_failing``, ``fail_to_pass``): the whole suite is
-collected once, the tests named in ``first`` (node IDs or files: the affected ones) run
-before the rest, and the rest runs in the same process only when none of them that is not
-in ``known_failing`` failed, no ``fail_to_pass`` among them failed and nothing failed to
-collect: a landing attempt pays for one pytest start-up, and a failing one stops before
-the rest. The report then says ``{"continued": true}`` (or ``false``). One collection,
-not a second one in the same session: pytest binds a conftest's fixtures to the
-directory nodes of the collection that loaded it, so a second collection would not see
-them.
+``first`` and ``continue`` (``known_failing``, ``fail_to_pass``): the tests named in
+``first`` (node IDs or files: the affected ones) run before the rest, and the rest runs in
+the same process only when none of them that is not in ``known_failing`` failed, no
+``fail_to_pass`` among them failed and nothing failed to collect: a landing attempt pays
+for one pytest start-up, and a failing one stops before the rest. The report then says
+``{"continued": true}`` (or ``false``).
+
+The rest is collected lazily. The session's one collection walks the whole tree (every
+directory, every conftest) but imports only the test files that hold a ``first`` test;
+each other test file is a collector set aside unopened (``_deferred``). Only when the
+rest is to run are those files collected, under the directory nodes of that same
+collection, then filtered by the configuration's own ``pytest_collection_modifyitems``
+(``-k``, ``-m``, ``--deselect``) and reported as a second ``collected`` line. A failing
+attempt so never imports the test modules it does not run. Not a second
+``perform_collect``: pytest binds a conftest's fixtures to the directory nodes of the
+collection that loaded it, so new directory nodes would not see them.
 """
 
 from __future__ import annotations
@@ -112,7 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.update(out=Path(spec["report"]), exclude=tuple(spec.get("exclude", ())))
     _state.update(outcomes={}, done={}, deselected=[], collect_failed=False)
     _state.update(proceed=spec.get("continue"), first=tuple(spec.get("first", ())))
-    _state.update(raised=set(), tampered=set(), collecting=False)
+    _state.update(raised=set(), tampered=set(), collecting=False, deferred=[])
+    _state["lazy"] = _state["proceed"] is not None and not config.option.collectonly
+    _state["explicit"] = {arg.split("::", 1)[0] for arg in config.args if "::" in arg}
     _state["own"] = {name: globals()[name] for name in OWN}
 
 
@@ -156,6 +165,26 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport | None:
+    """Set aside, unopened, each test file that holds no ``first`` test (see the module's
+    docstring); ``_collect_rest`` opens them when the rest is to run."""
+    if not _state.get("lazy") or not isinstance(collector, pytest.File):
+        return None
+    first_files = {selector.split("::", 1)[0] for selector in _state["first"]}
+    path = collector.nodeid.split("::", 1)[0]
+    if path in first_files or _explicit(collector):
+        return None
+    _state["deferred"].append(collector)
+    return pytest.CollectReport(collector.nodeid, "passed", None, [])
+
+
+def _explicit(collector: pytest.Collector) -> bool:
+    """Whether the command names something inside this file (``file.py::test``): pytest
+    matches those names against the file's items while it collects."""
+    return any(collector.path.samefile(arg) for arg in _state["explicit"] if Path(arg).exists())
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
         _state["collect_failed"] = True
@@ -173,9 +202,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     exclude: tuple[str, ...] = _state.get("exclude", ())
     if exclude:
         kept = [item for item in items if not _matches(item.nodeid, exclude)]
-        _state["excluded"] = len(items) - len(kept)
+        _state["excluded"] = _state.get("excluded", 0) + len(items) - len(kept)
         items[:] = kept
-    if _state.get("proceed") is not None:
+    if _state.get("proceed") is not None and "first_count" not in _state:
         first = [item for item in items if _matches(item.nodeid, _state["first"])]
         rest = [item for item in items if not _matches(item.nodeid, _state["first"])]
         _state["first_count"] = len(first)
@@ -246,8 +275,30 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         _write({"continued": False})
         return True
     _write({"continued": True})
-    _run_items(session, rest)
+    _run_items(session, rest + _collect_rest(session))
     return True
+
+
+def _collect_rest(session: pytest.Session) -> list[pytest.Item]:
+    """The test files set aside during collection, collected now (see the docstring)."""
+    deferred: list[pytest.Collector] = _state["deferred"]
+    if not deferred:
+        return []
+    _state["lazy"] = False
+    _state["deselected"] = []
+    items = [item for collector in deferred for item in session.genitems(collector)]
+    config = session.config
+    config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
+    session.items.extend(items)
+    session.testscollected += len(items)
+    _write(
+        {
+            "collected": [item.nodeid for item in items],
+            "deselected": _state["deselected"],
+            "excluded": _state.get("excluded", 0),
+        }
+    )
+    return items
 
 
 def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
