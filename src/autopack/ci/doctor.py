@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -28,11 +28,12 @@ from autopack.gate.signing import KEY_ENV, ProofKeyError, key_path, load_key
 from autopack.workspace import git
 from autopack.workspace.runner import Sandbox, SubprocessSandbox, bwrap_works, sandbox_for
 
+if TYPE_CHECKING:
+    from autopack.llm.providers import Provider
+
 Level = Literal["ok", "warn", "fail"]
 MIN_GIT = (2, 25)
 REACH_TIMEOUT_S = 5.0
-KNOWN_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
-DEFAULT_BASE_URL = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ def check_provider(
     """The door accepts the provider's specs, its key is set, and a cheap authenticated
     request succeeds."""
     from autopack.llm.errors import AuthError, ModelError
+    from autopack.llm.providers import provider_for
     from autopack.llm.sdk_errors import ProviderInfo
     from autopack.llm.selection import resolve_model
 
@@ -234,11 +236,12 @@ def check_provider(
             resolve_model(f"{provider}:{name}", settings=models)
         except ModelError as exc:
             return Finding(check, "fail", str(exc), f"correct {where}")
-    if provider == "scripted":
-        return Finding(check, "ok", f"scripts {', '.join(names)}")
     options = (models.get("providers") or {}).get(provider) or {}
-    base_url = str(options.get("base_url") or DEFAULT_BASE_URL[provider])
-    key_env = options.get("api_key_env") or KNOWN_KEY_ENV.get(provider)
+    kind = provider_for(provider, options)
+    if kind.local:
+        return Finding(check, "ok", f"scripts {', '.join(names)}")
+    base_url = str(options.get("base_url") or kind.base_url)
+    key_env = options.get("api_key_env") or kind.key_env
     key = env.get(key_env) if key_env else None
     if key_env and not key:
         return Finding(
@@ -253,14 +256,15 @@ def check_provider(
             ProviderInfo(provider, names[0], key_env, base_url).check_key(key)
         except AuthError as exc:
             return Finding(check, "fail", str(exc), f"put the key in {key_env} as issued")
-    return _reach(check, provider, base_url, key, key_env)
+    return _reach(check, kind, base_url, key, key_env)
 
 
 def _reach(
-    check: str, provider: str, base_url: str, key: str | None, key_env: str | None
+    check: str, kind: Provider, base_url: str, key: str | None, key_env: str | None
 ) -> Finding:
     """List the models: the cheapest request that proves both the address and the key."""
-    url, headers = _models_request(provider, base_url.rstrip("/"), key)
+    provider = kind.name
+    url, headers = kind.models_request(base_url, key)
     try:
         response = httpx.get(url, headers=headers, timeout=REACH_TIMEOUT_S)
     except httpx.HTTPError as exc:
@@ -285,13 +289,6 @@ def _reach(
             f"check models.providers.{provider}.base_url",
         )
     return Finding(check, "ok", f"{url} answered with the key from {key_env or 'no key'}")
-
-
-def _models_request(provider: str, base_url: str, key: str | None) -> tuple[str, dict[str, str]]:
-    if provider == "anthropic":
-        headers = {"x-api-key": key or "", "anthropic-version": "2023-06-01"}
-        return f"{base_url}/v1/models", headers
-    return f"{base_url}/models", ({"Authorization": f"Bearer {key}"} if key else {})
 
 
 # -- database ------------------------------------------------------------------------

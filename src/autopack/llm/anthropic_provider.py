@@ -170,3 +170,13 @@ def to_anthropic_messages(messages: tuple[Message, ...]) -> tuple[str, list[dict
         elif blocks:
             turns.append({"role": role, "content": blocks})
     return system, turns
+
+
+def build(provider: str, name: str, options: dict[str, Any]) -> AnthropicModel:
+    """The registry's constructor (``llm/providers.py``)."""
+    return AnthropicModel(name, **options)
+
+
+def models_request(base_url: str, key: str | None) -> tuple[str, dict[str, str]]:
+    """The models list: the cheapest request that proves the address and the key."""
+    return f"{base_url}/v1/models", {"x-api-key": key or "", "anthropic-version": "2023-06-01"}

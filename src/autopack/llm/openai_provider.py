@@ -176,3 +176,15 @@ def to_openai_message(message: Message) -> dict[str, Any]:
             for c in message.tool_calls
         ]
     return data
+
+
+def build(provider: str, name: str, options: dict[str, Any]) -> OpenAIModel:
+    """The registry's constructor (``llm/providers.py``); an OpenAI-compatible server
+    without ``api_key_env`` is called without a key."""
+    options.setdefault("api_key_env", None)
+    return OpenAIModel(name, provider=provider, **options)
+
+
+def models_request(base_url: str, key: str | None) -> tuple[str, dict[str, str]]:
+    """The models list: the cheapest request that proves the address and the key."""
+    return f"{base_url}/models", ({"Authorization": f"Bearer {key}"} if key else {})

@@ -159,3 +159,8 @@ def _tool_calls(raw: Any, index: int, text: str) -> tuple[ToolCall, ...]:
         response = ModelResponse(text=text, usage=Usage(1, max(1, len(text) // 4)))
         raise MalformedReply(f"scripted reply #{index + 1}: {problem}", response=response)
     return tuple(calls)
+
+
+def build(provider: str, name: str, options: dict[str, Any]) -> ScriptedModel:
+    """The registry's constructor (``llm/providers.py``): ``name`` is the script's path."""
+    return ScriptedModel(Script.load(name), name=name)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from autopack.llm.base import Model
 from autopack.llm.errors import NoModelConfigured, UnknownProvider
 from autopack.llm.limits import LimitTable
-from autopack.llm.scripted import Script, ScriptedModel
+from autopack.llm.providers import provider_for
 
 if TYPE_CHECKING:
     from autopack.plan import Plan
@@ -91,7 +91,8 @@ def missing_models(plan: Plan, settings: Mapping[str, Any] | None, override: str
 
 
 def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Model:
-    """The :class:`Model` a spec names. SDKs are imported only for the providers used.
+    """The :class:`Model` a spec names (``llm/providers.py`` says which module builds
+    it). SDKs are imported only for the providers used.
 
     Provider settings come from ``settings["providers"][provider]``; keys given at the top
     level of ``settings`` (``base_url``, ``api_key_env``, ``timeout_seconds``) apply too.
@@ -106,26 +107,7 @@ def resolve_model(spec: str, *, settings: Mapping[str, Any] | None = None) -> Mo
     limits = LimitTable.default(settings.get("limits"))
     if limits.configured(spec, "call_seconds") or "timeout_seconds" not in options:
         options["timeout_seconds"] = limits.for_spec(spec).call_seconds
-    if provider == "scripted":
-        return ScriptedModel(Script.load(name), name=name)
-    if provider == "anthropic":
-        from autopack.llm.anthropic_provider import AnthropicModel
-
-        return AnthropicModel(name, **options)
-    if provider == "openai" or provider == "openai-compatible" or "base_url" in options:
-        from autopack.llm.openai_provider import OpenAIModel
-
-        if provider != "openai" and "base_url" not in options:
-            raise UnknownProvider(
-                f"{spec}: an OpenAI-compatible provider needs models.providers.{provider}.base_url"
-            )
-        options.setdefault("api_key_env", "OPENAI_API_KEY" if provider == "openai" else None)
-        return OpenAIModel(name, provider=provider, **options)
-    raise UnknownProvider(
-        f"unknown model provider {provider!r} in {spec!r}: use anthropic, openai, "
-        "openai-compatible, scripted, or configure models.providers."
-        f"{provider}.base_url for an OpenAI-compatible server"
-    )
+    return provider_for(provider, options).build(name, options)
 
 
 def _provider_options(provider: str, settings: Mapping[str, Any]) -> dict[str, Any]:
