@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -53,6 +53,20 @@ class ModelLimitSettings(_Section):
     )
 
 
+class ProviderSettings(_Section):
+    """``[models.providers.NAME]``: where a provider answers and how it is authenticated."""
+
+    base_url: str | None = Field(default=None, description="Its address (any OpenAI-compatible).")
+    api_key_env: str | None = Field(default=None, description="Env var holding its API key.")
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=AliasChoices("timeout_seconds", "timeout"),
+        description="Client timeout of one call (``timeout`` is accepted too).",
+    )
+
+
 class ModelSettings(_Section):
     """Which model plays which role; specs are ``provider:name``."""
 
@@ -63,7 +77,7 @@ class ModelSettings(_Section):
     escalation: dict[str, list[str]] = Field(
         default_factory=dict, description="Builder model per attempt, per risk level."
     )
-    providers: dict[str, dict[str, Any]] = Field(
+    providers: dict[str, ProviderSettings] = Field(
         default_factory=dict, description="Per provider: base_url, api_key_env, timeout."
     )
     limits: dict[str, ModelLimitSettings] = Field(
@@ -203,17 +217,6 @@ class TelemetrySettings(_Section):
         return value
 
 
-def _checked(model: type[BaseModel]) -> Any:
-    """A validator that checks a table against ``model`` and keeps it as the plain table
-    its consumer reads (so a wrong type is a config error, not a crash mid-run)."""
-
-    def check(table: dict[str, Any]) -> dict[str, Any]:
-        model.model_validate(table)
-        return table
-
-    return AfterValidator(check)
-
-
 class SandboxLimits(_Section):
     """Resource limits of every sandboxed command; the defaults fit a real test suite."""
 
@@ -290,8 +293,8 @@ class Settings(_Section):
     memory: MemorySettings = Field(
         default_factory=MemorySettings, description="Memory service options."
     )
-    approvals: Annotated[dict[str, Any], _checked(ApprovalSettings)] = Field(
-        default_factory=dict, description="Approval timeout policy and webhook."
+    approvals: ApprovalSettings = Field(
+        default_factory=ApprovalSettings, description="Approval timeout policy and webhook."
     )
     mcp: McpSettings = Field(
         default_factory=McpSettings, description="MCP servers whose tools phases may allow."

@@ -236,7 +236,8 @@ def check_provider(
             resolve_model(f"{provider}:{name}", settings=models)
         except ModelError as exc:
             return Finding(check, "fail", str(exc), f"correct {where}")
-    options = (models.get("providers") or {}).get(provider) or {}
+    given = (models.get("providers") or {}).get(provider) or {}
+    options = {key: value for key, value in given.items() if value is not None}
     kind = provider_for(provider, options)
     if kind.local:
         return Finding(check, "ok", f"scripts {', '.join(names)}")

@@ -19,14 +19,14 @@ import hmac
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from autopack.config import ConfigError
+from autopack.config import ApprovalSettings
 from autopack.projection import RunView
 from autopack.states import PhaseState
 
@@ -44,19 +44,13 @@ class ApprovalPolicy:
     webhook_secret_env: str = ""
 
     @classmethod
-    def from_settings(cls, table: Mapping[str, Any]) -> ApprovalPolicy:
-        unknown = set(table) - {"timeout_s", "on_timeout", "webhook_url", "webhook_secret_env"}
-        if unknown:
-            raise ConfigError(f"[approvals] has unknown keys {sorted(unknown)}")
-        on_timeout = str(table.get("on_timeout", "fail"))
-        if on_timeout not in ("fail", "wait"):
-            raise ConfigError('[approvals] on_timeout must be "fail" or "wait"')
-        timeout = table.get("timeout_s")
+    def from_settings(cls, section: ApprovalSettings) -> ApprovalPolicy:
+        """The policy of the ``[approvals]`` table (checked when the file was loaded)."""
         return cls(
-            timeout_s=float(timeout) if timeout is not None else None,
-            fail_on_timeout=on_timeout == "fail",
-            webhook_url=str(table.get("webhook_url", "")),
-            webhook_secret_env=str(table.get("webhook_secret_env", "")),
+            timeout_s=section.timeout_s,
+            fail_on_timeout=section.on_timeout == "fail",
+            webhook_url=section.webhook_url,
+            webhook_secret_env=section.webhook_secret_env,
         )
 
 

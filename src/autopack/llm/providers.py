@@ -82,10 +82,11 @@ PROVIDERS: dict[str, Provider] = {
 def provider_for(name: str, options: Mapping[str, Any]) -> Provider:
     """The provider a spec prefix names: a registered one, or any other name configured
     with a ``base_url`` (``[models.providers.<name>]``), served as OpenAI-compatible."""
+    configured = options.get("base_url") is not None
     known = PROVIDERS.get(name)
-    if known is not None and (known.base_url is not None or known.local or "base_url" in options):
+    if known is not None and (known.base_url is not None or known.local or configured):
         return known
-    if "base_url" in options:
+    if configured:
         return replace(PROVIDERS[COMPATIBLE], name=name)
     if known is not None:
         raise UnknownProvider(
