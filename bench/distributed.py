@@ -40,7 +40,7 @@ from autopack.engine.runtime import Runtime
 from autopack.engine.temporal import RunInput, create_distributed_run, start_run, workflow_id
 from autopack.engine.worker import RepoCache
 from autopack.plan import parse_plan_text
-from autopack.store import Store
+from autopack.store import SqlStore
 from autopack.workspace import git
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ async def temporal_rate(
     origin = make_repo(root / f"origin-{n_workers}")
     remote = root / f"remote-{n_workers}.git"
     git.git(root, "clone", "-q", "--bare", str(origin), str(remote))
-    store, repos = Store(db), RepoCache(root / f"submit-{n_workers}")
+    store, repos = SqlStore(db), RepoCache(root / f"submit-{n_workers}")
     plan = parse_plan_text(plan_text(phases))
     ids = [
         create_distributed_run(

@@ -51,7 +51,7 @@ from autopack.events import (
 from autopack.plan import Plan
 from autopack.projection import RunView, fold
 from autopack.states import PHASE_ACTIVE, PhaseState
-from autopack.store import Store
+from autopack.store import SqlStore, Store
 
 PLAN = {
     "run": {"goal": "Two tiers", "budget": {"tokens": 50_000, "cost_usd": 2.5}},
@@ -245,7 +245,7 @@ SITUATIONS: dict[str, list[Payload]] = {
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'autopack.db'}", runs_dir=tmp_path / "runs")
+    return SqlStore(f"sqlite:///{tmp_path / 'autopack.db'}", runs_dir=tmp_path / "runs")
 
 
 def create(store: Store, run_id: str) -> None:

@@ -15,7 +15,7 @@ from autopack.api import ApiConfig, create_app
 from autopack.engine.create import create_run
 from autopack.events import ModelCalled
 from autopack.plan import parse_plan_text
-from autopack.store import Store
+from autopack.store import SqlStore, Store
 from autopack.store.keys import create_key
 
 STREAMS = 3
@@ -38,7 +38,7 @@ def served_with_another_writer(tmp_path: Path) -> tuple[FastAPI, dict[str, str],
     rt = app.state.ctx.rt
     create_run(rt, parse_plan_text(json.dumps(plan("far"))), plan_source="test")
     _, secret = create_key(rt.store.engine, "watcher", "read")
-    return app, {"Authorization": f"Bearer {secret}"}, Store(rt.store.url)
+    return app, {"Authorization": f"Bearer {secret}"}, SqlStore(rt.store.url)
 
 
 def test_events_appended_elsewhere_reach_every_stream_once(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from autopack.engine.local import LocalExecutor
 from autopack.engine.runtime import Runtime
-from autopack.store import Store
+from autopack.store import SqlStore
 from autopack.workspace import git
 
 
@@ -27,15 +27,15 @@ def die() -> None:
 
 def main(repo: str, run_id: str, kind: str, point: int) -> None:
     if kind == "event":
-        append = Store.append
+        append = SqlStore.append
 
-        def append_then_die(self: Store, run: str, payload: Any) -> Any:
+        def append_then_die(self: SqlStore, run: str, payload: Any) -> Any:
             stored = append(self, run, payload)
             if stored.seq >= point:
                 die()
             return stored
 
-        Store.append = append_then_die  # type: ignore[method-assign]
+        SqlStore.append = append_then_die  # type: ignore[method-assign]
     else:
         move = git.move_branch
         moves = [0]

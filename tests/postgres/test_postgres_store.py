@@ -14,7 +14,7 @@ from autopack.events import ModelCalled, RunCreated
 from autopack.llm.budget import Caps
 from autopack.llm.errors import BudgetExceeded
 from autopack.plan import parse_plan_text
-from autopack.store import Store
+from autopack.store import SqlStore
 
 pytestmark = pytest.mark.services
 
@@ -33,12 +33,12 @@ def make_run(url: str, run_id: str) -> None:
         base_commit="0" * 40,
         branch=f"autopack/{run_id}",
     )
-    Store(url).create_run(run_id, created)
+    SqlStore(url).create_run(run_id, created)
 
 
 def reserve_many(url: str, run_id: str, tries: int, queue: Any) -> None:
     """One worker: reserve until refused, settling each reservation at its worst case."""
-    store = Store(url)
+    store = SqlStore(url)
     ledger = StoreBudgetLedger(store.engine, run_id, Caps(tokens=1000, model_calls=60), {})
     granted = 0
     for _ in range(tries):
@@ -64,14 +64,14 @@ def test_concurrent_reservations_never_exceed_the_cap(postgres: Any) -> None:
     for proc in procs:
         proc.join(120)
     granted = sum(queue.get(timeout=5) for _ in procs)
-    ledger = StoreBudgetLedger(Store(url).engine, "budget-run", Caps(tokens=1000), {})
+    ledger = StoreBudgetLedger(SqlStore(url).engine, "budget-run", Caps(tokens=1000), {})
     assert granted == 1000 // 30  # 100 tries against room for 33 calls
     assert ledger.spent().tokens == granted * 30 <= 1000
     assert ledger.reserved().model_calls == 0
 
 
 def append_many(url: str, run_id: str, count: int) -> None:
-    store = Store(url)
+    store = SqlStore(url)
     for _ in range(count):
         call = ModelCalled(
             phase_id="p",
@@ -94,7 +94,7 @@ def test_concurrent_appends_keep_every_event_in_one_sequence(postgres: Any) -> N
         proc.start()
     for proc in procs:
         proc.join(120)
-    store = Store(url)
+    store = SqlStore(url)
     seqs = [event.seq for event in store.events("append-run")]
     assert seqs == list(range(1, 122))
     assert store.view("append-run").spend.model_calls == 120

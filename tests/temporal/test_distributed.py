@@ -33,7 +33,7 @@ from autopack.engine.temporal import (
 from autopack.engine.worker import RepoCache
 from autopack.plan import load_plan, parse_plan_text
 from autopack.states import PhaseState, RunState
-from autopack.store import Store
+from autopack.store import SqlStore, Store
 from autopack.workspace import git
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -80,7 +80,7 @@ def demo_on_workers(
     url = bare_demo(tmp_path)
     _, plan_path, demo_script = demo_files()
     script = script or demo_script
-    store = Store(db)
+    store = SqlStore(db)
     run_id = create_distributed_run(
         store,
         load_plan(plan_path),
@@ -198,7 +198,7 @@ def test_approve_by_signal_cancel_and_approval_timeout(
     tmp_path: Path, temporal: str, postgres: Any, workers: Any
 ) -> None:
     db = postgres.database()
-    store = Store(db)
+    store = SqlStore(db)
     script = tmp_path / "script.yaml"
     script.write_text(APPROVAL_SCRIPT, encoding="utf-8")
     plan = parse_plan_text(APPROVAL_PLAN)

@@ -22,7 +22,7 @@ from autopack.config import load_settings
 from autopack.engine.temporal import create_distributed_run, run_input, start_run
 from autopack.engine.worker import RepoCache
 from autopack.plan import load_plan
-from autopack.store import Store
+from autopack.store import SqlStore
 from autopack.telemetry.export import trace_id_of
 from autopack.workspace import git
 
@@ -47,7 +47,7 @@ def test_a_run_on_two_workers_is_one_trace_sent_once(
     remote = tmp_path / "remote.git"
     git.git(tmp_path, "clone", "-q", "--bare", str(origin), str(remote))
     db = postgres.database()
-    store = Store(db)
+    store = SqlStore(db)
     _, plan_path, script = demo_files()
     run_id = create_distributed_run(
         store,

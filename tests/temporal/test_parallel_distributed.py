@@ -18,7 +18,7 @@ from autopack.engine.temporal import create_distributed_run, run_input, start_ru
 from autopack.engine.worker import RepoCache
 from autopack.plan import parse_plan_text
 from autopack.states import RunState
-from autopack.store import Store
+from autopack.store import SqlStore, Store
 from autopack.workspace import git
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -71,7 +71,7 @@ def test_parallel_phases_on_two_workers_land_like_the_local_executor(
     git.git(tmp_path, "clone", "-q", "--bare", str(origin), str(tmp_path / "remote.git"))
     url = str(tmp_path / "remote.git")
     db = postgres.database()
-    store = Store(db)
+    store = SqlStore(db)
     run_id = create_distributed_run(
         store,
         plan,

@@ -13,13 +13,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import func, select
 
 from autopack.api.auth import READ, Caller
 from autopack.api.errors import documented
 from autopack.api.runs import Ctx
 from autopack.states import RunState
-from autopack.store import Store, tables
+from autopack.store import Store
 
 router = APIRouter(tags=["metrics"], responses=documented(401, 403, 429))
 BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
@@ -39,56 +38,27 @@ def metrics(ctx: Ctx, _: Annotated[Caller, Depends(READ)]) -> PlainTextResponse:
 
 
 def exposition(store: Store) -> Iterator[str]:
-    runs, events = tables.runs, tables.events
-    with store.reader.connect() as conn:
-        by_state: dict[str, int] = dict(
-            conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
-        )
-        totals = conn.execute(
-            select(
-                func.coalesce(func.sum(runs.c.tokens), 0),
-                func.coalesce(func.sum(runs.c.cost_usd), 0.0),
-                func.coalesce(func.sum(runs.c.model_calls), 0),
-            )
-        ).one()
-        called = events.c.type == "model_called"
-        cache = conn.execute(
-            select(
-                func.coalesce(func.sum(events.c.data["cache_read_tokens"].as_integer()), 0),
-                func.coalesce(func.sum(events.c.data["cache_write_tokens"].as_integer()), 0),
-                func.coalesce(func.sum(events.c.data["input_tokens"].as_integer()), 0),
-            ).where(called)
-        ).one()
-        decision = events.c.data[("result", "decision")].as_string()
-        step = events.c.data["step"].as_string()
-        decisions = conn.execute(
-            select(decision, func.count())
-            .where(events.c.type == "step_completed", step == "gate")
-            .group_by(decision)
-        ).all()
-        timeline = conn.execute(
-            select(events.c.run_id, events.c.phase_id, events.c.type, events.c.ts, step)
-            .where(events.c.type.in_(("phase_started", "step_completed", "phase_failed")))
-            .order_by(events.c.id)
-        ).all()
+    found = store.figures()
+    by_state = found.runs_by_state
     yield "# HELP autopack_runs Runs by state."
     yield "# TYPE autopack_runs gauge"
     for state in RunState:
         yield f'autopack_runs{{state="{state.value}"}} {by_state.get(state.value, 0)}'
-    yield from _counter("autopack_tokens_total", "Tokens used by model calls.", totals[0])
-    read, written, prompt = (int(n) for n in cache)
+    yield from _counter("autopack_tokens_total", "Tokens used by model calls.", found.tokens)
+    read, written = found.cache_read_tokens, found.cache_write_tokens
+    prompt = found.input_tokens
     yield "# HELP autopack_input_tokens_total Prompt tokens of model calls, by prompt cache tier."
     yield "# TYPE autopack_input_tokens_total counter"
     yield f'autopack_input_tokens_total{{cache="uncached"}} {prompt - read - written}'
     yield f'autopack_input_tokens_total{{cache="read"}} {read}'
     yield f'autopack_input_tokens_total{{cache="write"}} {written}'
-    yield from _counter("autopack_cost_usd_total", "Spend on model calls in USD.", totals[1])
-    yield from _counter("autopack_model_calls_total", "Model calls made.", totals[2])
+    yield from _counter("autopack_cost_usd_total", "Spend on model calls in USD.", found.cost_usd)
+    yield from _counter("autopack_model_calls_total", "Model calls made.", found.model_calls)
     yield "# HELP autopack_gate_decisions_total Gate decisions by outcome."
     yield "# TYPE autopack_gate_decisions_total counter"
-    for name, count in sorted((str(d or ""), int(c)) for d, c in decisions):
+    for name, count in sorted(found.gate_decisions):
         yield f'autopack_gate_decisions_total{{decision="{_escape(name)}"}} {count}'
-    yield from _histogram(_durations(timeline))
+    yield from _histogram(_durations(found.timeline))
 
 
 def _counter(name: str, help_text: str, value: float) -> Iterator[str]:

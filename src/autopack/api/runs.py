@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import func, select
 
 from autopack.api.auth import OPERATE, READ, Caller
 from autopack.api.context import ApiContext
@@ -45,7 +44,7 @@ from autopack.plan import PlanError, PlanIssue, parse_plan_text
 from autopack.projection import PhaseView, RunView
 from autopack.safeyaml import MAX_BYTES
 from autopack.states import IllegalTransition, PhaseState, RunState
-from autopack.store import RunExists, Store, tables
+from autopack.store import RunExists, Store
 
 PLAN_BYTES_CAP = MAX_BYTES
 """A plan sent to ``/runs/start`` is held to the same size as a plan file."""
@@ -162,11 +161,7 @@ def list_runs(
 ) -> RunList:
     """Runs, newest first; filter by state, page with limit and offset."""
     store = ctx.rt.store
-    count = select(func.count()).select_from(tables.runs)
-    if state is not None:
-        count = count.where(tables.runs.c.state == state.value)
-    with store.reader.connect() as conn:
-        total = int(conn.execute(count).scalar_one())
+    total = store.count_runs(state)
     rows = store.list_runs(state, limit=limit, offset=offset)
     return RunList(runs=[run_summary(r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -327,9 +322,7 @@ def _event_id(header: str) -> int:
 def pending_approvals(ctx: Ctx, _: Reader) -> list[Approval]:
     """Phases waiting for a person, oldest wait first."""
     store = ctx.rt.store
-    query = select(tables.runs.c.id).where(tables.runs.c.pending_approvals > 0)
-    with store.reader.connect() as conn:
-        run_ids = [str(row[0]) for row in conn.execute(query)]
+    run_ids = store.awaiting_approval()
     rows = {
         (str(r["run_id"]), str(r["phase_id"])): str(r["updated_at"])
         for run_id in run_ids

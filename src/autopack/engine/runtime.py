@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from autopack.config import STATE_DIR, ConfigError, Settings, load_settings
-from autopack.store import Store
+from autopack.store import SqlStore, Store
 from autopack.workspace.runner import Sandbox, sandbox_for
 
 
@@ -45,7 +45,7 @@ class Runtime:
         settings = settings or load_settings(repo)
         url = db_url or settings.database_url(repo)
         try:
-            store = Store(url, runs_dir=repo / STATE_DIR / "runs")
+            store = SqlStore(url, runs_dir=repo / STATE_DIR / "runs")
         except ArgumentError as exc:  # not a URL (its text may hold a password), or no driver
             said = str(exc) if isinstance(exc, NoSuchModuleError) else "not a database URL"
             raise ConfigError(f"{settings.source}: db_url: {said}") from exc

@@ -147,11 +147,11 @@ async def run_worker(
     from temporalio.worker import Worker
 
     from autopack.engine.temporal import RunActivities, RunWorkflow, sandbox_runner
-    from autopack.store import Store
+    from autopack.store import SqlStore
 
     repos = RepoCache(cache or default_cache())
     repos.claim()
-    store = Store(db_url)
+    store = SqlStore(db_url)
     client = await Client.connect(address, namespace=namespace)
     activities = RunActivities(store, repos, ThreadPoolExecutor(max_concurrent))
     worker = Worker(
