@@ -76,7 +76,9 @@ def selected(evidence: VerifyEvidence) -> set[str]:
     run = evidence.selected_run
     assert run is not None, evidence.to_dict()
     # a clean selection goes on with the rest of the suite in the same process
-    return {t.split("::", 1)[1] for t in (run.before_rest if run.continued else run.outcomes)}
+    # a failing selection stops at its first proven failure: the rest of it is not_run
+    ran = run.before_rest if run.continued else [*run.outcomes, *run.not_run]
+    return {t.split("::", 1)[1] for t in ran}
 
 
 def shapes_project(make_project: Callable[[dict[str, str]], Any]) -> Any:
@@ -204,3 +206,69 @@ def test_the_rest_collected_late_keeps_the_command_s_selection(make_project: Any
     assert "tests/test_other.py::test_skipme" not in run.outcomes
     assert run.collected == 4
     assert evidence.passed, evidence.to_dict()
+
+
+CLAMP_TESTS = """\
+import shapes
+
+
+def test_clamp_high():
+    assert shapes.clamp(5, 0, 3) == 3
+
+
+def test_clamp_low():
+    assert shapes.clamp(-1, 0, 3) == 0
+
+
+def test_clamp_inside():
+    assert shapes.clamp(2, 0, 3) == 2
+"""
+
+
+def test_the_affected_tests_stop_at_the_first_proven_regression(make_project: Any) -> None:
+    """A base-passing test fails, and fails each proof rerun: the attempt has failed, so
+    the affected tests after it are not run; the evidence names them as unrun, not as
+    missing, and the regression as what blocks."""
+    project = make_project({"shapes.py": SHAPES, "tests/test_clamp.py": CLAMP_TESTS})
+    evidence = attempt(project, {"shapes.py": ("return min(x, high)", "return max(x, high)")})
+    run = evidence.selected_run
+    assert run is not None and not run.continued, evidence.to_dict()
+    first = "tests/test_clamp.py::test_clamp_high"
+    assert run.stopped_by == first
+    assert evidence.delta.newly_failing == [first]
+    assert run.reruns[first] == ["failed", "failed"]  # proven, not a flake
+    # test_clamp_low never runs the changed line: not affected, and the rest never ran
+    assert evidence.delta.not_run == ["tests/test_clamp.py::test_clamp_inside"]
+    assert evidence.delta.missing == [] and not evidence.passed
+
+
+FLAKY_AFTER_CHANGE = """\
+import shapes
+
+CALLS = []
+
+
+def test_double_once():
+    CALLS.append(1)
+    assert shapes.double(1) == 2 or len(CALLS) > 1
+
+
+def test_double_zero():
+    assert shapes.double(0) == 0
+
+
+def test_limit():
+    assert shapes.LIMIT == 10
+"""
+
+
+def test_a_test_that_passes_a_proof_rerun_does_not_stop_the_others(make_project: Any) -> None:
+    """Failing once, then passing, is no proof: the other affected tests still run (and
+    the intermittent failure of a base-stable test still blocks)."""
+    project = make_project({"shapes.py": SHAPES, "tests/test_limit.py": FLAKY_AFTER_CHANGE})
+    evidence = attempt(project, {"shapes.py": ("return 2 * x", "return 3 * x")})
+    run = evidence.selected_run
+    assert run is not None and run.stopped_by == "" and run.not_run == [], evidence.to_dict()
+    assert run.outcomes["tests/test_limit.py::test_double_zero"] == "passed"
+    assert "tests/test_limit.py::test_double_once" in evidence.delta.intermittent
+    assert not evidence.passed

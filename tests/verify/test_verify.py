@@ -94,9 +94,15 @@ def test_an_edited_test_file_is_graded_in_its_base_version(project: Any) -> None
     evidence = attempt(project, ["calc.py", "tests/test_calc.py"], fail_to_pass=(test_div,))
     assert evidence.delta.fail_to_pass_failing == [test_div]
     assert evidence.delta.tests_edited == ["tests/test_calc.py"]
-    assert evidence.delta.edited_failing == ["tests/test_calc.py::test_add"]
+    # the failing fail_to_pass test ran first and failed the attempt: the rest is unrun
+    assert "tests/test_calc.py::test_add" in evidence.delta.not_run
     assert not evidence.passed
     assert "return\n" in (repo / "tests/test_calc.py").read_text(), "the attempt is left as it was"
+    evidence = attempt(project, ["calc.py", "tests/test_calc.py"])
+    # an edited test failing in its base version is a person's call (the gate's), not a
+    # proven regression: it stops nothing, and it is reported as such
+    assert evidence.delta.edited_failing == ["tests/test_calc.py::test_add"]
+    assert evidence.delta.not_run == []
 
 
 def test_a_test_the_change_makes_flaky_is_a_regression(project: Any) -> None:
@@ -157,8 +163,9 @@ def test_known_fail_to_pass_tests_run_alone_not_their_whole_file(project: Any) -
     edit(project.repo, "geo.py", "return w * h", "return w + h")
     div = "tests/test_calc.py::test_div"
     evidence = attempt(project, ["geo.py"], fail_to_pass=(div,))
-    assert evidence.selected_run is not None
-    assert set(evidence.selected_run.outcomes) == {"tests/test_geo.py::test_area", div}
+    run = evidence.selected_run
+    assert run is not None
+    assert set(run.outcomes) | set(run.not_run) == {"tests/test_geo.py::test_area", div}
 
 
 def test_no_flaky_rerun_when_fail_to_pass_already_blocks(project: Any) -> None:
@@ -166,8 +173,8 @@ def test_no_flaky_rerun_when_fail_to_pass_already_blocks(project: Any) -> None:
     div = "tests/test_calc.py::test_div"
     blocked = attempt(project, ["geo.py"], fail_to_pass=(div,))
     assert blocked.delta.fail_to_pass_failing == [div]
-    assert blocked.delta.newly_failing == ["tests/test_geo.py::test_area"]
-    assert blocked.delta.not_rerun == ["tests/test_geo.py::test_area"]
+    # it ran first and failed the attempt: the regression after it is not even run
+    assert blocked.delta.not_run == ["tests/test_geo.py::test_area"]
     assert blocked.selection["rerun_time_s"] == 0
     # Without the fail_to_pass verdict, the reruns decide and do run.
     assert attempt(project, ["geo.py"]).delta.not_rerun == []

@@ -109,6 +109,8 @@ def _tests(step: dict[str, Any] | None, verify: dict[str, Any]) -> list[Renderab
     ]
     if delta.get("new_tests"):
         changes.append(f"{len(delta['new_tests'])} new tests")
+    if delta.get("not_run"):  # the affected tests stop at the first proven failure
+        changes.append(f"{len(delta['not_run'])} affected not run (already failed)")
     out: list[RenderableType] = [line]
     if changes:
         out.append(_item(", ".join(changes)))

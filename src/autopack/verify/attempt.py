@@ -192,7 +192,8 @@ class _Graded:
             )
         if selected:
             known = [t for t, o in baseline.outcomes.items() if o != PASSED]
-            rest = Rest(known, self.fail_to_pass) if settings.full_suite else None
+            rounds = rerun.rounds if rerun is not None else 0
+            rest = Rest(known, self.fail_to_pass, rounds) if settings.full_suite else None
             run = self._tests(test_ids=selected, rerun=rerun, rest=rest)
             evidence.selected_run = run
             evidence.selection = _selection_info(impact, selected, baseline, settings, run)
@@ -206,7 +207,10 @@ class _Graded:
             failing = [t for t in evidence.delta.newly_failing if t not in pending]
             if replace(evidence.delta, newly_failing=failing).blocking or not settings.full_suite:
                 return
-        remainder = self._tests(exclude=selected or (), rerun=rerun)
+        graded = selected or []
+        if evidence.selected_run is not None and evidence.selected_run.not_run:
+            graded = list(evidence.selected_run.outcomes)  # a flake stopped them: run the rest
+        remainder = self._tests(exclude=graded, rerun=rerun)
         evidence.rest_run = remainder
         evidence.full_run = _merged(evidence.selected_run, remainder)
         self._judge(evidence.full_run, only=None)
@@ -233,6 +237,10 @@ class _Graded:
         )
         if only is not None:
             delta.new_tests = [t for t in delta.new_tests if _in_scope(t, only)]
+        if run.not_run and only is not None:  # unrun, not missing: the attempt had failed
+            unrun = set(run.not_run)
+            delta.not_run = sorted(unrun)
+            delta.missing = [t for t in delta.missing if t not in unrun]
         delta.unstable = _unstable(run, delta.new_tests, self.fail_to_pass)
         self.evidence.delta = delta
         if delta.fail_to_pass_failing or delta.collection_errors or delta.run_errors:

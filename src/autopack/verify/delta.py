@@ -52,6 +52,8 @@ class TestDelta:
     """Baseline tests in test files the attempt edited that fail in their base version."""
     not_rerun: list[str] = field(default_factory=list)
     """Newly failing tests not rerun for flakiness: the attempt was blocked anyway."""
+    not_run: list[str] = field(default_factory=list)
+    """Affected tests not run: a test before them had already failed the attempt."""
     collection_errors: list[str] = field(default_factory=list)
     run_errors: list[str] = field(default_factory=list)
     tests_edited: list[str] = field(default_factory=list)

@@ -60,6 +60,8 @@ class Rest:
 
     known_failing: Sequence[str] = ()
     fail_to_pass: Sequence[str] = ()
+    proof_rounds: int = 0
+    """Reruns a failing affected test must fail too before it stops the affected tests."""
 
 
 @dataclass
@@ -85,6 +87,9 @@ class TestRun:
     """Whether the rest of the suite ran in this process after the given tests (``Rest``)."""
     before_rest: list[str] = field(default_factory=list)
     """When it did: the tests that ran before the rest (the given, affected ones)."""
+    not_run: list[str] = field(default_factory=list)
+    """Affected tests left unrun: ``stopped_by`` had already failed the attempt (``Rest``)."""
+    stopped_by: str = ""
     duration_s: float = 0.0
     output_tail: str = ""
     sandbox: str = ""
@@ -209,6 +214,7 @@ def run_tests(
             data["continue"] = {
                 "known_failing": list(rest.known_failing),
                 "fail_to_pass": list(rest.fail_to_pass),
+                "proof_rounds": rest.proof_rounds,
             }
         else:
             narrowed = _without_test_paths(command, worktree) if test_ids else command
@@ -264,6 +270,8 @@ def read_report(text: str, run: TestRun) -> None:
         elif "continued" in entry:
             run.continued = bool(entry["continued"])
             run.before_rest = list(run.outcomes) if run.continued else []
+        elif "stopped" in entry:
+            run.not_run, run.stopped_by = list(entry["stopped"]), str(entry["by"])
         elif "tampered" in entry:
             run.tampered.append(entry["tampered"])
         elif "finished" in entry:

@@ -26,6 +26,14 @@ the same process only when none of them that is not in ``known_failing`` failed,
 for one pytest start-up, and a failing one stops before the rest. The report then says
 ``{"continued": true}`` (or ``false``).
 
+Within ``first`` the ``fail_to_pass`` tests run before the other affected ones, and the
+first part stops at the first test that blocks the attempt whatever else happens: a
+``fail_to_pass`` test that does not pass, or a test outside ``known_failing`` that fails
+and then fails each of ``proof_rounds`` reruns (a proven regression, not a flake). The
+report then says ``{"stopped": [nodeid, ...], "by": nodeid}`` (the tests of ``first``
+left unrun, and the test that stopped it): a failing attempt pays for what proves it
+fails, not for every affected test.
+
 The rest is collected lazily. The session's one collection walks the whole tree (every
 directory, every conftest) but imports only the test files that hold a ``first`` test;
 each other test file is a collector set aside unopened (``_deferred``). Only when the
@@ -207,6 +215,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if _state.get("proceed") is not None and "first_count" not in _state:
         first = [item for item in items if _matches(item.nodeid, _state["first"])]
         rest = [item for item in items if not _matches(item.nodeid, _state["first"])]
+        must = set(_state["proceed"].get("fail_to_pass", ()))
+        first.sort(key=lambda item: item.nodeid not in must)  # stable: plan order kept
         _state["first_count"] = len(first)
         items[:] = first + rest
 
@@ -270,7 +280,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     count = _state.get("first_count", 0)
     first, rest = list(session.items[:count]), list(session.items[count:])
-    _run_items(session, first)
+    _run_first(session, first, proceed)
     if not _clean(proceed):
         _write({"continued": False})
         return True
@@ -299,6 +309,47 @@ def _collect_rest(session: pytest.Session) -> list[pytest.Item]:
         }
     )
     return items
+
+
+def _run_first(session: pytest.Session, items: list[pytest.Item], proceed: dict[str, Any]) -> None:
+    """The affected tests, stopping at the first one that blocks the attempt (see the
+    module's docstring)."""
+    for index, item in enumerate(items):
+        nextitem = items[index + 1] if index + 1 < len(items) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+        if nextitem is not None and _blocks(item, proceed):
+            unrun = [later.nodeid for later in items[index + 1 :]]
+            _write({"stopped": unrun, "by": item.nodeid})
+            _teardown_all(session)
+            return
+
+
+def _blocks(item: pytest.Item, proceed: dict[str, Any]) -> bool:
+    """Whether ``item``'s outcome alone fails the attempt: a fail_to_pass test that did
+    not pass, or a regression that failed every proof rerun."""
+    outcome: str = _state["done"].get(item.nodeid, PASSED)
+    if item.nodeid in proceed.get("fail_to_pass", ()):
+        return outcome != PASSED
+    if outcome not in (FAILED, ERROR) or item.nodeid in proceed.get("known_failing", ()):
+        return False
+    from _pytest.runner import runtestprotocol
+
+    for _ in range(int(proceed.get("proof_rounds", 0))):
+        reports = runtestprotocol(item, nextitem=None, log=False)  # every fixture torn down
+        if not any(report.failed for report in reports):
+            return False  # it passed once: intermittent, judged by the reruns
+    return True
+
+
+def _teardown_all(session: pytest.Session) -> None:
+    """Tear down the fixtures the last test left set up for the next one."""
+    setup_state = getattr(session, "_setupstate", None)
+    if setup_state is not None:
+        setup_state.teardown_exact(None)
 
 
 def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
