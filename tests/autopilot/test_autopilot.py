@@ -142,6 +142,15 @@ def branch_of(output: str) -> str:
     return output.split("branch: ", 1)[1].split()[0]
 
 
+ITERATION = [
+    "iteration_began",
+    "plan_drafted",
+    "plan_approved",
+    "iteration_run_finished",
+    "iteration_ended",
+]
+
+
 def test_the_autopilot_closes_the_gaps_over_iterations_and_stops_when_criteria_hold(
     tmp_path: Path,
 ) -> None:
@@ -165,10 +174,8 @@ def test_the_autopilot_closes_the_gaps_over_iterations_and_stops_when_criteria_h
     events = journal(repo)
     assert [e["event"] for e in events] == [
         "autopilot_started",
-        *["iteration_began", "plan_drafted", "plan_approved"]
-        + ["iteration_run_finished", "iteration_ended"],
-        *["iteration_began", "plan_drafted", "plan_approved"]
-        + ["iteration_run_finished", "iteration_ended"],
+        *ITERATION,
+        *ITERATION,
         "autopilot_stopped",
     ]
     finished = [e for e in events if e["event"] == "iteration_run_finished"]
