@@ -68,14 +68,16 @@ def gaps_command(
     as_json: Annotated[bool, typer.Option("--json", help="Every gap as JSON.")] = False,
     no_run: Annotated[
         bool,
-        typer.Option("--no-run", help="Read text only: no tests, commands, ruff or mypy."),
+        typer.Option(
+            "--no-run", help="Read text only: no tests, README commands, commands, ruff or mypy."
+        ),
     ] = False,
     limit: Annotated[int, typer.Option(min=1, help="Rows of the table.")] = 50,
 ) -> None:
     """Find what is missing or broken at HEAD, without a model: failing, erroring,
-    skipped and xfailed tests, unmet success criteria, ruff and mypy errors (when
-    configured), TODO/FIXME, debug-ledger entries without a fix, untested public
-    functions. Ranked, most urgent first."""
+    skipped and xfailed tests, unmet success criteria, README commands that fail, ruff
+    and mypy errors (when configured), TODO/FIXME, debug-ledger entries without a fix,
+    untested public functions. Ranked, most urgent first."""
     root = _repo(repo)
     if git.rev_parse(root, "HEAD") is None:
         raise RepoProblem(f"{root} has no commit yet: the scan reads HEAD")
