@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from autopilot_helpers import ADD_DEPENDENCY, autopack, commit_all, git, write
 
-from autopack.store import Store
+from autopack.store import SqlStore
 
 INTENTION = """north_star: A calculator with powers, documented.
 success_criteria:
@@ -115,7 +115,7 @@ def plan(phase: str, paths: str, risk: str = "low") -> str:
 def journal(repo: Path) -> list[dict[str, Any]]:
     """The one autopilot's events, as the store keeps them: type and data."""
     (row,) = autopilots(repo)
-    store = Store(f"sqlite:///{repo / '.autopack/autopack.db'}")
+    store = SqlStore(f"sqlite:///{repo / '.autopack/autopack.db'}")
     try:
         return [{"event": e.type, **e.data} for e in store.autopilots.events(row["id"])]
     finally:
