@@ -24,12 +24,18 @@ import, ``P`` its package folder):
     lint        two new modules in P with a pyflakes error each (unused import, undefined name)
     debug       a docs/DEBUG_LOG.md entry whose Fix is "none"
     untested    a public function appended to S that no test runs
+    readme      three commands appended to the root README (Markdown or reST) that exit
+                non-zero: a ``$ `` line of a console block, a plain line of a sh block,
+                and a command after ``cd docs`` that needs a file there is not
 
 The injected code is otherwise clean under each project's own lint rules (attrs selects
 nearly all of ruff's), so a lint gap is reported only where one was meant. And there are
 decoys that must not be reported: a test that passes, a passing criterion test and
 command, "TODO" as a word in prose and in a string, a TODO in an out-of-scope folder, in a
-binary file and in an uncommitted file, a debug entry with a fix.
+binary file and in an uncommitted file, a debug entry with a fix; in the README a command
+that passes, one run in ``cd docs`` that passes, ``pip install``, ``curl`` and
+``git clone`` lines (skipped), a placeholder, console output that would fail as a command,
+and a Python block.
 
 The second table times the text half of the scan on a 5,000-file repository (the three
 projects' files copied until there are 5,000) next to ``git ls-files`` on it, and the
@@ -55,6 +61,7 @@ from pathlib import Path
 
 from autopack.autopilot.gaps import KINDS, Gap, Scan, configures, scan
 from autopack.autopilot.intention import Intention
+from autopack.autopilot.readme import readme_path
 from autopack.config import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -255,6 +262,81 @@ DEBUG_LOG = """# Debug log
 """
 
 
+README_FAILING = (
+    "python -c 'raise SystemExit(2)'",
+    "python -m injected_no_such_module",
+    "test -f injected-missing.txt",
+)
+README_MD = """
+
+## Injected: trying it out
+
+```console
+$ pip install {name}
+$ python -c 'print("injected passes")'
+injected passes
+false
+$ {failing[0]}
+```
+
+```sh
+# a comment, then a plain command
+{failing[1]}
+curl https://example.org/injected
+{name}-cli <file>
+```
+
+```bash
+cd docs
+test -f injected_notes.md
+{failing[2]}
+```
+
+```python
+raise SystemExit("injected: not a shell block")
+```
+"""
+README_RST = """
+
+Injected: trying it out
+-----------------------
+
+.. code-block:: console
+
+    $ pip install {name}
+    $ python -c 'print("injected passes")'
+    injected passes
+    false
+    $ {failing[0]}
+
+.. code-block:: sh
+
+    # a comment, then a plain command
+    {failing[1]}
+    git clone https://example.org/injected.git
+    {name}-cli <file>
+
+.. code-block:: bash
+
+    cd docs
+    test -f injected_notes.md
+    {failing[2]}
+
+.. code-block:: python
+
+    raise SystemExit("injected: not a shell block")
+"""
+
+
+def inject_readme(project: Project, repo: Path) -> list[Label]:
+    """Append the README commands (see the module's docstring) to the root README."""
+    name = readme_path({p.name for p in repo.iterdir()})
+    assert name is not None, f"{project.name} has no root README"
+    template = README_RST if name.endswith(".rst") else README_MD
+    write(repo, name, template.format(name=project.name, failing=README_FAILING), append=True)
+    return [Label("readme", name, command) for command in README_FAILING]
+
+
 def inject(project: Project, repo: Path) -> tuple[list[Label], Intention]:
     """Commit the labelled gaps and the decoys; the intention whose criteria they break."""
     tests_file = f"{project.tests}/test_zz_injected.py"
@@ -289,6 +371,7 @@ def inject(project: Project, repo: Path) -> tuple[list[Label], Intention]:
     ]
     write(repo, "docs/DEBUG_LOG.md", DEBUG_LOG)
     labels.append(Label("debug", "docs/DEBUG_LOG.md", "DBG-001"))
+    labels += inject_readme(project, repo)
     # decoys: none of these is a gap
     write(repo, f"{OUT_OF_SCOPE}/lib.py", "# TODO: out of scope\n")
     (repo / "docs/injected_logo.png").write_bytes(b"\x89PNG\0\0# TODO: binary\n")

@@ -152,13 +152,13 @@ def api_reference() -> str:
 
     scopes = {READ: "read", OPERATE: "operate", ADMIN: "admin"}
     rows = []
-    for route in create_app().routes:
+    for prefix, route in _routes(create_app().routes, ""):
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         needed = _scope(route.dependant, scopes)
         summary = (route.summary or route.description or route.name).strip().splitlines()[0]
         for method in sorted(route.methods):
-            rows.append(f"| `{method} {route.path}` | {needed} | {summary} |")
+            rows.append(f"| `{method} {prefix}{route.path}` | {needed} | {summary} |")
     return (
         "# HTTP API reference\n\n"
         f"{GENERATED}\n\n"
@@ -169,6 +169,18 @@ def api_reference() -> str:
         "(403) anything else. The OpenAPI schema is served at `/openapi.json`.\n\n"
         "| route | scope | what it does |\n|---|---|---|\n" + "\n".join(sorted(rows)) + "\n"
     )
+
+
+def _routes(routes: Any, prefix: str) -> Any:
+    """Every route with its prefix, also those of included routers (FastAPI 0.165 keeps an
+    included router as one ``_IncludedRouter`` entry, not as its routes)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            yield from _routes(included.routes, prefix + getattr(context, "prefix", ""))
+        else:
+            yield prefix, route
 
 
 def _scope(dependant: Any, scopes: dict[Any, str]) -> str:

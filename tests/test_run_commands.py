@@ -136,3 +136,25 @@ def test_only_the_commands_module_writes_answers_cancels_and_pauses() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in WRITERS:
                 found.append(f"{path.relative_to(source)}:{node.lineno} {node.func.id}")  # type: ignore[attr-defined]
     assert found == []
+
+
+AUTOPILOT_WRITERS = ("PlanApproved", "PlanRejected", "AutopilotStopRequested")
+
+
+def test_only_the_autopilot_commands_write_plan_answers_and_stop_requests() -> None:
+    """Likewise for autopilots: a plan's approval (a person's or the policy's), its
+    rejection and a stop request are built in ``autopilot/commands.py`` only."""
+    source = Path(autopack.__file__).parent
+    found = []
+    for path in sorted(source.rglob("*.py")):
+        if path.name == "events.py" or path.relative_to(source).as_posix() == (
+            "autopilot/commands.py"
+        ):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = getattr(getattr(node, "func", None), "id", None)
+            if isinstance(node, ast.Call) and name in AUTOPILOT_WRITERS:
+                found.append(f"{path.relative_to(source)}:{node.lineno} {name}")
+    assert found == []
+    commands = (source / "autopilot/commands.py").read_text()
+    assert all(f"{writer}(" in commands for writer in AUTOPILOT_WRITERS)

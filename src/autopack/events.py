@@ -228,6 +228,171 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
 }
 
 
+# -- the autopilot's log (one per autopilot, beside the runs' logs) ----------------
+
+
+class AutopilotStarted(Payload):
+    """An autopilot began on its own branch from ``base_commit``, for one intention."""
+
+    TYPE: ClassVar[str] = "autopilot_started"
+    repo: str
+    branch: str
+    base_commit: str
+    intention_source: str
+    intention_digest: str
+    """sha256 of the intention file's text: which intention this autopilot serves."""
+    budget: dict[str, Any]
+    """The intention's total budget (tokens, cost_usd, model_calls caps)."""
+    iterations: int
+    """At most this many iterations."""
+    auto_approve: bool
+    model: str | None = None
+
+
+class IterationBegan(Payload):
+    """An iteration scanned the autopilot branch's tip and found gaps to close."""
+
+    TYPE: ClassVar[str] = "iteration_began"
+    iteration: int
+    tip: str
+    gaps: int
+    counts: dict[str, int]
+    keys: list[list[str]]
+    """Every gap's identity (kind, path, key): what a later scan compares against."""
+
+
+class PlanDrafted(Payload):
+    """The Planner drafted the iteration's plan; the run it becomes is ``run_id``."""
+
+    TYPE: ClassVar[str] = "plan_drafted"
+    iteration: int
+    plan: dict[str, Any]
+    plan_digest: str
+    plan_path: str
+    run_id: str
+    tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    """What the Planner's calls cost."""
+
+
+class PlanApprovalRequested(Payload):
+    """The policy did not approve the plan: it waits for a person."""
+
+    TYPE: ClassVar[str] = "plan_approval_requested"
+    iteration: int
+    reasons: list[str]
+
+
+class PlanApproved(Payload):
+    """The iteration's plan may run: by policy (``auto``) or by a person."""
+
+    TYPE: ClassVar[str] = "plan_approved"
+    iteration: int
+    by: str
+    auto: bool = False
+    note: str = ""
+
+
+class PlanRejected(Payload):
+    """A person turned the iteration's plan down; the autopilot stops."""
+
+    TYPE: ClassVar[str] = "plan_rejected"
+    iteration: int
+    by: str
+    note: str
+
+
+class IterationRunFinished(Payload):
+    """The iteration's run ended (or stopped to wait for a person: ``state`` RUNNING)."""
+
+    TYPE: ClassVar[str] = "iteration_run_finished"
+    iteration: int
+    run_id: str
+    state: str
+    tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+
+
+class IterationEnded(Payload):
+    """The iteration is over: where the branch stands and the gaps it closed."""
+
+    TYPE: ClassVar[str] = "iteration_ended"
+    iteration: int
+    tip: str
+    landed: bool
+    """The autopilot branch moved to the run's result."""
+    closed: int
+    """Gaps of the iteration's scan no longer found at the new tip."""
+    gaps: int
+    counts: dict[str, int]
+    keys: list[list[str]]
+    detail: str = ""
+
+
+class AutopilotStopRequested(Payload):
+    """A person asked the autopilot to stop at its next safe point."""
+
+    TYPE: ClassVar[str] = "autopilot_stop_requested"
+    by: str
+
+
+class AutopilotStopped(Payload):
+    """The autopilot ended; ``reason`` is one of :data:`STOP_REASONS`."""
+
+    TYPE: ClassVar[str] = "autopilot_stopped"
+    reason: str
+    detail: str = ""
+    iterations: int = 0
+
+
+STOP_REASONS: tuple[str, ...] = (
+    "criteria met",
+    "iterations spent",
+    "budget spent",
+    "no progress",
+    "needs a person",
+    "stopped by a person",
+)
+
+AUTOPILOT_PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.TYPE: cls
+    for cls in (
+        AutopilotStarted,
+        IterationBegan,
+        PlanDrafted,
+        PlanApprovalRequested,
+        PlanApproved,
+        PlanRejected,
+        IterationRunFinished,
+        IterationEnded,
+        AutopilotStopRequested,
+        AutopilotStopped,
+    )
+}
+
+
+class AutopilotEvent(BaseModel):
+    """One entry of an autopilot's log. ``seq`` and ``ts`` are assigned by the store."""
+
+    model_config = ConfigDict(frozen=True)
+    autopilot_id: str
+    seq: int = 0
+    ts: str = ""
+    type: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, autopilot_id: str, payload: Payload) -> AutopilotEvent:
+        data = payload.model_dump(mode="json")
+        return cls(autopilot_id=autopilot_id, type=payload.TYPE, data=data)
+
+    def payload(self) -> Payload:
+        """The typed payload; raises ``KeyError`` for an unknown event type."""
+        return AUTOPILOT_PAYLOAD_TYPES[self.type].model_validate(self.data)
+
+
 class Event(BaseModel):
     """One entry of a run's event log. ``seq`` and ``ts`` are assigned by the store."""
 

@@ -113,11 +113,36 @@ constraints:
   frozen_dependencies: true
   public_names: ["calc.py:add"]
 preferences: [Small commits]
-allowed_paths: ["calc.py", "tests/**", "docs/**", "vendor/**"]
+allowed_paths: ["calc.py", "tests/**", "docs/**", "vendor/**", README.md]
 out_of_scope: [vendor/**]
 budgets:
   iterations: 3
   total: {cost_usd: 2.5}
+"""
+
+
+README = """# calc
+
+Add two numbers:
+
+```console
+$ pip install calc
+$ python -c 'import calc; print(calc.add(1, 2))'
+3
+$ python -m calc.cli --version
+calc 1.0
+```
+
+The plan lives in docs:
+
+```sh
+cd docs
+cat plan.md
+```
+
+```python
+calc.add(1, 2)
+```
 """
 
 
@@ -153,6 +178,7 @@ def gappy_project(root: Path) -> Path:
             "docs/plan.md": "# Plan\n\nTODO: write the guide\nOur TODO list is short.\n",
             "logo.png": "\x89PNG TODO: not text\n",
             ".autopack/intention.yaml": INTENTION,
+            "README.md": README,
         },
     )
     git(root, "config", "core.excludesFile", "/dev/null")

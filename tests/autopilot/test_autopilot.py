@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from autopilot_helpers import ADD_DEPENDENCY, autopack, commit_all, git, write
 
+from autopack.store import SqlStore
+
 INTENTION = """north_star: A calculator with powers, documented.
 success_criteria:
   tests: [tests/test_power.py::test_power]
@@ -111,12 +113,42 @@ def plan(phase: str, paths: str, risk: str = "low") -> str:
 
 
 def journal(repo: Path) -> list[dict[str, Any]]:
-    (events,) = (repo / ".autopack/autopilot").glob("*/events.jsonl")
-    return [json.loads(line) for line in events.read_text().splitlines()]
+    """The one autopilot's events, as the store keeps them: type and data."""
+    (row,) = autopilots(repo)
+    store = SqlStore(f"sqlite:///{repo / '.autopack/autopack.db'}")
+    try:
+        return [{"event": e.type, **e.data} for e in store.autopilots.events(row["id"])]
+    finally:
+        store.close()
+
+
+def autopilots(repo: Path) -> list[dict[str, Any]]:
+    if not (repo / ".autopack/autopack.db").exists():
+        return []
+    listed = autopack("autopilot", "status", "-C", str(repo), "--json")
+    assert listed.exit_code == 0, listed.output
+    rows: list[dict[str, Any]] = json.loads(listed.stdout)
+    return rows
+
+
+def status(repo: Path, pilot_id: str) -> dict[str, Any]:
+    shown = autopack("autopilot", "status", pilot_id, "-C", str(repo), "--json")
+    assert shown.exit_code == 0, shown.output
+    data: dict[str, Any] = json.loads(shown.stdout)
+    return data
 
 
 def branch_of(output: str) -> str:
     return output.split("branch: ", 1)[1].split()[0]
+
+
+ITERATION = [
+    "iteration_began",
+    "plan_drafted",
+    "plan_approved",
+    "iteration_run_finished",
+    "iteration_ended",
+]
 
 
 def test_the_autopilot_closes_the_gaps_over_iterations_and_stops_when_criteria_hold(
@@ -141,18 +173,27 @@ def test_the_autopilot_closes_the_gaps_over_iterations_and_stops_when_criteria_h
     assert git(repo, "status", "--porcelain") == ""
     events = journal(repo)
     assert [e["event"] for e in events] == [
-        "started",
-        *["scanned", "planned", "approved", "run_started", "run_finished"] * 2,
-        "scanned",
-        "stopped",
+        "autopilot_started",
+        *ITERATION,
+        *ITERATION,
+        "autopilot_stopped",
     ]
-    assert [e["state"] for e in events if e["event"] == "run_finished"] == ["SUCCEEDED"] * 2
-    assert events[-1]["stop"] == "criteria met" and events[-1]["iterations"] == 2
-    assert [e["counts"].get("criterion", 0) for e in events if e["event"] == "scanned"] == [
-        2,
-        1,
-        0,
+    finished = [e for e in events if e["event"] == "iteration_run_finished"]
+    assert [e["state"] for e in finished] == ["SUCCEEDED"] * 2
+    assert events[-1]["reason"] == "criteria met" and events[-1]["iterations"] == 2
+    approvals = [e for e in events if e["event"] == "plan_approved"]
+    assert [(e["by"], e["auto"]) for e in approvals] == [("policy", True)] * 2
+    began = [e for e in events if e["event"] == "iteration_began"]
+    ended = [e for e in events if e["event"] == "iteration_ended"]
+    assert [e["counts"].get("criterion", 0) for e in began] == [2, 1]
+    assert [(e["counts"].get("criterion", 0), e["closed"], e["landed"]) for e in ended] == [
+        (1, 1, True),
+        (0, 1, True),
     ]
+    shown = status(repo, events[0]["branch"].rsplit("-", 1)[1])
+    assert shown["state"] == "STOPPED" and shown["stop_reason"] == "criteria met"
+    assert [it["run_id"] for it in shown["iterations"]] == shown["runs"]
+    assert shown["model_calls"] == 6  # a Planner, a Builder and an Auditor call per iteration
     runs = autopack("runs", "-C", str(repo))
     assert runs.stdout.count("SUCCEEDED") == 2 and "autopilot-" in runs.stdout
 
@@ -170,7 +211,7 @@ def test_a_plan_outside_the_policy_waits_for_a_person_and_nothing_runs(
     repo = project(tmp_path / "calc")
     model = script(tmp_path, [plan("docs", paths, risk)], {"docs": BUILD_DOCS})
     result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
-                      "--auto-approve")  # fmt: skip
+                      "--auto-approve", "--no-wait")  # fmt: skip
     assert result.exit_code == 1
     assert "needs a person" in result.stdout and why in result.stdout
     assert "runs: none" in result.stdout
@@ -178,13 +219,17 @@ def test_a_plan_outside_the_policy_waits_for_a_person_and_nothing_runs(
     assert "id: docs" in Path(review).read_text()
     assert "autopilot-" not in autopack("runs", "-C", str(repo)).stdout  # no run was created
     events = [e["event"] for e in journal(repo)]
-    assert events == ["started", "scanned", "planned", "needs_person", "stopped"]
+    assert events == [
+        "autopilot_started", "iteration_began", "plan_drafted", "plan_approval_requested"
+    ]  # fmt: skip
+    (row,) = autopilots(repo)
+    assert row["state"] == "AWAITING_APPROVAL" and row["stop_reason"] == ""
 
 
 def test_without_auto_approval_every_plan_waits_for_a_person(tmp_path: Path) -> None:
     repo = project(tmp_path / "calc")
     model = script(tmp_path, [plan("docs", "docs/usage.md")], {"docs": BUILD_DOCS})
-    result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}")
+    result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}", "--no-wait")
     assert result.exit_code == 1
     assert "needs a person (auto-approval is off)" in result.stdout
 
@@ -200,7 +245,7 @@ def test_the_iteration_budget_is_never_exceeded(tmp_path: Path) -> None:
                       "--auto-approve")  # fmt: skip
     assert result.exit_code == 1
     assert ": iterations spent" in result.stdout
-    assert [e["event"] for e in journal(repo)].count("run_started") == 1
+    assert [e["event"] for e in journal(repo)].count("iteration_run_finished") == 1
 
 
 def test_an_iteration_that_closes_no_gap_stops_the_loop(tmp_path: Path) -> None:
@@ -214,7 +259,7 @@ def test_an_iteration_that_closes_no_gap_stops_the_loop(tmp_path: Path) -> None:
                       "--auto-approve")  # fmt: skip
     assert result.exit_code == 1
     assert ": no progress (no gap closed)" in result.stdout
-    assert [e["event"] for e in journal(repo)].count("run_started") == 1
+    assert [e["event"] for e in journal(repo)].count("iteration_run_finished") == 1
 
 
 BUILD_DROP_SUB = """Replacing sub, which nothing uses, by power.
@@ -277,8 +322,9 @@ def test_a_change_that_breaks_a_constraint_does_not_move_the_autopilot_branch(
     assert result.exit_code == 1, result.output
     assert "no progress (the run landed nothing)" in result.stdout
     events = journal(repo)
-    assert [e["state"] for e in events if e["event"] == "run_finished"] == ["FAILED"]
-    run_id = next(e["run_id"] for e in events if e["event"] == "run_finished")
+    finished = [e for e in events if e["event"] == "iteration_run_finished"]
+    assert [e["state"] for e in finished] == ["FAILED"]
+    run_id = finished[0]["run_id"]
     shown = autopack("show", run_id, phase, "--attempt", "1", "-C", str(repo), "--json")
     assert "intention" in shown.stdout and broken in shown.stdout, shown.output
     branch = branch_of(result.stdout)
@@ -303,9 +349,9 @@ def test_the_total_budget_is_never_exceeded(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert ": budget spent" in result.stdout
     events = journal(repo)
-    finished = [e for e in events if e["event"] == "run_finished"]
+    finished = [e for e in events if e["event"] == "iteration_run_finished"]
     assert [(e["state"], e["model_calls"]) for e in finished] == [("SUCCEEDED", 2)]
-    plan_file = next(e["plan"] for e in events if e["event"] == "approved")
+    plan_file = next(e["plan_path"] for e in events if e["event"] == "plan_drafted")
     text = Path(plan_file).read_text()
     assert "model_calls: 2" in text  # the run's cap: 3 - the Planner's 1
     # the run's goal, which the Builder and the Auditor read, carries the intention
@@ -330,7 +376,7 @@ def test_killed_mid_run_the_autopilot_resumes_and_finishes(tmp_path: Path) -> No
     argv += ["-C", str(repo), "--model", f"scripted:{model}", "--auto-approve"]
     pilot = subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
     try:
-        while not any(e["event"] == "run_started" for e in _journal_or_empty(repo)):
+        while not any(e["event"] == "plan_approved" for e in _journal_or_empty(repo)):
             assert pilot.poll() is None, "the autopilot ended before its run started"
             time.sleep(0.2)
         time.sleep(1)
@@ -338,8 +384,9 @@ def test_killed_mid_run_the_autopilot_resumes_and_finishes(tmp_path: Path) -> No
         os.killpg(pilot.pid, signal.SIGKILL)
         pilot.wait()
     events = journal(repo)
-    assert "run_finished" not in [e["event"] for e in events]
-    pilot_id = Path(str(next(iter((repo / ".autopack/autopilot").iterdir())))).name
+    assert "iteration_run_finished" not in [e["event"] for e in events]
+    (row,) = autopilots(repo)
+    pilot_id = row["id"]
     result = autopack("autopilot", "-C", str(repo), "--model", f"scripted:{model}",
                       "--auto-approve", "--resume", pilot_id)  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -347,15 +394,14 @@ def test_killed_mid_run_the_autopilot_resumes_and_finishes(tmp_path: Path) -> No
     assert f"resuming run autopilot-{pilot_id}-1" in result.stdout
     branch = branch_of(result.stdout)
     assert git(repo, "show", f"{branch}:docs/usage.md").startswith("# Usage")
-    finished = [e for e in journal(repo) if e["event"] == "run_finished"]
+    finished = [e for e in journal(repo) if e["event"] == "iteration_run_finished"]
     assert [(e["iteration"], e["state"]) for e in finished] == [(1, "SUCCEEDED"), (2, "SUCCEEDED")]
     again = autopack("autopilot", "-C", str(repo), "--resume", pilot_id)
     assert again.exit_code == 2 and "has ended: criteria met" in again.stderr
 
 
 def _journal_or_empty(repo: Path) -> list[dict[str, Any]]:
-    found = list((repo / ".autopack/autopilot").glob("*/events.jsonl"))
-    return journal(repo) if found else []
+    return journal(repo) if autopilots(repo) else []
 
 
 def test_resume_refuses_an_id_that_is_not_an_autopilot(tmp_path: Path) -> None:

@@ -86,6 +86,7 @@ def test_nothing_else_is_reported(found: dict[str, Any]) -> None:
         "criterion": 3,
         "test-error": 1,
         "test-fail": 1,
+        "readme": 1,
         "type": 1,
         "lint": 1,
         "skipped": 1,
@@ -94,7 +95,21 @@ def test_nothing_else_is_reported(found: dict[str, Any]) -> None:
         "todo": 2,
         "untested": 2,
     }
-    assert found["head"] and found["files"] == 7
+    assert found["head"] and found["files"] == 8
+
+
+def test_readme_commands_that_fail_are_gaps_at_their_line(found: dict[str, Any]) -> None:
+    """`python -m calc.cli`: no such module, exit 1. The print and the `cd docs` + `cat plan.md`
+    pair pass; `pip install` is skipped and said so; the python block is not shell."""
+    (gap,) = by_kind(found)["readme"]
+    assert (gap["path"], gap["line"]) == ("README.md", 9)
+    assert gap["ref"] == "python -m calc.cli --version"
+    assert gap["message"].startswith("`python -m calc.cli --version` exits 1:")
+    assert (
+        "README.md: 1 command(s) skipped at lines 6 (installs or needs the network)"
+        in (found["notes"])
+    )
+    assert "readme" in found["timings"]
 
 
 def test_the_table_fits_80_columns_and_ranks(project: Path) -> None:
@@ -110,7 +125,7 @@ def test_the_table_fits_80_columns_and_ranks(project: Path) -> None:
 
 def test_no_run_reads_text_only(project: Path) -> None:
     kinds = by_kind(gaps_json(project, "--no-run"))
-    assert set(kinds) == {"criterion", "debug", "todo"}
+    assert set(kinds) == {"criterion", "debug", "todo"}  # no tests, README commands, tools
     assert [g["ref"] for g in kinds["criterion"]] == ["file:docs/usage.md"]
 
 
@@ -125,6 +140,7 @@ def test_closing_gaps_removes_them_from_the_next_scan(tmp_path: Path) -> None:
             "calc.py": fixed.replace("import os\n\n\n", "")
             + "\n\ndef power(a, b):\n    return a**b\n",
             "docs/usage.md": "Use it.\n",
+            "README.md": "# calc\n\n```console\n$ python -c 'import calc'\n```\n",
             "tests/test_feature.py": "from calc import power\n\n\ndef test_power():\n"
             "    assert power(2, 3) == 8\n",
         },
@@ -132,7 +148,7 @@ def test_closing_gaps_removes_them_from_the_next_scan(tmp_path: Path) -> None:
     commit_all(repo, "close gaps")
     kinds = by_kind(gaps_json(repo))
     assert "criterion" not in kinds and "test-fail" not in kinds and "todo" not in kinds
-    assert "lint" not in kinds
+    assert "lint" not in kinds and "readme" not in kinds
     assert set(kinds) == {"test-error", "type", "skipped", "xfailed", "debug", "untested"}
 
 
@@ -166,3 +182,23 @@ def test_untested_functions_are_found_when_the_project_collects_coverage_in_para
     commit_all(repo, "coverage in parallel")
     untested = by_kind(gaps_json(repo))["untested"]
     assert sorted(g["ref"] for g in untested) == ["scale", "typed"]
+
+
+def test_an_rst_readme_and_the_folder_of_a_cd(tmp_path: Path) -> None:
+    repo = tmp_path / "tool"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    readme = (
+        "Tool\n====\n\n.. code-block:: console\n\n   $ cd sub\n   $ test -f here.txt\n"
+        "   $ test -f missing.txt\n\n.. code-block:: bash\n\n   exit 3\n"
+        "   mytool <file> \\\n      --verbose\n"
+    )
+    write(repo, {"README.rst": readme, "sub/here.txt": "x\n"})
+    commit_all(repo, "start")
+    data = gaps_json(repo)
+    assert [(g["line"], g["ref"]) for g in data["gaps"]] == [
+        (8, "test -f missing.txt"),
+        (12, "exit 3"),
+    ]
+    assert "README.rst: 1 command(s) skipped at lines 13 (has a placeholder)" in data["notes"]
+    assert git(repo, "status", "--porcelain") == ""  # the commands ran in an export

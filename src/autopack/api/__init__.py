@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from autopack import __version__
-from autopack.api import knowledge, metrics, runs
+from autopack.api import autopilots, knowledge, metrics, runs
 from autopack.api.auth import COOKIE, RateLimiter, presented_secret
 from autopack.api.context import ApiConfig, ApiContext
 from autopack.api.errors import documented, install_error_handlers
@@ -55,6 +55,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(knowledge.router)
     app.include_router(metrics.router)
+    app.include_router(autopilots.router)
     app.state.mcp = mount_mcp(app)
     _session_routes(app)
     _dashboard(app)

@@ -192,3 +192,76 @@ class WhoAmI(BaseModel):
     key_id: str
     name: str
     scope: str
+
+
+class IterationSummary(BaseModel):
+    """One autopilot iteration: its scan, plan, approval, run and progress."""
+
+    iteration: int
+    began_at: str
+    tip: str = Field(description="The autopilot branch's commit the iteration scanned.")
+    gaps: int
+    counts: dict[str, int] = Field(description="Gaps found at the start, per kind.")
+    plan_path: str
+    plan_digest: str
+    run_id: str = Field(description="The run the plan becomes (once approved).")
+    approval: str = Field(description='"", "waiting", "approved" or "rejected".')
+    reasons: list[str] = Field(description="Why the policy did not approve the plan.")
+    decided_by: str
+    decided_at: str
+    auto_approved: bool
+    note: str
+    run_state: str
+    tokens: int
+    cost_usd: float
+    model_calls: int
+    ended: bool
+    landed: bool
+    closed: int = Field(description="Gaps of the iteration's scan gone at its end.")
+    tip_after: str
+    gaps_after: int
+    detail: str
+
+
+class AutopilotSummary(BaseModel):
+    """One autopilot as the list shows it."""
+
+    id: str
+    state: str = Field(description="RUNNING, AWAITING_APPROVAL or STOPPED.")
+    branch: str
+    base_commit: str
+    intention_source: str
+    intention_digest: str
+    budget: dict[str, Any]
+    max_iterations: int
+    auto_approve: bool
+    created_at: str
+    updated_at: str
+    stop_requested_by: str
+    stop_reason: str
+    stop_detail: str
+    tokens: int
+    cost_usd: float
+    model_calls: int
+    runs: list[str]
+    iteration_count: int
+
+
+class AutopilotList(BaseModel):
+    autopilots: list[AutopilotSummary]
+
+
+class AutopilotDetail(AutopilotSummary):
+    iterations: list[IterationSummary]
+
+
+class PlanRejectBody(BaseModel):
+    note: str = Field(min_length=1, max_length=4000, description="Why; recorded.")
+
+
+class AutopilotAction(BaseModel):
+    """What a person's answer did."""
+
+    id: str
+    state: str
+    iteration: int | None = None

@@ -45,6 +45,7 @@ KINDS = (
     "criterion",
     "test-error",
     "test-fail",
+    "readme",
     "type",
     "lint",
     "skipped",
@@ -311,6 +312,9 @@ def _ran(
     started = time.perf_counter()
     gaps += _criteria_commands(intention, checkout, sandbox, settings)
     result.timings["commands"] = time.perf_counter() - started
+    started = time.perf_counter()
+    gaps += _readme_commands(root, checkout, head, sandbox, result.notes)
+    result.timings["readme"] = time.perf_counter() - started
     return gaps
 
 
@@ -388,6 +392,43 @@ def _criteria_commands(
             yield Gap(
                 "criterion", "", 0, f"command fails ({code}): {command}", f"command:{command}"
             )
+
+
+def _readme_commands(
+    root: Path, checkout: Path, head: str, sandbox: Sandbox, notes: list[str]
+) -> list[Gap]:
+    """The root README's shell commands that exit non-zero (see :mod:`.readme` for which
+    are read, skipped and how they run), each run in a fresh export of HEAD."""
+    from autopack.autopilot import readme
+
+    name = readme.readme_path({p.name for p in checkout.iterdir()})
+    if name is None:
+        return []
+    found = readme.commands(name, (checkout / name).read_text("utf-8", "replace"))
+    skipped = [(c, c.skip_reason()) for c in found if c.skip_reason()]
+    if skipped:
+        listed = ", ".join(f"{c.line} ({why})" for c, why in skipped)
+        notes.append(f"{name}: {len(skipped)} command(s) skipped at lines {listed}")
+    runnable = [c for c in found if not c.skip_reason()]
+    if not runnable:
+        return []
+    gaps: list[Gap] = []
+    with _export(root, head) as fresh:
+        for command in runnable:
+            folder = fresh / command.folder
+            if not folder.is_dir():
+                message = f"`{command.command}` runs in {command.folder}, which does not exist"
+                gaps.append(Gap("readme", name, command.line, message, command.command))
+                continue
+            done = sandbox.run(command.command, folder, timeout_s=readme.TIMEOUT_S)
+            if done.timed_out:
+                notes.append(f"{name}:{command.line}: `{command.command}` did not finish "
+                             f"in {readme.TIMEOUT_S:.0f} s (not counted)")  # fmt: skip
+            elif done.exit_code != 0:
+                why = f"exits {done.exit_code}: {_last_line(done.output)}"
+                gaps.append(Gap("readme", name, command.line, f"`{command.command}` {why}",
+                                command.command))  # fmt: skip
+    return gaps
 
 
 def _untested(checkout: Path, impact: Mapping[str, Any], intention: Intention) -> Iterator[Gap]:

@@ -160,7 +160,7 @@ ROOM_COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "autopilot": (
         "autopack.cli.autopilot",
-        "autopilot_command",
+        "autopilot_app",
         "Close the gaps: scan, plan for the top gaps, approve by policy, run, scan again.",
     ),
 }

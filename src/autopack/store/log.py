@@ -25,6 +25,7 @@ from autopack.projection import RunView, apply, fold
 from autopack.rows import RunRow
 from autopack.states import PhaseState, RunState
 from autopack.store import baselines, leases, queries, tables
+from autopack.store.autopilots import AutopilotLog
 from autopack.store.db import READ_ONLY, FastRead, make_engine, migrate, utcnow
 from autopack.store.queries import RunNotFound
 from autopack.store.snapshots import RunSnapshot, Snapshots
@@ -69,6 +70,8 @@ class SqlStore:
         self._listeners: list[Callable[[Event], None]] = []
         self._fast: dict[Select[Any], FastRead] = {}
         self._snapshots = Snapshots()
+        self.autopilots = AutopilotLog(self.engine, self.reader, self._lock)
+        """The autopilots' event logs (:mod:`autopack.store.autopilots`)."""
 
     def close(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,7 @@ from autopack.events import Event, Payload, RunCreated
 from autopack.projection import RunView
 from autopack.rows import RunRow
 from autopack.states import RunState
+from autopack.store.autopilots import AutopilotLog
 from autopack.store.queries import Figures
 from autopack.store.snapshots import RunSnapshot
 
@@ -28,6 +29,8 @@ class Store(Protocol):
     runs_dir: Path | None
     engine: Engine
     """For the store's own modules (run files, ledger entries, keys, budget holds)."""
+    autopilots: AutopilotLog
+    """The autopilots' event logs, beside the runs' (:mod:`autopack.store.autopilots`)."""
 
     def close(self) -> None: ...
 

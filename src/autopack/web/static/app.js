@@ -9,6 +9,7 @@ let me = null;          // {key_id, name, scope} of the signed-in key
 let stream = null;      // the EventSource of the current page
 let generation = 0;     // bumps on navigation, so stale fetches do not repaint
 let noteDraft = "";     // the approval note being typed
+let poll = null;        // the timer of a page that follows another process's log
 
 function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
@@ -292,6 +293,82 @@ function mcpCalls(build) {
       h("span", { class: "muted" }, ` ${c.duration_ms} ms${c.replayed ? " (replayed)" : ""}`)))));
 }
 
+// -- autopilots ------------------------------------------------------------------
+
+async function autopilotsPage(gen) {
+  const data = await api("/autopilots?limit=100");
+  if (gen !== generation) return;
+  const rows = data.autopilots.map((a) => h("tr", { "data-autopilot": a.id, class: a.state === "AWAITING_APPROVAL" ? "wait" : "" },
+    h("td", {}, badge(a.state)),
+    h("td", {}, h("a", { href: `#/autopilots/${a.id}` }, a.id), h("div", { class: "muted" }, a.branch)),
+    h("td", {}, `${a.iteration_count} of ${a.max_iterations}`),
+    h("td", {}, a.stop_reason ? `${a.stop_reason}${a.stop_detail ? ` (${a.stop_detail})` : ""}` : ""),
+    h("td", { class: "mono" }, money(a.cost_usd), h("div", { class: "muted" }, `${count(a.tokens)} tok`)),
+    h("td", { class: "muted" }, ago(a.updated_at))));
+  main.replaceChildren(h("h1", {}, "Autopilots"),
+    rows.length ? h("table", {}, h("thead", {}, h("tr", {},
+      ["State", "Autopilot", "Iterations", "Stopped because", "Cost", "Updated"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, rows))
+      : h("p", { class: "card muted" }, "No autopilots yet. Start one with `autopack autopilot`."));
+}
+
+function planBox(id) {
+  const note = h("textarea", { id: "plan-note", placeholder: "Note (required to reject)",
+    oninput: () => { noteDraft = note.value; } });
+  note.value = noteDraft;
+  const decide = async (action) => {
+    try {
+      await api(`/autopilots/${id}/${action}`, { method: "POST", body: JSON.stringify({ note: note.value }) });
+      noteDraft = "";
+      await autopilotPage(generation, id);
+    } catch (err) { alert(err.message); }
+  };
+  return h("section", { class: "card approve-box" },
+    h("strong", {}, "This autopilot's plan waits for your decision"),
+    note,
+    h("div", { class: "actions" },
+      h("button", { id: "plan-approve", class: "primary", onclick: () => decide("approve") }, "Approve plan"),
+      h("button", { id: "plan-reject", class: "danger", onclick: () => decide("reject") }, "Reject plan")));
+}
+
+function iterationRow(it) {
+  const plan = it.approval === "approved"
+    ? `approved by ${it.decided_by}${it.auto_approved ? " (policy)" : ""}`
+    : it.approval === "rejected" ? `rejected by ${it.decided_by}: ${it.note}`
+    : it.approval === "waiting" ? `waits: ${it.reasons.join("; ")}` : "drafting";
+  return h("tr", { "data-iteration": it.iteration },
+    h("td", {}, it.iteration),
+    h("td", {}, `${it.gaps} gaps`, h("div", { class: "muted mono" }, it.tip.slice(0, 12))),
+    h("td", { class: "plan" }, plan, it.plan_path ? h("div", { class: "muted mono" }, it.plan_path) : ""),
+    h("td", {}, it.run_state ? h("a", { href: `#/runs/${it.run_id}`, class: "run-link" }, it.run_id) : it.run_id
+      ? h("span", { class: "muted" }, it.run_id) : "", it.run_state ? h("div", {}, badge(it.run_state)) : ""),
+    h("td", {}, it.ended ? `${it.closed} closed, ${it.gaps_after} left${it.landed ? "" : " (nothing landed)"}` : "",
+      it.detail ? h("div", { class: "error" }, it.detail) : ""),
+    h("td", { class: "mono" }, money(it.cost_usd), h("div", { class: "muted" }, `${count(it.tokens)} tok`)));
+}
+
+async function autopilotPage(gen, id) {
+  const a = await api(`/autopilots/${id}`);
+  if (gen !== generation) return;
+  const stopped = a.state === "STOPPED";
+  const actions = canOperate() && !stopped && !a.stop_requested_by ? h("div", { class: "actions" },
+    h("button", { id: "autopilot-stop", class: "danger", onclick: async () => {
+      try { await api(`/autopilots/${id}/stop`, { method: "POST", body: "{}" }); await autopilotPage(generation, id); }
+      catch (err) { alert(err.message); } } }, "Stop")) : "";
+  main.replaceChildren(
+    h("div", {}, h("a", { href: "#/autopilots" }, "← autopilots")),
+    h("div", { class: "head" },
+      h("div", {}, h("h1", {}, `autopilot ${a.id} `, h("span", { id: "autopilot-state" }, badge(a.state))),
+        h("div", { class: "muted" }, `branch ${a.branch} · ${a.iteration_count} of ${a.max_iterations} iterations · ${money(a.cost_usd)} · ${count(a.model_calls)} calls · updated ${ago(a.updated_at)}`),
+        stopped ? h("div", { id: "stop-reason" }, `${a.stop_reason}${a.stop_detail ? `: ${a.stop_detail}` : ""}`)
+          : a.stop_requested_by ? h("div", { class: "muted" }, `stop requested by ${a.stop_requested_by}`) : ""),
+      actions),
+    a.state === "AWAITING_APPROVAL" && canOperate() ? planBox(a.id) : "",
+    h("table", { id: "iterations" }, h("thead", {}, h("tr", {},
+      ["#", "Scan", "Plan", "Run", "Progress", "Cost"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, a.iterations.map(iterationRow))));
+}
+
 // -- ledgers ---------------------------------------------------------------------
 
 async function ledgersPage(gen, q = "", kind = "") {
@@ -321,6 +398,7 @@ async function route() {
   noteDraft = "";
   listOpen = new Map();
   if (stream) { stream.close(); stream = null; setLive(false); }
+  if (poll) { clearInterval(poll); poll = null; }
   try {
     me = await api("/auth/whoami");
   } catch (err) {
@@ -337,6 +415,14 @@ async function route() {
   } else if (parts[0] === "runs" && parts[1]) {
     render = () => runPage(gen, parts[1]);
     listen(`/runs/${encodeURIComponent(parts[1])}/events`, throttled(() => render().catch(show)));
+  } else if (parts[0] === "autopilots") {
+    // An autopilot's log is written by its own process: the page follows it by polling,
+    // and by the run events of its iterations.
+    render = parts[1] ? () => autopilotPage(gen, parts[1]) : () => autopilotsPage(gen);
+    const typing = () => document.activeElement?.id === "plan-note";
+    const again = throttled(() => typing() || render().catch(show));
+    listen("/events", again);
+    poll = setInterval(again, 2000);
   } else if (parts[0] === "ledgers") {
     // Runs that end write ledger entries (tidy_on_finish): the page follows them live.
     render = () => ledgersPage(gen, document.getElementById("ledger-q")?.value || "",
