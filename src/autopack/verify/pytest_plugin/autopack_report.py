@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _state.update(raised=set(), tampered=set(), collecting=False, deferred=[])
     _state["lazy"] = _state["proceed"] is not None and not config.option.collectonly
     _state["explicit"] = {arg.split("::", 1)[0] for arg in config.args if "::" in arg}
+    _state["first_files"] = {selector.split("::", 1)[0] for selector in _state["first"]}
     _state["own"] = {name: globals()[name] for name in OWN}
 
 
@@ -178,9 +179,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectRep
     docstring); ``_collect_rest`` opens them when the rest is to run."""
     if not _state.get("lazy") or not isinstance(collector, pytest.File):
         return None
-    first_files = {selector.split("::", 1)[0] for selector in _state["first"]}
     path = collector.nodeid.split("::", 1)[0]
-    if path in first_files or _explicit(collector):
+    if path in _state["first_files"] or _explicit(collector):
         return None
     _state["deferred"].append(collector)
     return pytest.CollectReport(collector.nodeid, "passed", None, [])
@@ -314,18 +314,10 @@ def _collect_rest(session: pytest.Session) -> list[pytest.Item]:
 def _run_first(session: pytest.Session, items: list[pytest.Item], proceed: dict[str, Any]) -> None:
     """The affected tests, stopping at the first one that blocks the attempt (see the
     module's docstring)."""
-    for index, item in enumerate(items):
-        nextitem = items[index + 1] if index + 1 < len(items) else None
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-        if session.shouldfail:
-            raise session.Failed(session.shouldfail)
-        if session.shouldstop:
-            raise session.Interrupted(session.shouldstop)
-        if nextitem is not None and _blocks(item, proceed):
-            unrun = [later.nodeid for later in items[index + 1 :]]
-            _write({"stopped": unrun, "by": item.nodeid})
-            _teardown_all(session)
-            return
+    unrun = _run_items(session, items, stop=lambda item: _blocks(item, proceed))
+    if unrun:
+        _write({"stopped": [later.nodeid for later in unrun[1:]], "by": unrun[0].nodeid})
+        _teardown_all(session)
 
 
 def _blocks(item: pytest.Item, proceed: dict[str, Any]) -> bool:
@@ -352,8 +344,16 @@ def _teardown_all(session: pytest.Session) -> None:
         setup_state.teardown_exact(None)
 
 
-def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
-    """pytest's own run loop over ``items`` (the last one tears every fixture down)."""
+def _run_items(
+    session: pytest.Session,
+    items: list[pytest.Item],
+    stop: Callable[[pytest.Item], bool] | None = None,
+) -> list[pytest.Item]:
+    """pytest's own run loop over ``items`` (the last one tears every fixture down).
+
+    With ``stop``, the loop ends after a test for which it holds, before the next one;
+    returned: that test and the ones left unrun (empty when every test ran).
+    """
     for index, item in enumerate(items):
         nextitem = items[index + 1] if index + 1 < len(items) else None
         item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
@@ -361,6 +361,9 @@ def _run_items(session: pytest.Session, items: list[pytest.Item]) -> None:
             raise session.Failed(session.shouldfail)
         if session.shouldstop:
             raise session.Interrupted(session.shouldstop)
+        if nextitem is not None and stop is not None and stop(item):
+            return items[index:]
+    return []
 
 
 def _clean(proceed: dict[str, Any]) -> bool:
